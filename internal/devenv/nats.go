@@ -1,0 +1,69 @@
+package devenv
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// NATS is an embedded NATS server with JetStream enabled.
+type NATS struct {
+	Server *server.Server
+	// URL is the client URL (nats://127.0.0.1:port).
+	URL string
+}
+
+// NATSConfig configures StartNATS.
+type NATSConfig struct {
+	// StoreDir holds JetStream's data. Required.
+	StoreDir string
+	// Port is the client port; 0 picks a free one.
+	Port int
+	// Host defaults to 127.0.0.1.
+	Host string
+}
+
+// StartNATS starts an embedded JetStream server and waits until it accepts
+// clients.
+func StartNATS(cfg NATSConfig) (*NATS, error) {
+	if cfg.StoreDir == "" {
+		return nil, fmt.Errorf("devenv: nats: store dir is empty")
+	}
+	host := cfg.Host
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	port := cfg.Port
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	opts := &server.Options{
+		ServerName: "abseal-dev",
+		Host:       host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   cfg.StoreDir,
+		NoSigs:     true,
+		NoLog:      true,
+		// Bounded so a runaway test cannot fill the disk.
+		JetStreamMaxStore:  8 << 30,
+		JetStreamMaxMemory: 1 << 30,
+	}
+	s, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("devenv: nats: %w", err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(15 * time.Second) {
+		s.Shutdown()
+		return nil, fmt.Errorf("devenv: nats: not ready after 15s")
+	}
+	return &NATS{Server: s, URL: s.ClientURL()}, nil
+}
+
+// Close shuts the server down and waits for it.
+func (n *NATS) Close() {
+	n.Server.Shutdown()
+	n.Server.WaitForShutdown()
+}
