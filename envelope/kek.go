@@ -35,7 +35,7 @@ type KEKOptions struct {
 	// AWSCredentialsFile is an AWS credentials file (aws-kms://); empty means
 	// the default AWS credential chain.
 	AWSCredentialsFile string
-	// GCPCredentialsFile is a service-account JSON file (gcp-kms://); empty
+	// GCPCredentialsFile is a service-account key file (gcp-kms://); empty
 	// means application default credentials.
 	GCPCredentialsFile string
 }
@@ -271,7 +271,7 @@ func openAWS(ctx context.Context, uri string, opts KEKOptions) (tink.AEAD, error
 func openGCP(ctx context.Context, uri string, opts KEKOptions) (tink.AEAD, error) {
 	var copts []gcpkms.Option
 	if opts.GCPCredentialsFile != "" {
-		copts = append(copts, gcpkms.WithGoogleAPIClientOptions(option.WithCredentialsFile(opts.GCPCredentialsFile)))
+		copts = append(copts, gcpkms.WithGoogleAPIClientOptions(option.WithAuthCredentialsFile(option.ServiceAccount, opts.GCPCredentialsFile)))
 	}
 	kc, err := gcpkms.NewClient(ctx, uri, copts...)
 	if err != nil {

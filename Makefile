@@ -1,0 +1,63 @@
+# abseal — build, set-up and test entry points. See README.md.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export PATH := /usr/local/go/bin:$(PATH)
+export PKG_CONFIG_PATH := /usr/local/lib/pkgconfig:$(PKG_CONFIG_PATH)
+export CGO_ENABLED := 1
+export GOFLAGS := -buildvcs=false
+
+# Pinned tool versions. The MinIO server is installed with go install from the
+# Go module proxy (its tags are not semver, so the pin is the pseudo-version).
+MINIO_VERSION ?= v0.0.0-20260212201848-7aac2a2c5b7c
+STATICCHECK_VERSION ?= v0.8.2
+TOOLS := $(CURDIR)/.tools
+GO_TEST_FLAGS ?=
+BENCH_OUT := bench/out
+
+.PHONY: help deps deps-ffmpeg deps-minio deps-go deps-staticcheck test vet lint unit bench fuzz clean-tools
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+deps: deps-ffmpeg deps-minio deps-go deps-staticcheck ## install everything the build and tests need (idempotent)
+
+deps-ffmpeg: ## FFmpeg 7.1 shared libraries + ffmpeg/ffprobe (system's, or built from Debian 13's source)
+	@scripts/deps-ffmpeg.sh
+
+deps-minio: ## the pinned MinIO server binary into .tools/bin
+	@MINIO_VERSION=$(MINIO_VERSION) ABSEAL_TOOLS_DIR=$(TOOLS) scripts/deps-minio.sh
+
+deps-go: ## Go modules
+	@echo "deps/go: go mod download"
+	@go mod download
+
+deps-staticcheck:
+	@if [ -x $(TOOLS)/bin/staticcheck ] && [ "$$(cat $(TOOLS)/staticcheck.version 2>/dev/null)" = "$(STATICCHECK_VERSION)" ]; then \
+		echo "deps/staticcheck: $(STATICCHECK_VERSION) already installed"; \
+	else \
+		echo "deps/staticcheck: go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)"; \
+		GOBIN=$(TOOLS)/bin go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) && \
+		echo $(STATICCHECK_VERSION) > $(TOOLS)/staticcheck.version; \
+	fi
+
+vet: ## go vet + staticcheck
+	go vet ./...
+	$(TOOLS)/bin/staticcheck ./...
+
+unit: ## the test suite (real NATS, MinIO and FFmpeg), with the race detector
+	go test -race -count=1 -timeout 25m $(GO_TEST_FLAGS) ./...
+
+test: deps vet unit ## install what is missing, vet, and run all tests
+
+bench: deps ## benchmarks: envelope vs raw AES-GCM, storage on loopback MinIO; writes bench/out/report.md
+	@mkdir -p $(BENCH_OUT)
+	go test -run '^$$' -bench . -benchtime 3s -count 3 ./envelope ./storage/... | tee $(BENCH_OUT)/bench.txt
+	@scripts/bench-report.sh $(BENCH_OUT)/bench.txt | tee $(BENCH_OUT)/report.md
+
+FUZZTIME ?= 5m
+fuzz: deps-go ## run the fuzzers (FUZZTIME each, default 5m)
+	go test -run '^$$' -fuzz FuzzOpen -fuzztime $(FUZZTIME) ./envelope
+
+clean-tools: ## remove .tools (FFmpeg in /usr/local stays)
+	rm -rf $(TOOLS)

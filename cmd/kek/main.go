@@ -1,0 +1,82 @@
+// Command kek manages the local key-encryption keyset used in development
+// (production uses a KMS URI instead):
+//
+//	kek create [PATH]   write a new keyset (one AES256-GCM key, mode 0600)
+//	kek rotate [PATH]   add a new key and make it primary; old DEKs still open
+//	kek check  [PATH]   open the keyset and wrap/unwrap a test DEK
+//
+// PATH defaults to .data/kek.json. Key material is never printed.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/abseal/abseal/envelope"
+)
+
+// DefaultPath is where the development KEK lives.
+const DefaultPath = ".data/kek.json"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "kek:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("kek", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: kek create|rotate|check [PATH] (default %s)\n", DefaultPath)
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() < 1 || fs.NArg() > 2 {
+		fs.Usage()
+		return errors.New("expected a command and at most one path")
+	}
+	path := DefaultPath
+	if fs.NArg() == 2 {
+		path = fs.Arg(1)
+	}
+	switch fs.Arg(0) {
+	case "create":
+		if err := envelope.CreateLocalKEK(path); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "created KEK keyset %s (mode 0600); use --kek file://%s\n", path, path)
+	case "rotate":
+		if err := envelope.RotateLocalKEK(path); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "rotated KEK keyset %s: new primary key added, older keys kept for unwrapping\n", path)
+	case "check":
+		kek, err := envelope.OpenKEK(ctx, path, envelope.KEKOptions{})
+		if err != nil {
+			return err
+		}
+		bind := envelope.RenditionAD("kek-check", "check")
+		dek, err := kek.NewDEK(bind)
+		if err != nil {
+			return err
+		}
+		if _, err := kek.UnwrapDEK(dek.Wrapped(), bind); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "KEK keyset %s wraps and unwraps data keys\n", path)
+	default:
+		fs.Usage()
+		return fmt.Errorf("unknown command %q", fs.Arg(0))
+	}
+	return nil
+}
