@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Summarises `go test -bench` output (several -count runs) into a small
+# Markdown report: median MB/s per benchmark and the envelope/raw AES-GCM
+# ratios, all from the same run.
+set -euo pipefail
+in=${1:?usage: bench-report.sh bench.txt}
+
+awk '
+/^Benchmark/ {
+	name = $1; sub(/-[0-9]+$/, "", name)
+	for (i = 2; i <= NF; i++) if ($(i+1) == "MB/s") { v[name] = v[name] " " $i }
+}
+function median(s,    a, n, i, j, t) {
+	n = split(s, a, " ")
+	for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+	return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+END {
+	printf "# abseal benchmark report\n\n"
+	printf "| benchmark | median MB/s |\n|---|---:|\n"
+	n = 0
+	for (k in v) names[++n] = k
+	for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (names[j] < names[i]) { t = names[i]; names[i] = names[j]; names[j] = t }
+	for (i = 1; i <= n; i++) { m[names[i]] = median(v[names[i]]); printf "| %s | %.1f |\n", names[i], m[names[i]] }
+	printf "\n"
+	if (("BenchmarkSeal" in m) && ("BenchmarkRawAESGCMSeal" in m))
+		printf "envelope seal / raw AES-256-GCM seal: **%.2f** (goal >= 0.8)\n\n", m["BenchmarkSeal"] / m["BenchmarkRawAESGCMSeal"]
+	if (("BenchmarkOpen" in m) && ("BenchmarkRawAESGCMOpen" in m))
+		printf "envelope open / raw AES-256-GCM open: **%.2f** (goal >= 0.8)\n", m["BenchmarkOpen"] / m["BenchmarkRawAESGCMOpen"]
+}' "$in"
