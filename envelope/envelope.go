@@ -4,12 +4,12 @@
 // A key-encryption key (KEK) comes from a URI: a local Tink keyset file for
 // development (see CreateLocalKEK) or a cloud KMS key (hcvault://, aws-kms://,
 // gcp-kms://). Every rendition gets a fresh data-encryption key (DEK), a Tink
-// streaming-AEAD keyset (AES256-GCM-HKDF, 1 MB segments) that is stored only
-// wrapped by the KEK, bound to its rendition by associated data.
+// streaming-AEAD keyset (AES256-GCM-HKDF, 64 KiB segments) that is stored
+// only wrapped by the KEK, bound to its rendition by associated data.
 //
 // Objects are sealed and opened as streams (Seal returns an io.WriteCloser,
-// Open an io.Reader), so memory stays bounded by the 1 MB segment size
-// whatever the object's size. The associated data of every object is its
+// Open an io.Reader), so memory stays bounded by the segment size whatever
+// the object's size. The associated data of every object is its
 // Place (asset, rung, variant, object name): a swapped, moved or replayed
 // object fails to open, as does a flipped, truncated or extended one.
 //

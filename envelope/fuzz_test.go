@@ -26,7 +26,7 @@ const fuzzKeysetPath = "testdata/fuzz-dek.insecure-test-keyset.json"
 func fuzzDEK(tb testing.TB) *DEK {
 	tb.Helper()
 	if *update {
-		h, err := keyset.NewHandle(streamingaead.AES256GCMHKDF1MBKeyTemplate())
+		h, err := keyset.NewHandle(dekTemplate(dekSegmentSize))
 		if err != nil {
 			tb.Fatal(err)
 		}
