@@ -47,24 +47,34 @@ apt_update() {
 	fi
 }
 
-build_deps=(build-essential pkg-config nasm dpkg-dev xz-utils libx264-dev libx265-dev zlib1g-dev)
-missing=()
-for p in "${build_deps[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if ((${#missing[@]})); then
-	apt_update
-	say "installing build dependencies: ${missing[*]}"
-	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+install_pkgs() {
+	local missing=() p
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+	done
+	if ((${#missing[@]})); then
+		apt_update
+		say "apt-get install ${missing[*]}"
+		apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	fi
+}
+
+# Debian 13, Ubuntu 25.04 and later package FFmpeg 7.1: install it as is.
+apt_update
+candidate=$(apt-cache policy libavcodec-dev 2>/dev/null | awk '/Candidate:/{print $2}')
+if [[ $candidate == *:7.1.* || $candidate == 7.1.* ]]; then
+	say "the distribution packages FFmpeg $candidate; installing it"
+	install_pkgs gcc libc6-dev pkg-config ffmpeg libavcodec-dev libavdevice-dev libavfilter-dev libavformat-dev \
+		libswresample-dev libswscale-dev libavutil-dev
+	have_ffmpeg && exit 0
+	say "packaged FFmpeg $candidate lacks libavcodec 61 or libx264" >&2
+	exit 1
 fi
 
-# Where the distribution already ships FFmpeg 7.1 there is nothing to build.
-if have_ffmpeg; then
-	exit 0
-fi
+install_pkgs build-essential pkg-config nasm dpkg-dev xz-utils libx264-dev libx265-dev zlib1g-dev
 
 src_list=/etc/apt/sources.list.d/abseal-trixie-src.sources
-if ! grep -rqs '^Types: *deb-src' /etc/apt/sources.list.d/ || ! grep -rqs 'trixie' /etc/apt/sources.list.d/; then
+if ! apt-cache showsrc ffmpeg 2>/dev/null | grep -q '^Version: 7:7\.1\.' && [[ ! -f $src_list ]]; then
 	say "adding Debian 13 (trixie) source packages: $src_list"
 	cat >"$src_list" <<'EOF'
 Types: deb-src
