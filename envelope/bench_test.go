@@ -8,13 +8,6 @@ import (
 	"fmt"
 	"io"
 	"testing"
-
-	"github.com/tink-crypto/tink-go/v2/keyset"
-	gcmhkdfpb "github.com/tink-crypto/tink-go/v2/proto/aes_gcm_hkdf_streaming_go_proto"
-	commonpb "github.com/tink-crypto/tink-go/v2/proto/common_go_proto"
-	tinkpb "github.com/tink-crypto/tink-go/v2/proto/tink_go_proto"
-	"github.com/tink-crypto/tink-go/v2/streamingaead"
-	"google.golang.org/protobuf/proto"
 )
 
 // The envelope benchmarks and their baseline, Go's raw AES-256-GCM, work on
@@ -128,58 +121,6 @@ func BenchmarkRawAESGCMOpen(b *testing.B) {
 					if dst, err = g.Open(dst[:0], nonce, s, place.AD()); err != nil {
 						b.Fatal(err)
 					}
-				}
-			}
-		})
-	}
-}
-
-// BenchmarkTinkSegmentSize opens and seals 16 MiB with AES256-GCM-HKDF keys
-// of other ciphertext segment sizes than the DEK's 1 MB, to show what the
-// segment size costs on this machine (buffers of 1 MB per direction no
-// longer fit a core's cache).
-func BenchmarkTinkSegmentSize(b *testing.B) {
-	plain := randomBytes(16<<20, 1)
-	for _, seg := range []uint32{64 << 10, 256 << 10, 1 << 20} {
-		format, err := proto.Marshal(&gcmhkdfpb.AesGcmHkdfStreamingKeyFormat{
-			KeySize: 32,
-			Params:  &gcmhkdfpb.AesGcmHkdfStreamingParams{CiphertextSegmentSize: seg, DerivedKeySize: 32, HkdfHashType: commonpb.HashType_SHA256},
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-		h, err := keyset.NewHandle(&tinkpb.KeyTemplate{
-			TypeUrl:          "type.googleapis.com/google.crypto.tink.AesGcmHkdfStreamingKey",
-			Value:            format,
-			OutputPrefixType: tinkpb.OutputPrefixType_RAW,
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-		sa, err := streamingaead.New(h)
-		if err != nil {
-			b.Fatal(err)
-		}
-		var ct bytes.Buffer
-		w, _ := sa.NewEncryptingWriter(&ct, nil)
-		w.Write(plain)
-		w.Close()
-		b.Run(fmt.Sprintf("Seal/%dKiB", seg>>10), func(b *testing.B) {
-			b.SetBytes(int64(len(plain)))
-			for b.Loop() {
-				w, _ := sa.NewEncryptingWriter(io.Discard, nil)
-				w.Write(plain)
-				if err := w.Close(); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-		b.Run(fmt.Sprintf("Open/%dKiB", seg>>10), func(b *testing.B) {
-			b.SetBytes(int64(len(plain)))
-			for b.Loop() {
-				r, _ := sa.NewDecryptingReader(bytes.NewReader(ct.Bytes()), nil)
-				if _, err := io.Copy(io.Discard, r); err != nil {
-					b.Fatal(err)
 				}
 			}
 		})

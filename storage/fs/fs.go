@@ -73,7 +73,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts storage.P
 			os.Remove(tmp.Name())
 		}
 	}()
-	if _, err := io.Copy(tmp, ctxReader{ctx, r}); err != nil {
+	if _, err := io.Copy(tmp, storage.ContextReader(ctx, r)); err != nil {
 		return storage.ObjectInfo{}, fmt.Errorf("fs: put %s: %w", key, err)
 	}
 	if err := tmp.Sync(); err != nil {
@@ -277,17 +277,4 @@ func syncDir(dir string) {
 		d.Sync()
 		d.Close()
 	}
-}
-
-// ctxReader stops a copy when the context ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -143,7 +143,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts storage.P
 	bufp := s.bufs.Get().(*[]byte)
 	defer s.bufs.Put(bufp)
 	head := *bufp
-	n, err := io.ReadFull(ctxReader{ctx, r}, head)
+	n, err := io.ReadFull(storage.ContextReader(ctx, r), head)
 	var body io.Reader
 	size := int64(-1)
 	switch {
@@ -152,7 +152,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts storage.P
 	case err != nil:
 		return storage.ObjectInfo{}, fmt.Errorf("s3: put %s: %w", key, err)
 	default:
-		body = io.MultiReader(bytes.NewReader(head), ctxReader{ctx, r})
+		body = io.MultiReader(bytes.NewReader(head), storage.ContextReader(ctx, r))
 	}
 	if _, err := s.client.PutObject(ctx, s.bucket, key, body, size, po); err != nil {
 		return storage.ObjectInfo{}, fmt.Errorf("s3: put %s: %w", key, s.mapErr(err))
@@ -253,17 +253,4 @@ func (s *Store) mapErr(err error) error {
 		return fmt.Errorf("%w (404)", storage.ErrNotFound)
 	}
 	return err
-}
-
-// ctxReader stops a stream when the context ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
