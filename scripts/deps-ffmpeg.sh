@@ -24,7 +24,10 @@ have_ffmpeg() {
 	[[ $v == 61.* ]] || return 1
 	command -v ffmpeg >/dev/null 2>&1 || return 1
 	command -v ffprobe >/dev/null 2>&1 || return 1
-	ffmpeg -hide_banner -encoders 2>/dev/null | grep -q libx264 || return 1
+	# (output captured first: grep -q on a pipe would SIGPIPE the writer under pipefail)
+	local encoders
+	encoders=$(ffmpeg -hide_banner -encoders 2>/dev/null) || return 1
+	[[ $encoders == *libx264* ]] || return 1
 	say "found libavcodec $v with libx264 ($(command -v ffmpeg)); nothing to do"
 }
 
@@ -50,7 +53,7 @@ apt_update() {
 install_pkgs() {
 	local missing=() p
 	for p in "$@"; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+		[[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == *'install ok installed'* ]] || missing+=("$p")
 	done
 	if ((${#missing[@]})); then
 		apt_update
@@ -74,7 +77,12 @@ fi
 install_pkgs build-essential pkg-config nasm dpkg-dev xz-utils libx264-dev libx265-dev zlib1g-dev
 
 src_list=/etc/apt/sources.list.d/abseal-trixie-src.sources
-if ! apt-cache showsrc ffmpeg 2>/dev/null | grep -q '^Version: 7:7\.1\.' && [[ ! -f $src_list ]]; then
+ffmpeg_src_version() {
+	local info
+	info=$(apt-cache showsrc ffmpeg 2>/dev/null) || true
+	awk '/^Version: 7:7\.1\./{print $2; exit}' <<<"$info"
+}
+if [[ -z $(ffmpeg_src_version) && ! -f $src_list ]]; then
 	say "adding Debian 13 (trixie) source packages: $src_list"
 	cat >"$src_list" <<'EOF'
 Types: deb-src
@@ -87,7 +95,7 @@ EOF
 fi
 apt_update
 
-version=$(apt-cache showsrc ffmpeg | awk '/^Version: 7:7\.1\./{print $2; exit}')
+version=$(ffmpeg_src_version)
 if [[ -z $version ]]; then
 	say "no ffmpeg 7.1.x source package found in the apt sources (is the trixie deb-src line reachable?)" >&2
 	exit 1
