@@ -1,0 +1,294 @@
+package transcode
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"time"
+
+	"github.com/asticode/go-astiav"
+)
+
+// Limits bound what an upload may be. Zero fields take the default.
+type Limits struct {
+	MaxWidth, MaxHeight int
+	MaxDuration         time.Duration
+	MaxFrames           int64
+	MaxFileSize         int64
+}
+
+// DefaultLimits allow up to 8K, 4 hours, 4 hours of 120 fps and 100 GiB.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxWidth:    7680,
+		MaxHeight:   4320,
+		MaxDuration: 4 * time.Hour,
+		MaxFrames:   4 * 3600 * 120,
+		MaxFileSize: 100 << 30,
+	}
+}
+
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits()
+	if l.MaxWidth == 0 {
+		l.MaxWidth = d.MaxWidth
+	}
+	if l.MaxHeight == 0 {
+		l.MaxHeight = d.MaxHeight
+	}
+	if l.MaxDuration == 0 {
+		l.MaxDuration = d.MaxDuration
+	}
+	if l.MaxFrames == 0 {
+		l.MaxFrames = d.MaxFrames
+	}
+	if l.MaxFileSize == 0 {
+		l.MaxFileSize = d.MaxFileSize
+	}
+	return l
+}
+
+// Info describes a probed input.
+type Info struct {
+	Size      int64
+	Container string
+	Duration  time.Duration
+	Video     VideoInfo
+	// Audio is nil when the input has no decodable audio stream.
+	Audio *AudioInfo
+}
+
+// VideoInfo describes the video stream.
+type VideoInfo struct {
+	Codec string
+	// Width and Height are the coded picture size.
+	Width, Height int
+	// DisplayWidth and DisplayHeight are the size as shown: sample aspect
+	// ratio applied and rotation honoured.
+	DisplayWidth, DisplayHeight int
+	// Rotation is the clockwise rotation (0, 90, 180, 270) applied for display.
+	Rotation int
+	// FrameRate is the average frame rate (0 when unknown).
+	FrameRate  float64
+	Interlaced bool
+	// Frames is the declared frame count (0 when the container does not say).
+	Frames      int64
+	PixelFormat string
+}
+
+// AudioInfo describes the audio stream.
+type AudioInfo struct {
+	Codec      string
+	SampleRate int
+	Channels   int
+}
+
+// Probe opens path, checks it against limits and describes it. Problems with
+// the file are *InputError values matching ErrEmpty, ErrNotVideo, ErrCorrupt
+// or ErrOverLimit.
+func Probe(ctx context.Context, path string, limits Limits) (*Info, error) {
+	in, err := openInput(ctx, path, limits.withDefaults())
+	if err != nil {
+		return nil, err
+	}
+	defer in.close()
+	return in.info, nil
+}
+
+// input is an opened and validated file with its decoders.
+type input struct {
+	fc    *astiav.FormatContext
+	vs    *astiav.Stream
+	as    *astiav.Stream
+	vdec  *astiav.CodecContext
+	adec  *astiav.CodecContext
+	rate  astiav.Rational // guessed video frame rate
+	info  *Info
+	frees []func()
+}
+
+func (in *input) close() {
+	for i := len(in.frees) - 1; i >= 0; i-- {
+		in.frees[i]()
+	}
+	in.frees = nil
+}
+
+func openInput(ctx context.Context, path string, limits Limits) (_ *input, err error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("transcode: %w", err)
+	}
+	if fi.Size() == 0 {
+		return nil, inputErr(ErrEmpty, nil, "empty file (0 bytes)")
+	}
+	if fi.Size() > limits.MaxFileSize {
+		return nil, inputErr(ErrOverLimit, nil, "file size %d bytes over limit %d", fi.Size(), limits.MaxFileSize)
+	}
+	in := &input{info: &Info{Size: fi.Size()}}
+	defer func() {
+		if err != nil {
+			in.close()
+		}
+	}()
+	fc := astiav.AllocFormatContext()
+	if fc == nil {
+		return nil, errors.New("transcode: alloc format context failed")
+	}
+	in.frees = append(in.frees, fc.Free)
+	ii := astiav.NewIOInterrupter()
+	in.frees = append(in.frees, ii.Free)
+	fc.SetIOInterrupter(ii)
+	stop := context.AfterFunc(ctx, ii.Interrupt)
+	in.frees = append(in.frees, func() { stop() })
+
+	if err := fc.OpenInput(path, nil, nil); err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("transcode: %w", ctx.Err())
+		}
+		if looksLikeMedia(path) {
+			return nil, inputErr(ErrCorrupt, err, "corrupt: the container cannot be read")
+		}
+		return nil, inputErr(ErrNotVideo, err, "not a video: unrecognised file format")
+	}
+	in.fc = fc
+	in.frees = append(in.frees, fc.CloseInput)
+	if err := fc.FindStreamInfo(nil); err != nil {
+		return nil, inputErr(ErrCorrupt, err, "corrupt: stream parameters cannot be read")
+	}
+	in.info.Container = fc.InputFormat().Name()
+	if d := fc.Duration(); d > 0 {
+		in.info.Duration = time.Duration(d) * time.Microsecond // AV_TIME_BASE is 1 MHz
+	}
+
+	for _, s := range fc.Streams() {
+		cp := s.CodecParameters()
+		switch cp.MediaType() {
+		case astiav.MediaTypeVideo:
+			if in.vs == nil && !s.DispositionFlags().Has(astiav.DispositionFlagAttachedPic) {
+				in.vs = s
+			}
+		case astiav.MediaTypeAudio:
+			if in.as == nil && astiav.FindDecoder(cp.CodecID()) != nil && cp.SampleRate() > 0 {
+				in.as = s
+			}
+		}
+	}
+	if in.vs == nil {
+		what := "no video stream"
+		if in.as != nil {
+			what = "audio only, no video stream"
+		}
+		return nil, inputErr(ErrNotVideo, nil, "not a video: %s", what)
+	}
+	cp := in.vs.CodecParameters()
+	codec := astiav.FindDecoder(cp.CodecID())
+	if codec == nil {
+		return nil, inputErr(ErrNotVideo, nil, "not a video: no decoder for video codec %s", cp.CodecID())
+	}
+	w, h := cp.Width(), cp.Height()
+	if w <= 0 || h <= 0 || cp.PixelFormat() == astiav.PixelFormatNone {
+		return nil, inputErr(ErrCorrupt, nil, "corrupt: video stream has no decodable picture (%dx%d)", w, h)
+	}
+	if w > limits.MaxWidth || h > limits.MaxHeight {
+		return nil, inputErr(ErrOverLimit, nil, "resolution %dx%d over limit %dx%d", w, h, limits.MaxWidth, limits.MaxHeight)
+	}
+	if in.info.Duration > limits.MaxDuration {
+		return nil, inputErr(ErrOverLimit, nil, "duration %s over limit %s", clock(in.info.Duration), clock(limits.MaxDuration))
+	}
+	rate := fc.GuessFrameRate(in.vs, nil)
+	in.rate = rate
+	v := VideoInfo{
+		Codec:       codec.Name(),
+		Width:       w,
+		Height:      h,
+		Frames:      in.vs.NbFrames(),
+		PixelFormat: cp.PixelFormat().String(),
+	}
+	if rate.Num() > 0 && rate.Den() > 0 {
+		v.FrameRate = rate.Float64()
+	}
+	frames := v.Frames
+	if frames == 0 && v.FrameRate > 0 {
+		frames = int64(in.info.Duration.Seconds() * v.FrameRate)
+	}
+	if frames > limits.MaxFrames {
+		return nil, inputErr(ErrOverLimit, nil, "%d frames over limit %d", frames, limits.MaxFrames)
+	}
+	if m, ok := cp.SideData().DisplayMatrix().Get(); ok {
+		// FFmpeg's rotation is counter-clockwise; the picture is turned back
+		// clockwise by the same angle (as the ffmpeg CLI's autorotate does).
+		r := int(math.Round(-m.Rotation()))
+		v.Rotation = ((r%360)+360)%360/90*90
+	}
+	dw := w
+	if sar := cp.SampleAspectRatio(); sar.Num() > 0 && sar.Den() > 0 && sar.Num() != sar.Den() {
+		dw = int(math.Round(float64(w) * sar.Float64()))
+	}
+	v.DisplayWidth, v.DisplayHeight = dw, h
+	if v.Rotation == 90 || v.Rotation == 270 {
+		v.DisplayWidth, v.DisplayHeight = h, dw
+	}
+
+	vdec := astiav.AllocCodecContext(codec)
+	if vdec == nil {
+		return nil, errors.New("transcode: alloc decoder failed")
+	}
+	in.frees = append(in.frees, vdec.Free)
+	if err := cp.ToCodecContext(vdec); err != nil {
+		return nil, fmt.Errorf("transcode: video codec parameters: %w", err)
+	}
+	vdec.SetFramerate(rate)
+	vdec.SetTimeBase(in.vs.TimeBase())
+	in.vdec = vdec
+	v.Interlaced = fieldOrderInterlaced(vdec)
+	in.info.Video = v
+
+	if in.as != nil {
+		acp := in.as.CodecParameters()
+		acodec := astiav.FindDecoder(acp.CodecID())
+		adec := astiav.AllocCodecContext(acodec)
+		if adec == nil {
+			return nil, errors.New("transcode: alloc audio decoder failed")
+		}
+		in.frees = append(in.frees, adec.Free)
+		if err := acp.ToCodecContext(adec); err != nil {
+			return nil, fmt.Errorf("transcode: audio codec parameters: %w", err)
+		}
+		adec.SetTimeBase(in.as.TimeBase())
+		in.adec = adec
+		in.info.Audio = &AudioInfo{Codec: acodec.Name(), SampleRate: acp.SampleRate(), Channels: acp.ChannelLayout().Channels()}
+	}
+	return in, nil
+}
+
+// looksLikeMedia sniffs the first bytes for common media containers, to tell
+// a damaged video from a file that is not one at all.
+func looksLikeMedia(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	head := make([]byte, 16)
+	n, _ := io.ReadFull(f, head)
+	head = head[:n]
+	switch {
+	case n >= 8 && (bytes.Equal(head[4:8], []byte("ftyp")) || bytes.Equal(head[4:8], []byte("moov")) ||
+		bytes.Equal(head[4:8], []byte("mdat")) || bytes.Equal(head[4:8], []byte("free")) || bytes.Equal(head[4:8], []byte("wide"))):
+		return true // ISO BMFF / QuickTime
+	case bytes.HasPrefix(head, []byte{0x1a, 0x45, 0xdf, 0xa3}):
+		return true // Matroska / WebM
+	case bytes.HasPrefix(head, []byte("RIFF")):
+		return true // AVI
+	case n > 0 && head[0] == 0x47:
+		return true // MPEG-TS sync byte
+	case bytes.HasPrefix(head, []byte("FLV")):
+		return true
+	}
+	return false
+}
