@@ -28,7 +28,11 @@ have_ffmpeg() {
 	local encoders
 	encoders=$(ffmpeg -hide_banner -encoders 2>/dev/null) || return 1
 	[[ $encoders == *libx264* ]] || return 1
-	say "found libavcodec $v with libx264 ($(command -v ffmpeg)); nothing to do"
+	# The DASH demuxer (libxml2) lets tests play back the MPDs abseal writes.
+	local demuxers
+	demuxers=$(ffmpeg -hide_banner -demuxers 2>/dev/null) || return 1
+	[[ $demuxers == *" dash "* ]] || return 1
+	say "found libavcodec $v with libx264 and the DASH demuxer ($(command -v ffmpeg)); nothing to do"
 }
 
 if command -v pkg-config >/dev/null 2>&1 && have_ffmpeg; then
@@ -74,7 +78,7 @@ if [[ $candidate == *:7.1.* || $candidate == 7.1.* ]]; then
 	exit 1
 fi
 
-install_pkgs build-essential pkg-config nasm dpkg-dev xz-utils libx264-dev libx265-dev zlib1g-dev
+install_pkgs build-essential pkg-config nasm dpkg-dev xz-utils libx264-dev libx265-dev zlib1g-dev libxml2-dev
 
 src_list=/etc/apt/sources.list.d/abseal-trixie-src.sources
 ffmpeg_src_version() {
@@ -125,7 +129,7 @@ cd "$builddir"
 configure_args=(
 	--prefix="$PREFIX"
 	--enable-shared --disable-static
-	--enable-gpl --enable-libx264 --enable-libx265 --enable-zlib
+	--enable-gpl --enable-libx264 --enable-libx265 --enable-zlib --enable-libxml2
 	--disable-doc --disable-debug --disable-ffplay
 	--disable-network --disable-autodetect
 	--disable-encoders

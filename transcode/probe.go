@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/asticode/go-astiav"
@@ -161,6 +162,9 @@ func openInput(ctx context.Context, path string, limits Limits) (_ *input, err e
 		return nil, inputErr(ErrCorrupt, err, "corrupt: stream parameters cannot be read")
 	}
 	in.info.Container = fc.InputFormat().Name()
+	if why := notVideoFormat(in.info.Container); why != "" {
+		return nil, inputErr(ErrNotVideo, nil, "not a video: %s (%s)", why, in.info.Container)
+	}
 	if d := fc.Duration(); d > 0 {
 		in.info.Duration = time.Duration(d) * time.Microsecond // AV_TIME_BASE is 1 MHz
 	}
@@ -223,7 +227,7 @@ func openInput(ctx context.Context, path string, limits Limits) (_ *input, err e
 		// FFmpeg's rotation is counter-clockwise; the picture is turned back
 		// clockwise by the same angle (as the ffmpeg CLI's autorotate does).
 		r := int(math.Round(-m.Rotation()))
-		v.Rotation = ((r%360)+360)%360/90*90
+		v.Rotation = ((r % 360) + 360) % 360 / 90 * 90
 	}
 	dw := w
 	if sar := cp.SampleAspectRatio(); sar.Num() > 0 && sar.Den() > 0 && sar.Num() != sar.Den() {
@@ -264,6 +268,18 @@ func openInput(ctx context.Context, path string, limits Limits) (_ *input, err e
 		in.info.Audio = &AudioInfo{Codec: acodec.Name(), SampleRate: acp.SampleRate(), Channels: acp.ChannelLayout().Channels()}
 	}
 	return in, nil
+}
+
+// notVideoFormat says why a demuxer's output is no upload to transcode:
+// FFmpeg renders text files as pictures and reads single images as video.
+func notVideoFormat(name string) string {
+	switch {
+	case name == "tty" || name == "bin" || name == "xbin" || name == "idf" || name == "adf":
+		return "a text file"
+	case name == "image2" || strings.HasSuffix(name, "_pipe"):
+		return "a still image"
+	}
+	return ""
 }
 
 // looksLikeMedia sniffs the first bytes for common media containers, to tell

@@ -199,9 +199,9 @@ type run struct {
 	audio *audioPath
 	wg    sync.WaitGroup
 
-	pkt, frame *astiav.Packet
-	dframe     *astiav.Frame
-	sframe     *astiav.Frame
+	pkt    *astiav.Packet
+	dframe *astiav.Frame
+	sframe *astiav.Frame
 
 	segTicks   int64
 	t0         int64 // first video pts in VideoTimescale, or -1

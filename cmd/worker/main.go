@@ -1,0 +1,58 @@
+// Command worker is abseal's worker.
+//
+//	worker process --in FILE --out DIR [--profile FILE] [--variants 1|2] [--play a|b|none]
+//
+// process transcodes and packages one file into a directory, laid out as an
+// asset is in the bucket (without queue, bucket or encryption): for
+// operators debugging an asset, and for tests.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/abseal/abseal/transcode"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	transcode.RouteLogs(slog.New(slog.NewTextHandler(os.Stderr, nil)), slog.LevelError)
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "worker:", err)
+		os.Exit(exitCode(err))
+	}
+}
+
+// exitCode is 2 for usage errors, 3 for bad input, 1 otherwise.
+func exitCode(err error) int {
+	var ie *transcode.InputError
+	switch {
+	case errors.Is(err, errUsage):
+		return 2
+	case errors.As(err, &ie):
+		return 3
+	}
+	return 1
+}
+
+var errUsage = errors.New("usage")
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: worker process --in FILE --out DIR [flags]")
+		return fmt.Errorf("%w: no command", errUsage)
+	}
+	switch args[0] {
+	case "process":
+		return runProcess(ctx, args[1:], stdout, stderr)
+	default:
+		return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
+	}
+}

@@ -1,0 +1,62 @@
+// Package testmedia gives tests the clips of testdata/make-clips.sh,
+// generated once per test binary with the ffmpeg CLI.
+package testmedia
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/abseal/abseal/internal/devenv"
+)
+
+var (
+	mu  sync.Mutex
+	dir string
+)
+
+// Main runs a package's tests and removes the generated clips afterwards.
+// Call it from TestMain: os.Exit(testmedia.Main(m)).
+func Main(m *testing.M) int {
+	code := m.Run()
+	mu.Lock()
+	if dir != "" {
+		os.RemoveAll(dir)
+	}
+	mu.Unlock()
+	return code
+}
+
+// Clip returns the path of a generated clip (see testdata/make-clips.sh for
+// the names), making it on first use. A missing ffmpeg fails the test.
+func Clip(t testing.TB, name string) string {
+	t.Helper()
+	mu.Lock()
+	defer mu.Unlock()
+	if dir == "" {
+		d, err := os.MkdirTemp("", "abseal-clips-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir = d
+	}
+	p := filepath.Join(dir, name)
+	if _, err := os.Stat(p); err == nil {
+		return p
+	}
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Fatalf("testmedia: ffmpeg is not installed: run `make deps` (%v)", err)
+	}
+	root, err := devenv.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(root, "testdata", "make-clips.sh"), dir, name)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("testmedia: make %s: %v\n%s", name, err, strings.TrimSpace(string(out)))
+	}
+	return p
+}

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Generates abseal's test clips with the ffmpeg CLI (make deps installs it):
+# moving, textured pictures (a Mandelbrot zoom and test patterns with noise)
+# and the odd cases uploads bring.
+#
+#   testdata/make-clips.sh OUTDIR [NAME...]
+#
+# Without names every clip is made. Clips are small and generated at test
+# time, so none is committed. Existing files are kept (delete to remake).
+set -euo pipefail
+
+out=${1:?usage: make-clips.sh OUTDIR [NAME...]}
+shift
+mkdir -p "$out"
+ff() { ffmpeg -hide_banner -loglevel error -nostdin -y "$@"; }
+
+# Textured, moving picture of W x H at RATE for DUR seconds.
+picture() { # w h rate dur
+	echo "mandelbrot=size=$1x$2:rate=$3:maxiter=64:start_scale=2.5:end_scale=0.02,trim=duration=$4,noise=alls=8:allf=t"
+}
+tone() { echo "sine=frequency=440:sample_rate=48000:duration=$1"; }
+x264() { echo -c:v libx264 -preset ultrafast -crf 23 -pix_fmt yuv420p; }
+
+make_clip() {
+	local name=$1 f="$out/$1"
+	[[ -s $f || ($name == empty.mp4 && -e $f) ]] && return 0
+	case $name in
+	main.mp4) # 640x360, 30 fps, 6 s, stereo audio
+		ff -f lavfi -i "$(picture 640 360 30 6)" -f lavfi -i "$(tone 6)" -ac 2 $(x264) -c:a aac -shortest -movflags +faststart "$f" ;;
+	hd-1080p30.mp4) # 1920x1080, 30 fps, 30 s: the benchmark's source
+		ff -f lavfi -i "$(picture 1920 1080 30 30)" -f lavfi -i "$(tone 30)" -ac 2 $(x264) -c:a aac -shortest "$f" ;;
+	ntsc-2997.mp4) # 29.97 fps
+		ff -f lavfi -i "$(picture 480 270 30000/1001 5)" -f lavfi -i "$(tone 5)" $(x264) -c:a aac -shortest "$f" ;;
+	film-23976.mp4) # 23.976 fps
+		ff -f lavfi -i "$(picture 480 270 24000/1001 5)" $(x264) "$f" ;;
+	pal-25.mp4) # 25 fps, no audio
+		ff -f lavfi -i "$(picture 480 270 25 5)" $(x264) "$f" ;;
+	hfr-60.mp4) # 60 fps
+		ff -f lavfi -i "$(picture 480 270 60 4)" $(x264) "$f" ;;
+	vfr.mkv) # variable frame rate: irregular gaps between frames
+		ff -f lavfi -i "$(picture 480 270 30 6),select='not(between(mod(n\,20)\,5\,9))'" -fps_mode vfr $(x264) "$f" ;;
+	odd-853x480.mp4) # odd width (4:4:4 so the source itself can be odd)
+		ff -f lavfi -i "$(picture 853 480 25 4)" -c:v libx264 -preset ultrafast -crf 18 -pix_fmt yuv444p "$f" ;;
+	rotated.mp4) # phone video: 640x360 coded, display matrix turns it to portrait
+		ff -f lavfi -i "$(picture 640 360 30 4)" $(x264) "$out/.rot-src.mp4"
+		ff -display_rotation 90 -i "$out/.rot-src.mp4" -c copy "$f"
+		rm -f "$out/.rot-src.mp4" ;;
+	interlaced.ts) # 1080i-style interlaced coding (top field first), in MPEG-TS
+		ff -f lavfi -i "$(picture 720 576 25 4)" -f lavfi -i "$(tone 4)" -c:v libx264 -preset ultrafast -pix_fmt yuv420p \
+			-flags +ilme+ildct -x264-params interlaced=1:tff=1 -c:a aac -shortest "$f" ;;
+	noaudio.mp4)
+		ff -f lavfi -i "$(picture 480 270 30 4)" $(x264) "$f" ;;
+	audioonly.m4a)
+		ff -f lavfi -i "$(tone 4)" -c:a aac "$f" ;;
+	empty.mp4)
+		: >"$f" ;;
+	truncated.mp4) # the first 40% of a clip whose index is at the end
+		ff -f lavfi -i "$(picture 480 270 30 5)" $(x264) "$out/.trunc-src.mp4"
+		head -c $(($(stat -c %s "$out/.trunc-src.mp4") * 4 / 10)) "$out/.trunc-src.mp4" >"$f"
+		rm -f "$out/.trunc-src.mp4" ;;
+	cut-short.mp4) # the first 50% of a clip whose index is at the front: plays, then stops
+		ff -f lavfi -i "$(picture 480 270 30 6)" $(x264) -movflags +faststart "$out/.cut-src.mp4"
+		head -c $(($(stat -c %s "$out/.cut-src.mp4") / 2)) "$out/.cut-src.mp4" >"$f"
+		rm -f "$out/.cut-src.mp4" ;;
+	notvideo.txt)
+		printf 'this is a text file, not a video\n%.0s' {1..50} >"$f" ;;
+	huge-16000x16000.mkv) # declares 16000x16000 (a single tiny frame; FFV1 keeps it small)
+		ff -f lavfi -i "color=black:size=16000x16000:rate=1:duration=1" -c:v ffv1 -frames:v 1 "$f" ;;
+	*)
+		echo "make-clips: unknown clip $name" >&2
+		return 1 ;;
+	esac
+}
+
+all=(main.mp4 ntsc-2997.mp4 film-23976.mp4 pal-25.mp4 hfr-60.mp4 vfr.mkv odd-853x480.mp4 rotated.mp4
+	interlaced.ts noaudio.mp4 audioonly.m4a empty.mp4 truncated.mp4 cut-short.mp4 notvideo.txt)
+(($#)) || set -- "${all[@]}"
+for name in "$@"; do
+	make_clip "$name"
+done
