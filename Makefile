@@ -50,9 +50,10 @@ unit: ## the test suite (real NATS, MinIO and FFmpeg), with the race detector
 
 test: deps vet unit ## install what is missing, vet, and run all tests
 
-bench: deps ## benchmarks: envelope vs raw AES-GCM, storage on loopback MinIO; writes bench/out/report.md
+bench: deps ## benchmarks (envelope vs raw AES-GCM, MinIO, ladder vs ffmpeg CLI); writes bench/out/report.md
 	@mkdir -p $(BENCH_OUT)
 	go test -run '^$$' -bench . -benchtime 3s -count 3 ./envelope ./storage/... | tee $(BENCH_OUT)/bench.txt
+	go test -run '^$$' -bench LadderVsFFmpeg -benchtime 1x -timeout 60m ./transcode | tee -a $(BENCH_OUT)/bench.txt
 	@scripts/bench-report.sh $(BENCH_OUT)/bench.txt | tee $(BENCH_OUT)/report.md
 
 FUZZTIME ?= 5m

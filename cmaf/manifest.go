@@ -83,6 +83,9 @@ func HLSMediaPlaylist(r Rendition) ([]byte, error) {
 	}
 	pl.SetTargetDuration(uint(math.Round(maxDur)))
 	pl.Close()
+	if v, _ := pl.CalcMinVersion(); v > pl.Version() {
+		pl.SetVersion(v) // 6: EXT-X-MAP outside an I-frame playlist
+	}
 	return pl.Encode().Bytes(), nil
 }
 
