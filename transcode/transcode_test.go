@@ -213,7 +213,7 @@ func TestErrorsStop(t *testing.T) {
 
 type failingSink struct{ err error }
 
-func (failingSink) Tracks([]transcode.Track) error { return nil }
+func (failingSink) Tracks([]transcode.Track) error  { return nil }
 func (f failingSink) Packet(transcode.Packet) error { return f.err }
 
 // rss is the process's resident set in bytes.
