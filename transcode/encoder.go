@@ -119,7 +119,7 @@ func (e *encoder) release(f *astiav.Frame) {
 }
 
 // send queues a frame for encoding.
-func (e *encoder) send(ctx context.Context, f *astiav.Frame, _ int) error {
+func (e *encoder) send(ctx context.Context, f *astiav.Frame) error {
 	select {
 	case e.in <- f:
 		return nil

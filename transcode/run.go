@@ -341,11 +341,8 @@ func (r *run) segmentOf(pts int64) int {
 func (r *run) loop() (*Result, error) {
 	in := r.in
 	fail := func(err error) (*Result, error) {
-		r.cancel(err)
+		r.cancel(err) // the encoders stop without flushing
 		r.stopEncoders()
-		if cerr := context.Cause(r.ctx); cerr != nil && !errors.Is(cerr, err) && errors.Is(err, context.Canceled) {
-			return nil, cerr
-		}
 		return nil, err
 	}
 	for {
@@ -543,7 +540,7 @@ func (r *run) encodeFrame(ri int, tb astiav.Rational) error {
 				return fmt.Errorf("transcode: frame hook: %w", err)
 			}
 		}
-		if err := e.send(r.ctx, out, seg); err != nil {
+		if err := e.send(r.ctx, out); err != nil {
 			return err
 		}
 	}

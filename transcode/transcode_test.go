@@ -240,13 +240,14 @@ func TestNoLeakOver20Runs(t *testing.T) {
 			t.Fatal(err)
 		}
 		runtime.GC()
+		transcode.ReleaseMemory()
 		if i == 4 {
 			after5 = rss(t)
 		}
 	}
 	after20 := rss(t)
 	t.Logf("RSS after 5 runs %d MiB, after 20 runs %d MiB", after5>>20, after20>>20)
-	if growth := after20 - after5; growth > 24<<20 {
+	if growth := after20 - after5; growth > 16<<20 {
 		t.Errorf("RSS grew by %d MiB over 15 more transcodes", growth>>20)
 	}
 }
@@ -263,8 +264,8 @@ func TestProbe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v := rot.Video; v.Rotation != 270 || v.DisplayWidth != 360 || v.DisplayHeight != 640 {
-		t.Errorf("rotated.mp4: rotation %d, display %dx%d; want 270, 360x640", v.Rotation, v.DisplayWidth, v.DisplayHeight)
+	if v := rot.Video; v.Rotation != 90 || v.DisplayWidth != 360 || v.DisplayHeight != 640 {
+		t.Errorf("rotated.mp4: rotation %d, display %dx%d; want 90 (clockwise), 360x640", v.Rotation, v.DisplayWidth, v.DisplayHeight)
 	}
 	il, err := transcode.Probe(t.Context(), testmedia.Clip(t, "interlaced.ts"), transcode.Limits{})
 	if err != nil || !il.Video.Interlaced {

@@ -173,17 +173,17 @@ func TestProcessLadder(t *testing.T) {
 func TestProcessOddSources(t *testing.T) {
 	for _, tc := range []struct {
 		clip string
-		w, h int // of the largest rung
+		w, h int // of the largest rendition
 	}{
-		{"ntsc-2997.mp4", 480, 270},
-		{"film-23976.mp4", 480, 270},
-		{"pal-25.mp4", 480, 270},
-		{"hfr-60.mp4", 480, 270},
-		{"vfr.mkv", 480, 270},
+		{"ntsc-2997.mp4", 320, 180}, // 480x270: the 360 rung would upscale and is dropped
+		{"film-23976.mp4", 320, 180},
+		{"pal-25.mp4", 320, 180},
+		{"hfr-60.mp4", 320, 180},
+		{"vfr.mkv", 320, 180},
 		{"odd-853x480.mp4", 640, 360},
 		{"rotated.mp4", 360, 640},
-		{"interlaced.ts", 720, 576},
-		{"noaudio.mp4", 480, 270},
+		{"interlaced.ts", 450, 360},
+		{"noaudio.mp4", 320, 180},
 	} {
 		t.Run(tc.clip, func(t *testing.T) {
 			src := testmedia.Clip(t, tc.clip)
@@ -207,7 +207,40 @@ func TestProcessOddSources(t *testing.T) {
 			if frames != srcFrames || dur < srcDur-0.1 || dur > srcDur+0.1 {
 				t.Errorf("%d frames, %.3f s; source %d frames, %.3f s", frames, dur, srcFrames, srcDur)
 			}
+			checkSegmentDurations(t, rungs, 2.0, dur/float64(frames))
 		})
+	}
+}
+
+// checkSegmentDurations reads the EXTINF durations of media playlists: the
+// same in every rendition, each within one frame of the target but the last,
+// which may be shorter.
+func checkSegmentDurations(t *testing.T, playlists []string, target, frame float64) {
+	t.Helper()
+	var first []string
+	for _, pl := range playlists {
+		data, err := os.ReadFile(pl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var durs []string
+		for line := range strings.Lines(string(data)) {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "#EXTINF:"); ok {
+				durs = append(durs, strings.TrimSuffix(v, ","))
+			}
+		}
+		for i, d := range durs {
+			f, _ := strconv.ParseFloat(d, 64)
+			last := i == len(durs)-1
+			if f > target+frame+0.001 || (!last && f < target-frame-0.001) {
+				t.Errorf("%s: segment %d lasts %s s, target %.1f s, frame %.4f s", filepath.Base(pl), i+1, d, target, frame)
+			}
+		}
+		if first == nil {
+			first = durs
+		} else if strings.Join(first, " ") != strings.Join(durs, " ") {
+			t.Errorf("segment boundaries differ between renditions: %v vs %v", first, durs)
+		}
 	}
 }
 
