@@ -70,6 +70,7 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		os.RemoveAll(*out)
 		return err
 	}
+	os.Remove(filepath.Join(st.Root(), ".abseal-tmp")) // the store's (now empty) temp dir
 	if *play != "none" {
 		if err := linkVariant(st.Root(), res, *play); err != nil {
 			return err
