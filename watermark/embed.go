@@ -1,0 +1,310 @@
+package watermark
+
+import (
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"time"
+)
+
+// Params shape the embedded mark.
+type Params struct {
+	// Grid is the number of pattern cells across the picture's shorter side.
+	// The pattern is defined in normalized coordinates, so every rendition
+	// carries the same mark.
+	Grid int
+	// Strength is the peak change in luma levels, reached in textured,
+	// mid-bright areas (flat, very dark and very bright areas get less).
+	Strength float64
+	// Ramp is the fade-in and fade-out at segment edges, so that switching
+	// between A and B segments shows no jump.
+	Ramp time.Duration
+	// SegmentDuration is the media time of one segment.
+	SegmentDuration time.Duration
+}
+
+// DefaultParams are the embedding parameters abseal ships with.
+func DefaultParams(segment time.Duration) Params {
+	return Params{Grid: 12, Strength: 1.8, Ramp: 160 * time.Millisecond, SegmentDuration: segment}
+}
+
+func (p Params) validate() error {
+	switch {
+	case p.Grid < 2 || p.Grid > 256:
+		return fmt.Errorf("watermark: grid %d outside 2..256", p.Grid)
+	case p.Strength <= 0 || p.Strength > 16:
+		return fmt.Errorf("watermark: strength %g outside (0, 16]", p.Strength)
+	case p.SegmentDuration <= 0:
+		return errors.New("watermark: segment duration must be positive")
+	case p.Ramp < 0 || 2*p.Ramp > p.SegmentDuration:
+		return fmt.Errorf("watermark: ramp %s does not fit twice in a %s segment", p.Ramp, p.SegmentDuration)
+	}
+	return nil
+}
+
+// DeriveAssetKey derives an asset's embedding key from the watermark master
+// key (HKDF-SHA256); the master key never leaves the keyset.
+func DeriveAssetKey(master []byte, assetID string) ([]byte, error) {
+	if len(master) < 16 {
+		return nil, errors.New("watermark: master key shorter than 16 bytes")
+	}
+	return hkdf.Key(sha256.New, master, nil, "abseal.wm.asset:"+assetID, 32)
+}
+
+// Embedder adds the keyed A/B mark to luma planes. One Embedder serves one
+// asset; it is not safe for concurrent use (the transcode calls its hook
+// from one goroutine).
+type Embedder struct {
+	key     []byte
+	p       Params
+	ampQ    int32
+	pattern map[patternKey][]int8
+	dither  []int32 // ditherSize rows of 2×ditherSize values (a row repeated)
+	frame   uint32
+	str     strengthMap
+	scaled  []int32
+}
+
+type patternKey struct{ w, h, segment int }
+
+// ditherSize is the side of the dither table.
+const ditherSize = 64
+
+// fixed-point: pattern value P/128, strength S/256, amplitude A/64 levels.
+const fixShift = 7 + 8 + 6
+
+// NewEmbedder returns an embedder for an asset key (see DeriveAssetKey).
+func NewEmbedder(assetKey []byte, p Params) (*Embedder, error) {
+	if len(assetKey) < 16 {
+		return nil, errors.New("watermark: asset key shorter than 16 bytes")
+	}
+	if err := p.validate(); err != nil {
+		return nil, err
+	}
+	e := &Embedder{key: assetKey, p: p, ampQ: int32(math.Round(p.Strength * 64)), pattern: map[patternKey][]int8{}}
+	r := rand.New(rand.NewPCG(0x5eed, 0xd17e))
+	e.dither = make([]int32, 2*ditherSize*ditherSize)
+	for y := range ditherSize {
+		row := e.dither[2*ditherSize*y:][:2*ditherSize]
+		for x := range ditherSize {
+			row[x] = int32(r.Uint32() & (1<<fixShift - 1))
+			row[x+ditherSize] = row[x]
+		}
+	}
+	return e, nil
+}
+
+// segmentRand is the keyed random source of a segment's pattern.
+func segmentRand(key []byte, segment int) *rand.Rand {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("abseal.wm.pattern"))
+	m.Write(binary.BigEndian.AppendUint64(nil, uint64(segment)))
+	return rand.New(rand.NewChaCha8([32]byte(m.Sum(nil))))
+}
+
+// Pattern returns a segment's pattern at w×h as values in [-1, 1]: a grid
+// of keyed ±1 cells in normalized coordinates, smoothly interpolated.
+func Pattern(key []byte, grid, w, h, segment int) []float32 {
+	gx, gy := grid, grid
+	if w >= h {
+		gx = max(grid, int(math.Round(float64(grid)*float64(w)/float64(h))))
+	} else {
+		gy = max(grid, int(math.Round(float64(grid)*float64(h)/float64(w))))
+	}
+	r := segmentRand(key, segment)
+	cells := make([]float32, (gx+1)*(gy+1))
+	for i := range cells {
+		cells[i] = float32(2*int(r.Uint32()&1) - 1)
+	}
+	out := make([]float32, w*h)
+	// Cosine interpolation between cell centres keeps the pattern smooth.
+	wx := make([]float32, w)
+	ix := make([]int, w)
+	for x := range w {
+		u := (float64(x) + 0.5) / float64(w) * float64(gx)
+		i := min(int(u), gx-1)
+		ix[x] = i
+		wx[x] = float32((1 - math.Cos(math.Pi*(u-float64(i)))) / 2)
+	}
+	for y := range h {
+		v := (float64(y) + 0.5) / float64(h) * float64(gy)
+		j := min(int(v), gy-1)
+		fy := float32((1 - math.Cos(math.Pi*(v-float64(j)))) / 2)
+		row := out[y*w : (y+1)*w]
+		c0 := cells[j*(gx+1):]
+		c1 := cells[(j+1)*(gx+1):]
+		for x := range row {
+			i, fx := ix[x], wx[x]
+			top := c0[i] + (c0[i+1]-c0[i])*fx
+			bot := c1[i] + (c1[i+1]-c1[i])*fx
+			row[x] = top + (bot-top)*fy
+		}
+	}
+	return out
+}
+
+func (e *Embedder) quantPattern(w, h, segment int) []int8 {
+	k := patternKey{w, h, segment}
+	if p, ok := e.pattern[k]; ok {
+		return p
+	}
+	// Keep only the current segment's patterns.
+	for old := range e.pattern {
+		if old.segment != segment {
+			delete(e.pattern, old)
+		}
+	}
+	f := Pattern(e.key, e.p.Grid, w, h, segment)
+	q := make([]int8, len(f))
+	for i, v := range f {
+		q[i] = int8(math.Round(float64(v) * 127))
+	}
+	e.pattern[k] = q
+	return q
+}
+
+// ramp is the temporal envelope of a frame at pts in its segment, 0..256.
+func (e *Embedder) ramp(segment int, pts time.Duration) int32 {
+	if e.p.Ramp == 0 {
+		return 256
+	}
+	start := time.Duration(segment) * e.p.SegmentDuration
+	in := pts - start
+	out := start + e.p.SegmentDuration - pts
+	d := min(in, out)
+	if d >= e.p.Ramp {
+		return 256
+	}
+	if d < 0 {
+		d = 0
+	}
+	// Raised cosine from 0 to 1 over the ramp.
+	return int32(256 * (1 - math.Cos(math.Pi*float64(d)/float64(e.p.Ramp))) / 2)
+}
+
+// block is the side of the blocks over which the strength adapts.
+const block = 8
+
+// Embed adds the mark to an 8-bit luma plane (w×h pixels, rows of stride
+// bytes) of a frame of the given segment at presentation time pts. sign is
+// +1 for variant A and -1 for variant B. Changes are rounded with dither so
+// that sub-level amplitudes survive on average. The strengths computed from
+// the picture are kept for the next call with the same size and time (the
+// other variant of the same frame).
+func (e *Embedder) Embed(luma []byte, stride, w, h, segment int, pts time.Duration, sign int) {
+	if w <= 0 || h <= 0 || len(luma) < stride*(h-1)+w {
+		return
+	}
+	env := e.ramp(segment, pts)
+	if env == 0 {
+		return
+	}
+	pat := e.quantPattern(w, h, segment)
+	amp := e.ampQ * env / 256 * int32(sign)
+	bw := (w + block - 1) / block
+	bh := (h + block - 1) / block
+	if e.str.w != w || e.str.h != h || e.str.pts != pts || e.str.segment != segment {
+		e.str = strengthMap{w: w, h: h, pts: pts, segment: segment, s: e.str.s[:0]}
+		for by := 0; by < h; by += block {
+			e.str.s = e.blockStrengths(luma, stride, w, by, min(block, h-by), e.str.s)
+		}
+		e.frame++
+	}
+	doff := int(e.frame*2654435761) & (ditherSize - 1)
+	scaled := e.scaled[:0]
+	for _, v := range e.str.s[:bw*bh] {
+		scaled = append(scaled, v*amp)
+	}
+	e.scaled = scaled
+	full := w &^ (block - 1)
+	for y := range h {
+		row := luma[y*stride : y*stride+w]
+		prow := pat[y*w : (y+1)*w]
+		srow := scaled[(y/block)*bw : (y/block+1)*bw]
+		drow := e.dither[(y&(ditherSize-1))*2*ditherSize:][doff : doff+ditherSize]
+		for bx := 0; bx < full; bx += block {
+			st := srow[bx/block]
+			r := row[bx : bx+block : bx+block]
+			p := prow[bx : bx+block : bx+block]
+			d := drow[bx&(ditherSize-1):][:block]
+			r[0] = clamp(int32(r[0]) + (int32(p[0])*st+d[0])>>fixShift)
+			r[1] = clamp(int32(r[1]) + (int32(p[1])*st+d[1])>>fixShift)
+			r[2] = clamp(int32(r[2]) + (int32(p[2])*st+d[2])>>fixShift)
+			r[3] = clamp(int32(r[3]) + (int32(p[3])*st+d[3])>>fixShift)
+			r[4] = clamp(int32(r[4]) + (int32(p[4])*st+d[4])>>fixShift)
+			r[5] = clamp(int32(r[5]) + (int32(p[5])*st+d[5])>>fixShift)
+			r[6] = clamp(int32(r[6]) + (int32(p[6])*st+d[6])>>fixShift)
+			r[7] = clamp(int32(r[7]) + (int32(p[7])*st+d[7])>>fixShift)
+		}
+		for x := full; x < w; x++ {
+			row[x] = clamp(int32(row[x]) + (int32(prow[x])*srow[x/block]+drow[x&(ditherSize-1)])>>fixShift)
+		}
+	}
+}
+
+func clamp(v int32) byte {
+	if uint32(v) > 255 {
+		return byte(^(v >> 31)) // 0 below, 255 above
+	}
+	return byte(v)
+}
+
+// strengthMap is the per-block strength of one frame.
+type strengthMap struct {
+	w, h, segment int
+	pts           time.Duration
+	s             []int32
+}
+
+// blockStrengths appends (0..256) for the blocks of one block row, from
+// their texture (mean absolute difference to the right and lower neighbour,
+// sampled) and brightness: flat, very dark and very bright blocks get less.
+func (e *Embedder) blockStrengths(luma []byte, stride, w, by, bh int, s []int32) []int32 {
+	for x0 := 0; x0 < w; x0 += block {
+		bwid := min(block, w-x0)
+		var act, sum, n int32
+		for y := by; y < by+bh; y += 2 {
+			row := luma[y*stride:]
+			next := row
+			if y+1 < by+bh {
+				next = luma[(y+1)*stride:]
+			}
+			for x := x0; x < x0+bwid; x += 2 {
+				p := int32(row[x])
+				r := p
+				if x+1 < w {
+					r = int32(row[x+1])
+				}
+				act += abs32(p-r) + abs32(p-int32(next[x]))
+				sum += p
+				n++
+			}
+		}
+		mean := sum / n
+		// Texture: full strength from a mean gradient of 6 levels, a floor of
+		// 40 % in flat areas.
+		t := min(256, 102+act*154/(12*n))
+		// Brightness: full between 48 and 200, down to a third at the ends.
+		b := int32(256)
+		switch {
+		case mean < 48:
+			b = 85 + mean*171/48
+		case mean > 200:
+			b = max(85, 256-(mean-200)*171/55)
+		}
+		s = append(s, t*b/256)
+	}
+	return s
+}
+
+func abs32(v int32) int32 {
+	if v < 0 {
+		return -v
+	}
+	return v
+}
