@@ -12,6 +12,7 @@ import (
 	"github.com/abseal/abseal/cmaf"
 	"github.com/abseal/abseal/profile"
 	"github.com/abseal/abseal/transcode"
+	"github.com/abseal/abseal/watermark"
 )
 
 // ObjectWriter receives the objects of an asset. Keys are relative to the
@@ -22,19 +23,42 @@ type ObjectWriter interface {
 
 // RenderOptions tune a render.
 type RenderOptions struct {
-	// Variants is 1 (variant a only) or 2 (a and b).
+	// Variants is 1 (variant a only) or 2 (a and b). A watermark implies 2.
 	Variants int
+	// Watermark, when set, marks variants a and b with opposite signs.
+	Watermark *WatermarkOptions
+	// Hook is called for every frame (after the watermark, if any).
 	Hook     transcode.FrameHook
 	Threads  int
 	Limits   transcode.Limits
 	Progress func(done, total time.Duration)
 }
 
+// WatermarkOptions configure the A/B forensic watermark of a render.
+type WatermarkOptions struct {
+	Embedder *watermark.Embedder
+	// Unmarked is the number of leading segments that carry no mark
+	// (position -1: every session gets variant a).
+	Unmarked int
+}
+
+// Position is the watermark bit position of a segment: -1 for the first
+// unmarked segments, then 0, 1, 2, … (the edge uses pattern[p mod wmpatlen]).
+func Position(segment, unmarked int) int {
+	if segment < unmarked {
+		return -1
+	}
+	return segment - unmarked
+}
+
 // RenderResult describes a rendered asset.
 type RenderResult struct {
 	Info       *transcode.Info
-	Renditions []cmaf.Rendition // video, largest first
+	Renditions []cmaf.Rendition // video, largest first; sizes are the stored (padded) ones
 	Audio      *cmaf.Rendition
+	// Positions[i] is the watermark position of video segment index i (all
+	// -1 without a watermark).
+	Positions []int
 	Objects    int
 	Bytes      int64
 	Duration   time.Duration
@@ -55,10 +79,17 @@ func Render(ctx context.Context, src string, p *profile.Profile, opts RenderOpti
 	if err != nil {
 		return nil, err
 	}
+	variants := max(opts.Variants, 1)
+	hook := opts.Hook
+	unmarked := 1 << 30
+	if wm := opts.Watermark; wm != nil {
+		variants, unmarked = 2, wm.Unmarked
+		hook = markHook(wm, opts.Hook)
+	}
 	topts := transcode.Options{
 		SegmentDuration: time.Duration(p.SegmentDuration),
-		Variants:        max(opts.Variants, 1),
-		Hook:            opts.Hook,
+		Variants:        variants,
+		Hook:            hook,
 		Threads:         opts.Threads,
 		Limits:          opts.Limits,
 		Progress:        opts.Progress,
@@ -73,7 +104,7 @@ func Render(ctx context.Context, src string, p *profile.Profile, opts RenderOpti
 	if p.Audio.Bitrate > 0 {
 		topts.Audio = &transcode.AudioSettings{Bitrate: p.Audio.Bitrate, SampleRate: p.Audio.SampleRate}
 	}
-	w := &trackWriter{ctx: ctx, out: out}
+	w := &trackWriter{ctx: ctx, out: out, variants: variants, pending: map[segKey][]byte{}, sizes: map[segKey]int64{}}
 	s := &packagerSink{pk: cmaf.NewPackager(w)}
 	res, err := transcode.Run(ctx, src, topts, s)
 	if err != nil {
@@ -83,6 +114,9 @@ func Render(ctx context.Context, src string, p *profile.Profile, opts RenderOpti
 		return nil, err
 	}
 
+	if err := w.unpaired(); err != nil {
+		return nil, err
+	}
 	rr := &RenderResult{Info: info, Duration: res.Duration}
 	for _, t := range s.tracks {
 		if t.Variant != "a" && t.Variant != "" {
@@ -93,10 +127,20 @@ func Render(ctx context.Context, src string, p *profile.Profile, opts RenderOpti
 			FrameRate: info.Video.FrameRate, SampleRate: t.SampleRate, Channels: t.Channels,
 			Timescale: t.Timescale, Segments: s.pk.Segments(t.ID),
 		}
+		for i, seg := range r.Segments {
+			if size, ok := w.sizes[segKey{t.Name, seg.Number}]; ok {
+				r.Segments[i].Size = size
+			}
+		}
 		if t.Kind == "audio" {
 			rr.Audio = &r
 		} else {
 			rr.Renditions = append(rr.Renditions, r)
+		}
+	}
+	if len(rr.Renditions) > 0 {
+		for _, seg := range rr.Renditions[0].Segments {
+			rr.Positions = append(rr.Positions, Position(seg.Index, unmarked))
 		}
 	}
 	for _, r := range append(append([]cmaf.Rendition{}, rr.Renditions...), deref(rr.Audio)...) {
@@ -138,12 +182,37 @@ func TrackKey(t cmaf.Track, file string) string {
 	return path.Join(t.Name, t.Variant, file)
 }
 
-// trackWriter names the packager's output and counts it.
+// markHook embeds the watermark: variant a (0) with sign +1, b (1) with -1;
+// segments before the first position stay unmarked.
+func markHook(wm *WatermarkOptions, next transcode.FrameHook) transcode.FrameHook {
+	return func(f *transcode.Frame) error {
+		if Position(f.Segment, wm.Unmarked) >= 0 {
+			sign := 1 - 2*f.Variant
+			wm.Embedder.Embed(f.Luma, f.Stride, f.Width, f.Height, f.Segment, f.PTS, sign)
+		}
+		if next != nil {
+			return next(f)
+		}
+		return nil
+	}
+}
+
+// trackWriter names the packager's output and counts it. With two variants
+// it holds the first of a segment's variants until the other arrives, pads
+// them to the same size and writes both.
 type trackWriter struct {
-	ctx     context.Context
-	out     ObjectWriter
-	objects atomic.Int64
-	bytes   atomic.Int64
+	ctx      context.Context
+	out      ObjectWriter
+	variants int
+	pending  map[segKey][]byte // first-arrived variant of a segment
+	sizes    map[segKey]int64  // stored (padded) size of each segment
+	objects  atomic.Int64
+	bytes    atomic.Int64
+}
+
+type segKey struct {
+	name   string
+	number int
 }
 
 func (w *trackWriter) put(key string, data []byte) error {
@@ -163,7 +232,44 @@ func (w *trackWriter) WriteInit(t cmaf.Track, data []byte) error {
 }
 
 func (w *trackWriter) WriteSegment(t cmaf.Track, s cmaf.Segment, data []byte) error {
-	return w.put(TrackKey(t, cmaf.SegmentName(s.Number)), data)
+	k := segKey{t.Name, s.Number}
+	if t.Variant == "" || w.variants < 2 {
+		w.sizes[k] = int64(len(data))
+		return w.put(TrackKey(t, cmaf.SegmentName(s.Number)), data)
+	}
+	other, ok := w.pending[k]
+	if !ok {
+		// Remember which variant this is in the first byte of the key's value.
+		w.pending[k] = append([]byte{t.Variant[0]}, data...)
+		return nil
+	}
+	delete(w.pending, k)
+	otherVariant, otherData := string(other[:1]), other[1:]
+	a, b := data, otherData
+	if t.Variant == "b" {
+		a, b = otherData, data
+	} else if otherVariant != "b" {
+		return fmt.Errorf("pipeline: %s segment %d: variant %s written twice", t.Name, s.Number, t.Variant)
+	}
+	a, b, err := cmaf.PadEqual(a, b)
+	if err != nil {
+		return err
+	}
+	w.sizes[k] = int64(len(a))
+	ta, tb := t, t
+	ta.Variant, tb.Variant = "a", "b"
+	if err := w.put(TrackKey(ta, cmaf.SegmentName(s.Number)), a); err != nil {
+		return err
+	}
+	return w.put(TrackKey(tb, cmaf.SegmentName(s.Number)), b)
+}
+
+// unpaired reports a segment whose other variant never came.
+func (w *trackWriter) unpaired() error {
+	for k := range w.pending {
+		return fmt.Errorf("pipeline: %s segment %d: only one variant was encoded", k.name, k.number)
+	}
+	return nil
 }
 
 // packagerSink adapts transcode's output to the CMAF packager.

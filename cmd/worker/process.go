@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/abseal/abseal/cmaf"
@@ -16,6 +17,7 @@ import (
 	"github.com/abseal/abseal/profile"
 	"github.com/abseal/abseal/storage"
 	"github.com/abseal/abseal/storage/fs"
+	"github.com/abseal/abseal/watermark"
 )
 
 func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -27,6 +29,9 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	variants := fl.Int("variants", 1, "encoders per rendition: 1 (a) or 2 (a and b)")
 	play := fl.String("play", "a", "link the neutral segment paths to this variant so the manifests play locally (a, b or none)")
 	threads := fl.Int("threads", 0, "CPU budget (0: all CPUs)")
+	wmKey := fl.String("watermark-key", "", "file holding the watermark master key (enables the A/B watermark and --variants 2)")
+	assetID := fl.String("asset-id", "", "asset id for the watermark key (default: the input's base name)")
+	unmarked := fl.Int("unmarked", 1, "leading segments left unmarked (watermark position -1)")
 	if err := fl.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -37,7 +42,7 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *play != "a" && *play != "b" && *play != "none" {
 		return fmt.Errorf("%w: --play must be a, b or none", errUsage)
 	}
-	if *play == "b" && *variants < 2 {
+	if *play == "b" && *variants < 2 && *wmKey == "" {
 		return fmt.Errorf("%w: --play b needs --variants 2", errUsage)
 	}
 	p := profile.Default()
@@ -50,20 +55,37 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if entries, err := os.ReadDir(*out); err == nil && len(entries) > 0 {
 		return fmt.Errorf("%w: output directory %s is not empty", errUsage, *out)
 	}
+	ropts := pipeline.RenderOptions{Variants: *variants, Threads: *threads}
+	if *wmKey != "" {
+		master, err := os.ReadFile(*wmKey)
+		if err != nil {
+			return fmt.Errorf("watermark key: %w", err)
+		}
+		id := *assetID
+		if id == "" {
+			id = strings.TrimSuffix(filepath.Base(*in), filepath.Ext(*in))
+		}
+		key, err := watermark.DeriveAssetKey(bytes.TrimSpace(master), id)
+		if err != nil {
+			return err
+		}
+		emb, err := watermark.NewEmbedder(key, watermark.DefaultParams(time.Duration(p.SegmentDuration)))
+		if err != nil {
+			return err
+		}
+		ropts.Watermark = &pipeline.WatermarkOptions{Embedder: emb, Unmarked: *unmarked}
+	}
 	st, err := fs.New(*out)
 	if err != nil {
 		return err
 	}
 	start := time.Now()
-	res, err := pipeline.Render(ctx, *in, p, pipeline.RenderOptions{
-		Variants: *variants,
-		Threads:  *threads,
-		Progress: func(done, total time.Duration) {
-			if total > 0 {
-				fmt.Fprintf(stderr, "\rprocess: %5.1f%% (%s of %s)", 100*done.Seconds()/total.Seconds(), done.Round(time.Second), total.Round(time.Second))
-			}
-		},
-	}, storeWriter{st})
+	ropts.Progress = func(done, total time.Duration) {
+		if total > 0 {
+			fmt.Fprintf(stderr, "\rprocess: %5.1f%% (%s of %s)", 100*done.Seconds()/total.Seconds(), done.Round(time.Second), total.Round(time.Second))
+		}
+	}
+	res, err := pipeline.Render(ctx, *in, p, ropts, storeWriter{st})
 	fmt.Fprintln(stderr)
 	if err != nil {
 		// Nothing half-done is left behind.

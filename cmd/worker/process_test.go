@@ -284,3 +284,40 @@ func init() {
 	// FFmpeg's own messages only when they are errors.
 	transcode.RouteLogs(slog.New(slog.NewTextHandler(os.Stderr, nil)), slog.LevelError)
 }
+
+// With a watermark key, marked segments differ between variants a and b,
+// both variants of every segment have the same size, the unmarked first
+// segment is the same in both, and both variants play cleanly.
+func TestProcessWatermark(t *testing.T) {
+	src := testmedia.Clip(t, "main.mp4")
+	key := filepath.Join(t.TempDir(), "wm.key")
+	if err := os.WriteFile(key, []byte("watermark master key for tests.."), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	outs := map[string]string{}
+	for _, v := range []string{"a", "b"} {
+		out, _, err := process(t, src, "--watermark-key", key, "--asset-id", "clip", "--unmarked", "1", "--play", v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs[v] = out
+		decodeClean(t, filepath.Join(out, "hls", "master.m3u8"))
+		if frames, _ := probe(t, filepath.Join(out, "hls", "360p.m3u8")); frames != 180 {
+			t.Errorf("variant %s: %d frames, want 180", v, frames)
+		}
+	}
+	out := outs["a"]
+	for _, rung := range []string{"360p", "180p"} {
+		for n := 1; n <= 3; n++ {
+			name := "seg-0000" + strconv.Itoa(n) + ".m4s"
+			a, _ := os.ReadFile(filepath.Join(out, rung, "a", name))
+			b, _ := os.ReadFile(filepath.Join(out, rung, "b", name))
+			if len(a) == 0 || len(a) != len(b) {
+				t.Errorf("%s %s: variants of %d and %d bytes, want equal sizes", rung, name, len(a), len(b))
+			}
+			if same := bytes.Equal(a, b); same != (n == 1) {
+				t.Errorf("%s %s: variants identical %v (segment 1 is unmarked)", rung, name, same)
+			}
+		}
+	}
+}
