@@ -59,9 +59,9 @@ type RenderResult struct {
 	// Positions[i] is the watermark position of video segment index i (all
 	// -1 without a watermark).
 	Positions []int
-	Objects    int
-	Bytes      int64
-	Duration   time.Duration
+	Objects   int
+	Bytes     int64
+	Duration  time.Duration
 }
 
 // Variant names, as in object keys (a/, b/).
