@@ -64,7 +64,8 @@ type Embedder struct {
 	p       Params
 	ampQ    int32
 	pattern map[patternKey][]int8
-	dither  []int32 // ditherSize rows of 2×ditherSize values (a row repeated)
+	thresh  []uint8  // ditherSize×ditherSize thresholds 0..63
+	masks   []uint64 // per dither row, 8-pixel phase and fraction (0..63): bytes of 0/1
 	frame   uint32
 	str     strengthMap
 	scaled  []int32
@@ -88,12 +89,24 @@ func NewEmbedder(assetKey []byte, p Params) (*Embedder, error) {
 	}
 	e := &Embedder{key: assetKey, p: p, ampQ: int32(math.Round(p.Strength * 64)), pattern: map[patternKey][]int8{}}
 	r := rand.New(rand.NewPCG(0x5eed, 0xd17e))
-	e.dither = make([]int32, 2*ditherSize*ditherSize)
-	for y := range ditherSize {
-		row := e.dither[2*ditherSize*y:][:2*ditherSize]
-		for x := range ditherSize {
-			row[x] = int32(r.Uint32() & (1<<fixShift - 1))
-			row[x+ditherSize] = row[x]
+	e.thresh = make([]uint8, ditherSize*ditherSize)
+	for i := range e.thresh {
+		e.thresh[i] = uint8(r.Uint32() & 63)
+	}
+	// masks[(row*8+phase)*64+q] has byte j set to 1 where the threshold of
+	// pixel phase*8+j plus the fraction q reaches 64: the pixel rounds up.
+	e.masks = make([]uint64, ditherSize*(ditherSize/block)*64)
+	for row := range ditherSize {
+		for phase := range ditherSize / block {
+			for q := range 64 {
+				var m uint64
+				for j := range block {
+					if int(e.thresh[row*ditherSize+phase*block+j])+q >= 64 {
+						m |= 1 << (8 * j)
+					}
+				}
+				e.masks[(row*(ditherSize/block)+phase)*64+q] = m
+			}
 		}
 	}
 	return e, nil
@@ -226,25 +239,54 @@ func (e *Embedder) Embed(luma []byte, stride, w, h, segment int, pts time.Durati
 		row := luma[y*stride : y*stride+w]
 		prow := pat[y*w : (y+1)*w]
 		srow := scaled[(y/block)*bw : (y/block+1)*bw]
-		drow := e.dither[(y&(ditherSize-1))*2*ditherSize:][doff : doff+ditherSize]
+		dy := (y + doff) & (ditherSize - 1)
+		masks := e.masks[dy*(ditherSize/block)*64:][:(ditherSize/block)*64]
 		for bx := 0; bx < full; bx += block {
-			st := srow[bx/block]
-			r := row[bx : bx+block : bx+block]
-			p := prow[bx : bx+block : bx+block]
-			d := drow[bx&(ditherSize-1):][:block]
-			r[0] = clamp(int32(r[0]) + (int32(p[0])*st+d[0])>>fixShift)
-			r[1] = clamp(int32(r[1]) + (int32(p[1])*st+d[1])>>fixShift)
-			r[2] = clamp(int32(r[2]) + (int32(p[2])*st+d[2])>>fixShift)
-			r[3] = clamp(int32(r[3]) + (int32(p[3])*st+d[3])>>fixShift)
-			r[4] = clamp(int32(r[4]) + (int32(p[4])*st+d[4])>>fixShift)
-			r[5] = clamp(int32(r[5]) + (int32(p[5])*st+d[5])>>fixShift)
-			r[6] = clamp(int32(r[6]) + (int32(p[6])*st+d[6])>>fixShift)
-			r[7] = clamp(int32(r[7]) + (int32(p[7])*st+d[7])>>fixShift)
+			// One change per 8 pixels, from the pattern at the run's centre
+			// (the pattern is smooth: cells span tens of pixels); dither
+			// decides per pixel whether the fraction rounds up.
+			k := int32(prow[bx+block/2]) * srow[bx/block]
+			base := k >> fixShift
+			q := (k & (1<<fixShift - 1)) >> (fixShift - 6)
+			m := masks[((bx/block)&(ditherSize/block-1))*64+int(q)]
+			x := binary.LittleEndian.Uint64(row[bx:])
+			if base >= 0 {
+				x = addSat(x, uint64(base)*ones+m)
+			} else {
+				x = subSat(x, uint64(-base)*ones-m)
+			}
+			binary.LittleEndian.PutUint64(row[bx:], x)
 		}
 		for x := full; x < w; x++ {
-			row[x] = clamp(int32(row[x]) + (int32(prow[x])*srow[x/block]+drow[x&(ditherSize-1)])>>fixShift)
+			k := int32(prow[min(x/block*block+block/2, w-1)]) * srow[x/block]
+			q := (k & (1<<fixShift - 1)) >> (fixShift - 6)
+			up := int32(0)
+			if int32(e.thresh[dy*ditherSize+x&(ditherSize-1)])+q >= 64 {
+				up = 1
+			}
+			row[x] = clamp(int32(row[x]) + k>>fixShift + up)
 		}
 	}
+}
+
+const (
+	ones = 0x0101010101010101
+	high = 0x8080808080808080
+)
+
+// addSat adds the bytes of d (each < 128) to those of x, saturating at 255.
+func addSat(x, d uint64) uint64 {
+	s := ((x &^ high) + (d &^ high)) ^ ((x ^ d) & high)
+	carry := ((x & d) | ((x | d) &^ s)) & high
+	return s | (carry>>7)*0xff
+}
+
+// subSat subtracts the bytes of d (each < 128) from those of x, saturating
+// at 0.
+func subSat(x, d uint64) uint64 {
+	t := ((x | high) - (d &^ high)) ^ ((x ^ ^d) & high)
+	borrow := ((^x & d) | (^(x ^ d) & t)) & high
+	return t &^ ((borrow >> 7) * 0xff)
 }
 
 func clamp(v int32) byte {
