@@ -236,3 +236,21 @@ func BenchmarkEmbed1080p(b *testing.B) {
 		e.Embed(plane, w, w, h, 0, time.Second, 1)
 	}
 }
+
+// BenchmarkEmbedAB1080p marks one new 1080p frame as both variants (the
+// strengths are computed once per frame), as the ladder does.
+func BenchmarkEmbedAB1080p(b *testing.B) {
+	const w, h = 1920, 1080
+	e := embedder(b)
+	orig := texture(w, h, w, 6)
+	pa, pb := bytes.Clone(orig), bytes.Clone(orig)
+	b.SetBytes(2 * w * h)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		pts := 500*time.Millisecond + time.Duration(i%1000)*time.Millisecond // a new frame each time, mid-segment
+		e.Embed(pb, w, w, h, 0, pts, -1)
+		e.Embed(pa, w, w, h, 0, pts, +1)
+	}
+}
