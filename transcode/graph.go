@@ -18,8 +18,9 @@ type videoGraph struct {
 	desc  string
 }
 
-// graphDescription is the filter graph text for a source and a ladder.
-func graphDescription(v VideoInfo, rends []Rendition) string {
+// orient is the start of every graph: the picture deinterlaced and rotated
+// once if needed, in 8-bit 4:2:0.
+func orient(v VideoInfo) string {
 	var pre []string
 	if v.Interlaced {
 		pre = append(pre, "bwdif=mode=send_frame:parity=auto:deint=all")
@@ -33,8 +34,13 @@ func graphDescription(v VideoInfo, rends []Rendition) string {
 		pre = append(pre, "transpose=cclock")
 	}
 	pre = append(pre, "format=yuv420p")
+	return "[in]" + strings.Join(pre, ",")
+}
+
+// graphDescription is the filter graph text for a source and a ladder.
+func graphDescription(v VideoInfo, rends []Rendition) string {
 	var b strings.Builder
-	b.WriteString("[in]" + strings.Join(pre, ","))
+	b.WriteString(orient(v))
 	if len(rends) == 1 {
 		fmt.Fprintf(&b, ",scale=%d:%d:flags=bicubic,setsar=1[o0]", rends[0].Width, rends[0].Height)
 		return b.String()
@@ -49,7 +55,17 @@ func graphDescription(v VideoInfo, rends []Rendition) string {
 	return b.String()
 }
 
-func newVideoGraph(in *input, rends []Rendition, threads int) (_ *videoGraph, err error) {
+func newVideoGraph(in *input, rends []Rendition, threads int) (*videoGraph, error) {
+	return newGraphDesc(in, graphDescription(in.info.Video, rends), len(rends), threads)
+}
+
+// newGraph is a single-output graph: the source's orientation and
+// interlacing fixed, then tail.
+func newGraph(in *input, tail string, threads int) (*videoGraph, error) {
+	return newGraphDesc(in, orient(in.info.Video)+","+tail+"[o0]", 1, threads)
+}
+
+func newGraphDesc(in *input, desc string, outputs, threads int) (_ *videoGraph, err error) {
 	g := &videoGraph{graph: astiav.AllocFilterGraph()}
 	if g.graph == nil {
 		return nil, errors.New("transcode: alloc filter graph failed")
@@ -82,15 +98,15 @@ func newVideoGraph(in *input, rends []Rendition, threads int) (_ *videoGraph, er
 		return nil, fmt.Errorf("transcode: buffer source: %w", err)
 	}
 
-	outputs := astiav.AllocFilterInOut()
-	outputs.SetName("in")
-	outputs.SetFilterContext(g.src.FilterContext())
-	outputs.SetPadIdx(0)
-	outputs.SetNext(nil)
-	defer outputs.Free()
+	outs := astiav.AllocFilterInOut()
+	outs.SetName("in")
+	outs.SetFilterContext(g.src.FilterContext())
+	outs.SetPadIdx(0)
+	outs.SetNext(nil)
+	defer outs.Free()
 
 	var inputs *astiav.FilterInOut
-	for i := len(rends) - 1; i >= 0; i-- {
+	for i := outputs - 1; i >= 0; i-- {
 		sink, err := g.graph.NewBuffersinkFilterContext(astiav.FindFilterByName("buffersink"), fmt.Sprintf("o%d", i))
 		if err != nil {
 			return nil, fmt.Errorf("transcode: buffer sink: %w", err)
@@ -105,8 +121,8 @@ func newVideoGraph(in *input, rends []Rendition, threads int) (_ *videoGraph, er
 	}
 	defer inputs.Free()
 
-	g.desc = graphDescription(in.info.Video, rends)
-	if err = g.graph.Parse(g.desc, inputs, outputs); err != nil {
+	g.desc = desc
+	if err = g.graph.Parse(g.desc, inputs, outs); err != nil {
 		return nil, fmt.Errorf("transcode: filter graph %q: %w", g.desc, err)
 	}
 	if err = g.graph.Configure(); err != nil {

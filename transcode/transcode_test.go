@@ -309,3 +309,22 @@ func TestOptionsValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestDecodeGray(t *testing.T) {
+	n := 0
+	var last time.Duration
+	err := transcode.DecodeGray(t.Context(), testmedia.Clip(t, "rotated.mp4"), 36, 64, func(f transcode.GrayFrame) error {
+		if f.W != 36 || f.H != 64 || len(f.Y) != 36*64 {
+			t.Fatalf("frame %dx%d, %d bytes", f.W, f.H, len(f.Y))
+		}
+		if n > 0 && f.PTS <= last {
+			t.Fatalf("frame %d: pts %s after %s", n, f.PTS, last)
+		}
+		last = f.PTS
+		n++
+		return nil
+	})
+	if err != nil || n != 120 {
+		t.Fatalf("decoded %d frames (want 120): %v", n, err)
+	}
+}
