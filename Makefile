@@ -54,6 +54,7 @@ bench: deps ## benchmarks (envelope vs raw AES-GCM, MinIO, ladder vs ffmpeg CLI)
 	@mkdir -p $(BENCH_OUT)
 	go test -run '^$$' -bench . -benchtime 3s -count 3 ./envelope ./storage/... | tee $(BENCH_OUT)/bench.txt
 	go test -run '^$$' -bench LadderVsFFmpeg -benchtime 1x -timeout 60m ./transcode | tee -a $(BENCH_OUT)/bench.txt
+	go test -run '^$$' -bench EmbedShareOfEncode -benchtime 1x -timeout 30m ./pipeline | tee -a $(BENCH_OUT)/bench.txt
 	@scripts/bench-report.sh $(BENCH_OUT)/bench.txt | tee $(BENCH_OUT)/report.md
 
 FUZZTIME ?= 5m

@@ -172,10 +172,14 @@ func (e *Embedder) quantPattern(w, h, segment int) []int8 {
 			delete(e.pattern, old)
 		}
 	}
+	// Only the value at the centre column of each 8-pixel run is used.
 	f := Pattern(e.key, e.p.Grid, w, h, segment)
-	q := make([]int8, len(f))
-	for i, v := range f {
-		q[i] = int8(math.Round(float64(v) * 127))
+	bw := (w + block - 1) / block
+	q := make([]int8, bw*h)
+	for y := range h {
+		for bi := range bw {
+			q[y*bw+bi] = int8(math.Round(float64(f[y*w+min(bi*block+block/2, w-1)]) * 127))
+		}
 	}
 	e.pattern[k] = q
 	return q
@@ -237,7 +241,7 @@ func (e *Embedder) Embed(luma []byte, stride, w, h, segment int, pts time.Durati
 	full := w &^ (block - 1)
 	for y := range h {
 		row := luma[y*stride : y*stride+w]
-		prow := pat[y*w : (y+1)*w]
+		prow := pat[y*bw : (y+1)*bw]
 		srow := scaled[(y/block)*bw : (y/block+1)*bw]
 		dy := (y + doff) & (ditherSize - 1)
 		masks := e.masks[dy*(ditherSize/block)*64:][:(ditherSize/block)*64]
@@ -245,7 +249,7 @@ func (e *Embedder) Embed(luma []byte, stride, w, h, segment int, pts time.Durati
 			// One change per 8 pixels, from the pattern at the run's centre
 			// (the pattern is smooth: cells span tens of pixels); dither
 			// decides per pixel whether the fraction rounds up.
-			k := int32(prow[bx+block/2]) * srow[bx/block]
+			k := int32(prow[bx/block]) * srow[bx/block]
 			base := k >> fixShift
 			q := (k & (1<<fixShift - 1)) >> (fixShift - 6)
 			m := masks[((bx/block)&(ditherSize/block-1))*64+int(q)]
@@ -258,7 +262,7 @@ func (e *Embedder) Embed(luma []byte, stride, w, h, segment int, pts time.Durati
 			binary.LittleEndian.PutUint64(row[bx:], x)
 		}
 		for x := full; x < w; x++ {
-			k := int32(prow[min(x/block*block+block/2, w-1)]) * srow[x/block]
+			k := int32(prow[x/block]) * srow[x/block]
 			q := (k & (1<<fixShift - 1)) >> (fixShift - 6)
 			up := int32(0)
 			if int32(e.thresh[dy*ditherSize+x&(ditherSize-1)])+q >= 64 {
@@ -304,33 +308,28 @@ type strengthMap struct {
 }
 
 // blockStrengths appends (0..256) for the blocks of one block row, from
-// their texture (mean absolute difference to the right and lower neighbour,
-// sampled) and brightness: flat, very dark and very bright blocks get less.
+// their texture (mean absolute difference to the right and lower neighbour
+// at 8 points of the block) and brightness: flat, very dark and very bright
+// blocks get less.
 func (e *Embedder) blockStrengths(luma []byte, stride, w, by, bh int, s []int32) []int32 {
+	r0 := by + min(1, bh-1)
+	r1 := by + min(5, bh-1)
+	n0, n1 := min(r0+1, by+bh-1), min(r1+1, by+bh-1)
+	rows := [4][]byte{luma[r0*stride:][:w], luma[n0*stride:][:w], luma[r1*stride:][:w], luma[n1*stride:][:w]}
 	for x0 := 0; x0 < w; x0 += block {
-		bwid := min(block, w-x0)
-		var act, sum, n int32
-		for y := by; y < by+bh; y += 2 {
-			row := luma[y*stride:]
-			next := row
-			if y+1 < by+bh {
-				next = luma[(y+1)*stride:]
-			}
-			for x := x0; x < x0+bwid; x += 2 {
-				p := int32(row[x])
-				r := p
-				if x+1 < w {
-					r = int32(row[x+1])
-				}
-				act += abs32(p-r) + abs32(p-int32(next[x]))
-				sum += p
-				n++
-			}
+		var act, sum int32
+		for c := x0; c < x0+block; c += 2 {
+			x := min(c, w-1)
+			xr := min(c+1, w-1)
+			p0, p1 := int32(rows[0][x]), int32(rows[2][x])
+			act += abs32(p0-int32(rows[0][xr])) + abs32(p0-int32(rows[1][x])) +
+				abs32(p1-int32(rows[2][xr])) + abs32(p1-int32(rows[3][x]))
+			sum += p0 + p1
 		}
-		mean := sum / n
+		mean := sum / 8
 		// Texture: full strength from a mean gradient of 6 levels, a floor of
 		// 40 % in flat areas.
-		t := min(256, 102+act*154/(12*n))
+		t := min(256, 102+act*154/(12*8))
 		// Brightness: full between 48 and 200, down to a third at the ends.
 		b := int32(256)
 		switch {
