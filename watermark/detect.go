@@ -1,0 +1,282 @@
+package watermark
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"time"
+)
+
+// Picture is a luma picture at a Reference's analysis size (W×H bytes).
+type Picture struct {
+	PTS time.Duration
+	Y   []byte
+}
+
+// Reference is what the detector compares a suspect with: both variants of
+// one rendition, decoded and scaled to an analysis size, with the segment
+// positions from the asset manifest.
+type Reference struct {
+	W, H            int
+	SegmentDuration time.Duration
+	// Positions[k] is the watermark position of segment k (-1: unmarked).
+	Positions []int
+	// A and B are the frames of variants a and b, in presentation order
+	// (the same timestamps in both).
+	A, B []Picture
+}
+
+// SegmentScore is the evidence of one suspect segment.
+type SegmentScore struct {
+	Segment  int     `json:"segment"`
+	Position int     `json:"position"`
+	Bit      *int    `json:"bit"` // nil when the score is too weak to call
+	Score    float64 `json:"score"`
+	Frames   int     `json:"frames"`
+}
+
+// Result is the detector's verdict.
+type Result struct {
+	Verdict            string         `json:"verdict"` // "identified" or "inconclusive"
+	WMID               *uint64        `json:"wmid"`
+	FalsePositiveBound float64        `json:"false_positive_bound"`
+	SegmentsUsed       int            `json:"segments_used"`
+	Segments           []SegmentScore `json:"segments"`
+	// Offset is the reference time of the suspect's first frame; Crop the
+	// fraction of the reference picture the suspect shows.
+	Offset time.Duration `json:"offset_ns"`
+	Crop   float64       `json:"crop"`
+}
+
+// callThreshold is the |z| above which a segment's bit is reported.
+const callThreshold = 2.0
+
+// Detect aligns the suspect with the reference in time and space, scores
+// every segment and decodes the wmid with code.
+func Detect(ref *Reference, suspect []Picture, code *Code) (*Result, error) {
+	if len(ref.A) == 0 || len(ref.A) != len(ref.B) || len(suspect) == 0 {
+		return nil, errors.New("watermark: detect: empty reference or suspect")
+	}
+	n := ref.W * ref.H
+	for _, p := range append(append(slices.Clip(ref.A), ref.B...), suspect...) {
+		if len(p.Y) != n {
+			return nil, fmt.Errorf("watermark: detect: a picture of %d bytes, want %dx%d", len(p.Y), ref.W, ref.H)
+		}
+	}
+	mean := make([][]float32, len(ref.A))
+	diff := make([][]float32, len(ref.A))
+	times := make([]time.Duration, len(ref.A))
+	for j := range ref.A {
+		m, d := make([]float32, n), make([]float32, n)
+		for i := range n {
+			a, b := float32(ref.A[j].Y[i]), float32(ref.B[j].Y[i])
+			m[i], d[i] = (a+b)/2, (a-b)/2
+		}
+		mean[j], diff[j], times[j] = m, d, ref.A[j].PTS
+	}
+	al := align(ref, mean, times, suspect)
+
+	// Score every suspect frame against the reference frame it shows.
+	type acc struct {
+		sum []float64
+	}
+	perSeg := map[int]*acc{}
+	r := make([]float32, n)
+	for _, sp := range suspect {
+		j := nearest(times, sp.PTS+al.offset)
+		if j < 0 {
+			continue
+		}
+		seg := int((times[j]) / ref.SegmentDuration)
+		if seg >= len(ref.Positions) || ref.Positions[seg] < 0 {
+			continue
+		}
+		m := warp(mean[j], ref.W, ref.H, al.crop)
+		d := warp(diff[j], ref.W, ref.H, al.crop)
+		var rm, dm float64
+		for i := range n {
+			r[i] = float32(sp.Y[i]) - m[i]
+			rm += float64(r[i])
+			dm += float64(d[i])
+		}
+		rm /= float64(n)
+		dm /= float64(n)
+		var rd, dd float64
+		for i := range n {
+			dv := float64(d[i]) - dm
+			rd += (float64(r[i]) - rm) * dv
+			dd += dv * dv
+		}
+		if dd < 1e-3*float64(n) {
+			continue // the variants do not differ here
+		}
+		if perSeg[seg] == nil {
+			perSeg[seg] = &acc{}
+		}
+		perSeg[seg].sum = append(perSeg[seg].sum, rd/dd)
+	}
+
+	// Pooled noise of the per-frame scores around their segment's mean.
+	var ss float64
+	var cnt int
+	for _, a := range perSeg {
+		mu := meanOf(a.sum)
+		for _, c := range a.sum {
+			ss += (c - mu) * (c - mu)
+			cnt++
+		}
+	}
+	sigma := 1.0
+	if cnt > len(perSeg) {
+		sigma = math.Sqrt(ss / float64(cnt-len(perSeg)))
+	}
+	sigma = max(sigma, 0.05)
+
+	res := &Result{Verdict: "inconclusive", FalsePositiveBound: FalsePositiveBound, Offset: al.offset, Crop: al.crop}
+	L := code.PatternLen()
+	scores := make([]float64, L)
+	segs := make([]int, 0, len(perSeg))
+	for k := range perSeg {
+		segs = append(segs, k)
+	}
+	sort.Ints(segs)
+	for _, k := range segs {
+		a := perSeg[k]
+		z := meanOf(a.sum) * math.Sqrt(float64(len(a.sum))) / sigma
+		ss := SegmentScore{Segment: k, Position: ref.Positions[k], Score: z, Frames: len(a.sum)}
+		if math.Abs(z) >= callThreshold {
+			bit := 0 // variant A
+			if z < 0 {
+				bit = 1
+			}
+			ss.Bit = &bit
+		}
+		res.Segments = append(res.Segments, ss)
+		// Variant A (positive score) is bit 0; the decoder wants > 0 for 1.
+		scores[ref.Positions[k]%L] += max(-8, min(8, -z))
+		res.SegmentsUsed++
+	}
+	d, err := code.Decode(scores)
+	if err != nil {
+		return nil, err
+	}
+	if d.OK {
+		res.Verdict = "identified"
+		res.WMID = &d.WMID
+	}
+	return res, nil
+}
+
+func meanOf(v []float64) float64 {
+	var s float64
+	for _, x := range v {
+		s += x
+	}
+	return s / float64(len(v))
+}
+
+// nearest is the index of the reference frame shown at time t, or -1
+// outside the reference.
+func nearest(times []time.Duration, t time.Duration) int {
+	i := sort.Search(len(times), func(i int) bool { return times[i] >= t })
+	switch {
+	case i == len(times):
+		if len(times) > 1 && t-times[i-1] > times[i-1]-times[i-2] {
+			return -1
+		}
+		return i - 1
+	case i == 0:
+		if len(times) > 1 && times[0]-t > times[1]-times[0] {
+			return -1
+		}
+		return 0
+	case t-times[i-1] < times[i]-t:
+		return i - 1
+	}
+	return i
+}
+
+// warp resamples a reference plane to what a centred crop of the given
+// fraction, scaled back to full size, shows (crop 1: the plane itself).
+func warp(p []float32, w, h int, crop float64) []float32 {
+	if crop >= 0.999 {
+		return p
+	}
+	out := make([]float32, w*h)
+	x0 := (1 - crop) / 2 * float64(w)
+	y0 := (1 - crop) / 2 * float64(h)
+	for y := range h {
+		sy := y0 + (float64(y)+0.5)*crop - 0.5
+		iy := max(0, min(h-2, int(sy)))
+		fy := float32(sy - float64(iy))
+		for x := range w {
+			sx := x0 + (float64(x)+0.5)*crop - 0.5
+			ix := max(0, min(w-2, int(sx)))
+			fx := float32(sx - float64(ix))
+			a := p[iy*w+ix] + (p[iy*w+ix+1]-p[iy*w+ix])*fx
+			b := p[(iy+1)*w+ix] + (p[(iy+1)*w+ix+1]-p[(iy+1)*w+ix])*fx
+			out[y*w+x] = a + (b-a)*fy
+		}
+	}
+	return out
+}
+
+type alignment struct {
+	offset time.Duration
+	crop   float64
+}
+
+// align finds the time offset and centred crop under which the suspect
+// looks most like the reference (smallest mean absolute difference over a
+// sample of suspect frames).
+func align(ref *Reference, mean [][]float32, times []time.Duration, suspect []Picture) alignment {
+	sample := suspect
+	if len(sample) > 24 {
+		sample = make([]Picture, 24)
+		for i := range sample {
+			sample[i] = suspect[i*len(suspect)/24]
+		}
+	}
+	best := alignment{crop: 1}
+	bestCost := math.Inf(1)
+	n := ref.W * ref.H
+	t0 := sample[0].PTS
+	for _, crop := range []float64{1, 0.95, 0.9, 0.85, 0.8} {
+		warped := map[int][]float32{}
+		get := func(j int) []float32 {
+			if w, ok := warped[j]; ok {
+				return w
+			}
+			w := warp(mean[j], ref.W, ref.H, crop)
+			warped[j] = w
+			return w
+		}
+		for j0 := range times {
+			offset := times[j0] - t0
+			var cost float64
+			used := 0
+			for _, sp := range sample {
+				j := nearest(times, sp.PTS+offset)
+				if j < 0 {
+					continue
+				}
+				m := get(j)
+				var sad float64
+				for i := 0; i < n; i += 3 {
+					sad += math.Abs(float64(sp.Y[i]) - float64(m[i]))
+				}
+				cost += sad
+				used++
+			}
+			if used < len(sample)/2 {
+				continue
+			}
+			if cost /= float64(used); cost < bestCost {
+				bestCost, best = cost, alignment{offset: offset, crop: crop}
+			}
+		}
+	}
+	return best
+}
