@@ -132,7 +132,7 @@ func TestDetect(t *testing.T) {
 			if res.Verdict != "identified" || res.WMID == nil || *res.WMID != wmid {
 				t.Fatalf("verdict %s wmid %v, want %x", res.Verdict, res.WMID, wmid)
 			}
-			if math.Abs((res.Offset - tc.trim).Seconds()) > 0.2 || math.Abs(res.Crop-tc.crop) > 0.03 {
+			if math.Abs((res.Offset-tc.trim).Seconds()) > 0.2 || math.Abs(res.Crop-tc.crop) > 0.03 {
 				t.Errorf("aligned at %s crop %.2f, want %s crop %.2f", res.Offset, res.Crop, tc.trim, tc.crop)
 			}
 			wrong := 0
