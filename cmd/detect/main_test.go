@@ -1,0 +1,147 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/abseal/abseal/cmaf"
+	"github.com/abseal/abseal/internal/testmedia"
+	"github.com/abseal/abseal/pipeline"
+	"github.com/abseal/abseal/profile"
+	"github.com/abseal/abseal/storage"
+	"github.com/abseal/abseal/storage/fs"
+	"github.com/abseal/abseal/transcode"
+	"github.com/abseal/abseal/watermark"
+)
+
+func TestMain(m *testing.M) {
+	transcode.RouteLogs(slog.New(slog.NewTextHandler(os.Stderr, nil)), slog.LevelError)
+	os.Exit(testmedia.Main(m))
+}
+
+const masterKey = "forensic test master key, 32 b.."
+
+type storeWriter struct{ st storage.Store }
+
+func (w storeWriter) WriteObject(ctx context.Context, key string, data []byte) error {
+	_, err := w.st.Put(ctx, key, bytes.NewReader(data), storage.PutOptions{})
+	return err
+}
+
+// session writes the stream a session with wmid receives: the init segment
+// and, per segment, the variant its pattern selects.
+func session(t *testing.T, asset string, code *watermark.Code, wmid uint64, positions []int) string {
+	pat, err := code.Pattern(wmid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "session.mp4")
+	var buf bytes.Buffer
+	init, _ := os.ReadFile(filepath.Join(asset, "360p", cmaf.InitName))
+	buf.Write(init)
+	for k, pos := range positions {
+		v := "a"
+		if pos >= 0 && pat[pos%len(pat)] == 1 {
+			v = "b"
+		}
+		seg, err := os.ReadFile(filepath.Join(asset, "360p", v, cmaf.SegmentName(k+1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf.Write(seg)
+	}
+	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func reencode(t *testing.T, in string, args ...string) string {
+	out := filepath.Join(t.TempDir(), "leak.mp4")
+	cmd := exec.Command("ffmpeg", append(append([]string{"-hide_banner", "-v", "error", "-y", "-i", in}, args...), out)...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, b)
+	}
+	return out
+}
+
+// A session's stream, re-encoded with libx264 CRF 28 at 640x360, names the
+// session; an unmarked encode of the same source does not.
+func TestDetectLeak(t *testing.T) {
+	src := testmedia.Clip(t, "forensic-56s.mp4")
+	p, err := profile.Parse([]byte(`{"name":"forensic","segment_duration":"0.5s","rungs":[
+		{"name":"360p","size":360,"bitrate":1000000,"crf":23,"preset":"ultrafast","h264_profile":"main"}],"audio":{"bitrate":0}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	asset := filepath.Join(t.TempDir(), "forensic")
+	st, err := fs.New(asset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := watermark.DeriveAssetKey([]byte(masterKey), "forensic")
+	emb, err := watermark.NewEmbedder(key, watermark.DefaultParams(time.Duration(p.SegmentDuration)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := pipeline.Render(t.Context(), src, p, pipeline.RenderOptions{Threads: 2,
+		Watermark: &pipeline.WatermarkOptions{Embedder: emb, Unmarked: 1}}, storeWriter{st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _ := watermark.NewCode(key, 16, 0)
+	if len(res.Positions) < code.PatternLen()+1 {
+		t.Fatalf("%d segments, the pattern needs %d", len(res.Positions), code.PatternLen()+1)
+	}
+	keyFile := filepath.Join(t.TempDir(), "wm.key")
+	os.WriteFile(keyFile, []byte(masterKey), 0o600)
+
+	detect := func(suspect string) watermark.Result {
+		var out bytes.Buffer
+		err := run(t.Context(), []string{"--asset", asset, "--suspect", suspect, "--watermark-key", keyFile,
+			"--segment-duration", "500ms", "--wmid-bits", "16", "--json"}, &out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r watermark.Result
+		if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+			t.Fatalf("%v\n%s", err, out.String())
+		}
+		return r
+	}
+	const wmid = 0xBEEF
+	leak := reencode(t, session(t, asset, code, wmid, res.Positions), "-c:v", "libx264", "-preset", "veryfast", "-crf", "28", "-vf", "scale=640:360")
+	r := detect(leak)
+	wrong, called := 0, 0
+	pat, _ := code.Pattern(wmid)
+	for _, s := range r.Segments {
+		if s.Bit != nil {
+			called++
+			if *s.Bit != int(pat[s.Position%len(pat)]) {
+				wrong++
+			}
+		}
+	}
+	t.Logf("leak: %s; %d segments scored, %d called, %d wrong", r.Verdict, r.SegmentsUsed, called, wrong)
+	if r.Verdict != "identified" || r.WMID == nil || *r.WMID != wmid {
+		t.Fatalf("leaked session: verdict %s wmid %v, want %d", r.Verdict, r.WMID, wmid)
+	}
+
+	unmarked := reencode(t, src, "-c:v", "libx264", "-preset", "veryfast", "-crf", "28")
+	if r := detect(unmarked); r.Verdict != "inconclusive" || r.WMID != nil {
+		t.Fatalf("unmarked encode: verdict %s wmid %v", r.Verdict, r.WMID)
+	}
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"--asset", asset, "--suspect", leak, "--watermark-key", keyFile,
+		"--segment-duration", "500ms", "--wmid-bits", "16"}, &out); err != nil || !strings.Contains(out.String(), "verdict: identified") {
+		t.Fatalf("summary: %v\n%s", err, out.String())
+	}
+}
