@@ -104,7 +104,7 @@ func Render(ctx context.Context, src string, p *profile.Profile, opts RenderOpti
 	if p.Audio.Bitrate > 0 {
 		topts.Audio = &transcode.AudioSettings{Bitrate: p.Audio.Bitrate, SampleRate: p.Audio.SampleRate}
 	}
-	w := &trackWriter{ctx: ctx, out: out, variants: variants, pending: map[segKey][]byte{}, sizes: map[segKey]int64{}}
+	w := &trackWriter{ctx: ctx, out: out, variants: variants, pending: map[segKey]pendingSegment{}, sizes: map[segKey]int64{}}
 	s := &packagerSink{pk: cmaf.NewPackager(w)}
 	res, err := transcode.Run(ctx, src, topts, s)
 	if err != nil {
@@ -204,8 +204,8 @@ type trackWriter struct {
 	ctx      context.Context
 	out      ObjectWriter
 	variants int
-	pending  map[segKey][]byte // first-arrived variant of a segment
-	sizes    map[segKey]int64  // stored (padded) size of each segment
+	pending  map[segKey]pendingSegment // the first-arrived variant of a segment
+	sizes    map[segKey]int64          // stored (padded) size of each segment
 	objects  atomic.Int64
 	bytes    atomic.Int64
 }
@@ -213,6 +213,11 @@ type trackWriter struct {
 type segKey struct {
 	name   string
 	number int
+}
+
+type pendingSegment struct {
+	variant string
+	data    []byte
 }
 
 func (w *trackWriter) put(key string, data []byte) error {
@@ -239,17 +244,16 @@ func (w *trackWriter) WriteSegment(t cmaf.Track, s cmaf.Segment, data []byte) er
 	}
 	other, ok := w.pending[k]
 	if !ok {
-		// Remember which variant this is in the first byte of the key's value.
-		w.pending[k] = append([]byte{t.Variant[0]}, data...)
+		w.pending[k] = pendingSegment{variant: t.Variant, data: data}
 		return nil
 	}
 	delete(w.pending, k)
-	otherVariant, otherData := string(other[:1]), other[1:]
-	a, b := data, otherData
-	if t.Variant == "b" {
-		a, b = otherData, data
-	} else if otherVariant != "b" {
+	if other.variant == t.Variant {
 		return fmt.Errorf("pipeline: %s segment %d: variant %s written twice", t.Name, s.Number, t.Variant)
+	}
+	a, b := data, other.data
+	if t.Variant == "b" {
+		a, b = other.data, data
 	}
 	a, b, err := cmaf.PadEqual(a, b)
 	if err != nil {
