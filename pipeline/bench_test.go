@@ -2,7 +2,6 @@ package pipeline_test
 
 import (
 	"context"
-	"log/slog"
 	"os"
 	"runtime"
 	"syscall"
@@ -18,10 +17,7 @@ import (
 	"github.com/abseal/abseal/watermark"
 )
 
-func TestMain(m *testing.M) {
-	transcode.RouteLogs(slog.New(slog.NewTextHandler(os.Stderr, nil)), slog.LevelError)
-	os.Exit(testmedia.Main(m))
-}
+func TestMain(m *testing.M) { os.Exit(testmedia.Main(m)) }
 
 type discard struct{}
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"log/slog"
 	"os"
 	"runtime"
 	"strconv"
@@ -17,10 +16,7 @@ import (
 	"github.com/abseal/abseal/transcode"
 )
 
-func TestMain(m *testing.M) {
-	transcode.RouteLogs(slog.New(slog.NewTextHandler(os.Stderr, nil)), slog.LevelError)
-	os.Exit(testmedia.Main(m))
-}
+func TestMain(m *testing.M) { os.Exit(testmedia.Main(m)) }
 
 type collect struct {
 	mu      sync.Mutex

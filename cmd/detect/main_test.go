@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,14 +17,10 @@ import (
 	"github.com/abseal/abseal/profile"
 	"github.com/abseal/abseal/storage"
 	"github.com/abseal/abseal/storage/fs"
-	"github.com/abseal/abseal/transcode"
 	"github.com/abseal/abseal/watermark"
 )
 
-func TestMain(m *testing.M) {
-	transcode.RouteLogs(slog.New(slog.NewTextHandler(os.Stderr, nil)), slog.LevelError)
-	os.Exit(testmedia.Main(m))
-}
+func TestMain(m *testing.M) { os.Exit(testmedia.Main(m)) }
 
 const masterKey = "forensic test master key, 32 b.."
 

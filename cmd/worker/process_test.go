@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"errors"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -278,11 +277,6 @@ func TestProcessUsage(t *testing.T) {
 			t.Errorf("%v: err %v (exit %d), want a usage error", args, err, exitCode(err))
 		}
 	}
-}
-
-func init() {
-	// FFmpeg's own messages only when they are errors.
-	transcode.RouteLogs(slog.New(slog.NewTextHandler(os.Stderr, nil)), slog.LevelError)
 }
 
 // With a watermark key, marked segments differ between variants a and b,

@@ -3,6 +3,7 @@
 package testmedia
 
 import (
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/abseal/abseal/internal/devenv"
+	"github.com/abseal/abseal/transcode"
 )
 
 var (
@@ -18,9 +20,11 @@ var (
 	dir string
 )
 
-// Main runs a package's tests and removes the generated clips afterwards.
-// Call it from TestMain: os.Exit(testmedia.Main(m)).
+// Main runs a package's tests with FFmpeg's messages limited to errors and
+// removes the generated clips afterwards. Call it from TestMain:
+// os.Exit(testmedia.Main(m)).
 func Main(m *testing.M) int {
+	transcode.RouteLogs(slog.New(slog.NewTextHandler(os.Stderr, nil)), slog.LevelError)
 	code := m.Run()
 	mu.Lock()
 	if dir != "" {
