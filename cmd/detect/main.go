@@ -21,12 +21,12 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/abseal/abseal/cmaf"
+	"github.com/abseal/abseal/pipeline"
 	"github.com/abseal/abseal/transcode"
 	"github.com/abseal/abseal/watermark"
 )
@@ -40,9 +40,6 @@ func main() {
 		os.Exit(1)
 	}
 }
-
-// Analysis size: the mark lives at low spatial frequencies.
-const anaW, anaH = 160, 90
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fl := flag.NewFlagSet("detect", flag.ContinueOnError)
@@ -86,37 +83,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	start := time.Now()
-	ref := &watermark.Reference{W: anaW, H: anaH, SegmentDuration: *segDur}
-	for _, v := range []string{"a", "b"} {
-		pics, err := decodeVariant(ctx, *asset, rung, v)
-		if err != nil {
-			return err
-		}
-		if v == "a" {
-			ref.A = pics
-		} else {
-			ref.B = pics
-		}
+	ref, err := pipeline.LocalReference(ctx, *asset, rung, *segDur, *unmarked)
+	if err != nil {
+		return err
 	}
-	if len(ref.A) != len(ref.B) {
-		return fmt.Errorf("variants of %s have %d and %d frames", rung, len(ref.A), len(ref.B))
-	}
-	segments := int(ref.A[len(ref.A)-1].PTS / *segDur) + 1
-	for k := range segments {
-		pos := k - *unmarked
-		if k < *unmarked {
-			pos = -1
-		}
-		ref.Positions = append(ref.Positions, pos)
-	}
-	var sus []watermark.Picture
-	var susDur time.Duration
-	if err := transcode.DecodeGray(ctx, *suspect, anaW, anaH, func(f transcode.GrayFrame) error {
-		sus = append(sus, watermark.Picture{PTS: f.PTS, Y: append([]byte(nil), f.Y...)})
-		susDur = f.PTS
-		return nil
-	}); err != nil {
-		return fmt.Errorf("suspect: %w", err)
+	sus, susDur, err := pipeline.DecodeSuspect(ctx, *suspect)
+	if err != nil {
+		return err
 	}
 	res, err := watermark.Detect(ref, sus, code)
 	if err != nil {
@@ -168,38 +141,4 @@ func largestRendition(asset string) (string, error) {
 		return "", fmt.Errorf("no watermarked rendition (with a/ and b/ variants) in %s", asset)
 	}
 	return best, nil
-}
-
-// decodeVariant joins a variant's init and media segments into one
-// fragmented MP4 and decodes it at the analysis size.
-func decodeVariant(ctx context.Context, asset, rung, v string) ([]watermark.Picture, error) {
-	segs, _ := filepath.Glob(filepath.Join(asset, rung, v, "seg-*.m4s"))
-	if len(segs) == 0 {
-		return nil, fmt.Errorf("no segments in %s", filepath.Join(asset, rung, v))
-	}
-	sort.Strings(segs)
-	tmp, err := os.CreateTemp("", "abseal-detect-*.mp4")
-	if err != nil {
-		return nil, err
-	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
-	for _, p := range append([]string{filepath.Join(asset, rung, cmaf.InitName)}, segs...) {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := tmp.Write(data); err != nil {
-			return nil, err
-		}
-	}
-	var pics []watermark.Picture
-	err = transcode.DecodeGray(ctx, tmp.Name(), anaW, anaH, func(f transcode.GrayFrame) error {
-		pics = append(pics, watermark.Picture{PTS: f.PTS, Y: append([]byte(nil), f.Y...)})
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("reference %s/%s: %w", rung, v, err)
-	}
-	return pics, nil
 }

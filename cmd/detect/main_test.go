@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/abseal/abseal/cmaf"
 	"github.com/abseal/abseal/internal/testmedia"
 	"github.com/abseal/abseal/pipeline"
 	"github.com/abseal/abseal/profile"
@@ -31,29 +30,14 @@ func (w storeWriter) WriteObject(ctx context.Context, key string, data []byte) e
 	return err
 }
 
-// session writes the stream a session with wmid receives: the init segment
-// and, per segment, the variant its pattern selects.
+// session writes the stream a session with wmid receives.
 func session(t *testing.T, asset string, code *watermark.Code, wmid uint64, positions []int) string {
 	pat, err := code.Pattern(wmid)
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "session.mp4")
-	var buf bytes.Buffer
-	init, _ := os.ReadFile(filepath.Join(asset, "360p", cmaf.InitName))
-	buf.Write(init)
-	for k, pos := range positions {
-		v := "a"
-		if pos >= 0 && pat[pos%len(pat)] == 1 {
-			v = "b"
-		}
-		seg, err := os.ReadFile(filepath.Join(asset, "360p", v, cmaf.SegmentName(k+1)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		buf.Write(seg)
-	}
-	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
+	if err := pipeline.AssembleSession(asset, "360p", pat, positions, out); err != nil {
 		t.Fatal(err)
 	}
 	return out
