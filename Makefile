@@ -15,7 +15,7 @@ TOOLS := $(CURDIR)/.tools
 GO_TEST_FLAGS ?=
 BENCH_OUT := bench/out
 
-.PHONY: help deps deps-ffmpeg deps-minio deps-go deps-staticcheck test vet lint unit bench fuzz clean-tools
+.PHONY: help deps deps-ffmpeg deps-minio deps-go deps-staticcheck test vet lint unit bench wm-report fuzz clean-tools
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -56,6 +56,10 @@ bench: deps ## benchmarks (envelope vs raw AES-GCM, MinIO, ladder vs ffmpeg CLI)
 	go test -run '^$$' -bench LadderVsFFmpeg -benchtime 1x -timeout 60m ./transcode | tee -a $(BENCH_OUT)/bench.txt
 	go test -run '^$$' -bench EmbedShareOfEncode -benchtime 1x -timeout 30m ./pipeline | tee -a $(BENCH_OUT)/bench.txt
 	@scripts/bench-report.sh $(BENCH_OUT)/bench.txt | tee $(BENCH_OUT)/report.md
+
+wm-report: deps ## watermark robustness and quality table; writes bench/out/wm-report.md
+	@mkdir -p $(BENCH_OUT)
+	go run ./cmd/wmreport | tee $(BENCH_OUT)/wm-report.md
 
 FUZZTIME ?= 5m
 fuzz: deps-go ## run the fuzzers (FUZZTIME each, default 5m)

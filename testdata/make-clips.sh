@@ -31,6 +31,8 @@ make_clip() {
 		ff -f lavfi -i "$(picture 1920 1080 30 30)" -f lavfi -i "$(tone 30)" -ac 2 $(x264) -c:a aac -shortest "$f" ;;
 	forensic-56s.mp4) # 640x360, 25 fps, 56 s: long enough for a 108-segment pattern in 0.5 s segments
 		ff -f lavfi -i "$(picture 640 360 25 56)" $(x264) "$f" ;;
+	report-30fps-56s.mp4) # 640x360, 30 fps, 56 s: the watermark report's source
+		ff -f lavfi -i "$(picture 640 360 30 56)" $(x264) "$f" ;;
 	ntsc-2997.mp4) # 29.97 fps
 		ff -f lavfi -i "$(picture 480 270 30000/1001 5)" -f lavfi -i "$(tone 5)" $(x264) -c:a aac -shortest "$f" ;;
 	film-23976.mp4) # 23.976 fps

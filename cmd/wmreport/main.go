@@ -1,0 +1,254 @@
+// Command wmreport measures the A/B watermark on a generated textured clip
+// and prints a Markdown table (make wm-report): bit error rate, wmid
+// identification, segments used and detection speed under attacks applied
+// with the ffmpeg CLI to streams assembled for random sessions, and the
+// quality and size cost of the mark.
+//
+//	wmreport [--sessions 10] [--workdir DIR]
+package main
+
+import (
+	"context"
+
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"log/slog"
+
+	"github.com/abseal/abseal/internal/devenv"
+	"github.com/abseal/abseal/pipeline"
+	"github.com/abseal/abseal/profile"
+	"github.com/abseal/abseal/storage/fs"
+	"github.com/abseal/abseal/transcode"
+	"github.com/abseal/abseal/watermark"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	transcode.RouteLogs(slog.New(slog.NewTextHandler(os.Stderr, nil)), slog.LevelError)
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "wmreport:", err)
+		os.Exit(1)
+	}
+}
+
+// An attack is what a pirate does to a session's stream, as ffmpeg output
+// options.
+type attack struct {
+	name string
+	args []string
+}
+
+func attacks() []attack {
+	a := []attack{
+		{"libx264 CRF 28 at 640x360", []string{"-c:v", "libx264", "-preset", "veryfast", "-crf", "28", "-vf", "scale=640:360"}},
+		{"libx264 CRF 35 at 426x240", []string{"-c:v", "libx264", "-preset", "veryfast", "-crf", "35", "-vf", "scale=426:240"}},
+		{"10% crop, rescaled", []string{"-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-vf", "crop=iw*0.9:ih*0.9,scale=640:360"}},
+		{"fps=25", []string{"-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-vf", "fps=25"}},
+		{"first 3.3 s trimmed", []string{"-ss", "3.3", "-c:v", "libx264", "-preset", "veryfast", "-crf", "23"}},
+	}
+	if out, err := exec.Command("ffmpeg", "-hide_banner", "-encoders").Output(); err == nil && strings.Contains(string(out), "libx265") {
+		a = append(a, attack{"libx265 CRF 30", []string{"-c:v", "libx265", "-preset", "veryfast", "-crf", "30", "-x265-params", "log-level=error"}})
+	}
+	return a
+}
+
+const (
+	segDur   = 500 * time.Millisecond
+	unmarked = 1
+	idBits   = 16
+	master   = "wm-report master key, 32 bytes.."
+)
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fl := flag.NewFlagSet("wmreport", flag.ContinueOnError)
+	sessions := fl.Int("sessions", 10, "sessions (random wmids) per attack")
+	work := fl.String("workdir", "", "working directory (default: a temp dir, removed)")
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	dir := *work
+	if dir == "" {
+		d, err := os.MkdirTemp("", "abseal-wmreport-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "wmreport: "+format+"\n", a...) }
+
+	root, err := devenv.ModuleRoot()
+	if err != nil {
+		return err
+	}
+	logf("generating the source clip")
+	if out, err := exec.CommandContext(ctx, filepath.Join(root, "testdata", "make-clips.sh"), dir, "report-30fps-56s.mp4").CombinedOutput(); err != nil {
+		return fmt.Errorf("make clip: %v: %s", err, out)
+	}
+	src := filepath.Join(dir, "report-30fps-56s.mp4")
+	p, err := profile.Parse([]byte(`{"name":"report","segment_duration":"0.5s","rungs":[
+		{"name":"360p","size":360,"bitrate":1000000,"crf":23,"preset":"veryfast","h264_profile":"high"}],"audio":{"bitrate":0}}`))
+	if err != nil {
+		return err
+	}
+	key, err := watermark.DeriveAssetKey([]byte(master), "report")
+	if err != nil {
+		return err
+	}
+	emb, err := watermark.NewEmbedder(key, watermark.DefaultParams(segDur))
+	if err != nil {
+		return err
+	}
+
+	// The marked asset, measuring each frame before and after the mark.
+	var q quality
+	hook := func(f *transcode.Frame) error {
+		if pipeline.Position(f.Segment, unmarked) < 0 {
+			return nil
+		}
+		orig := append([]byte(nil), f.Luma...)
+		emb.Embed(f.Luma, f.Stride, f.Width, f.Height, f.Segment, f.PTS, 1-2*f.Variant)
+		q.add(watermark.PSNR(orig, f.Luma, f.Width, f.Height, f.Stride), watermark.SSIM(orig, f.Luma, f.Width, f.Height, f.Stride))
+		return nil
+	}
+	logf("rendering the watermarked asset (variants a and b)")
+	asset := filepath.Join(dir, "asset")
+	marked, err := render(ctx, src, p, asset, pipeline.RenderOptions{Variants: 2, Hook: hook})
+	if err != nil {
+		return err
+	}
+	logf("rendering an unmarked encode with the same settings")
+	if _, err := render(ctx, src, p, filepath.Join(dir, "plain"), pipeline.RenderOptions{}); err != nil {
+		return err
+	}
+	sizeA, sizeB, sizePlain := variantBytes(asset, "a"), variantBytes(asset, "b"), variantBytes(filepath.Join(dir, "plain"), "a")
+
+	logf("decoding the reference")
+	ref, err := pipeline.LocalReference(ctx, asset, "360p", segDur, unmarked)
+	if err != nil {
+		return err
+	}
+	code, err := watermark.NewCode(key, idBits, 0)
+	if err != nil {
+		return err
+	}
+	if n := len(marked.Positions) - unmarked; n < code.PatternLen() {
+		return fmt.Errorf("%d marked segments, the pattern needs %d", n, code.PatternLen())
+	}
+
+	r := rand.New(rand.NewPCG(2026, 11))
+	fmt.Fprintf(stdout, "# abseal watermark report\n\n")
+	fmt.Fprintf(stdout, "Source: generated textured clip, 640x360, 30 fps, 56 s; 0.5 s segments, first %d unmarked; wmid %d bits, pattern %d bits; %d sessions per attack.\n\n",
+		unmarked, idBits, code.PatternLen(), *sessions)
+	fmt.Fprintf(stdout, "| attack | segment decisions | bit error rate | erased | identified | segments used | detection time / duration |\n|---|---:|---:|---:|---:|---:|---:|\n")
+	for _, at := range attacks() {
+		var decisions, wrong, erased, identified, used int
+		var detTime, susTime time.Duration
+		for s := range *sessions {
+			wmid := uint64(r.Uint32()) & (1<<idBits - 1)
+			pat, _ := code.Pattern(wmid)
+			sess := filepath.Join(dir, fmt.Sprintf("session-%d.mp4", s))
+			if err := pipeline.AssembleSession(asset, "360p", pat, marked.Positions, sess); err != nil {
+				return err
+			}
+			leak := filepath.Join(dir, "leak.mp4")
+			cmd := exec.CommandContext(ctx, "ffmpeg", append(append([]string{"-hide_banner", "-v", "error", "-y", "-i", sess}, at.args...), leak)...)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				return fmt.Errorf("attack %s: %v: %s", at.name, err, out)
+			}
+			t0 := time.Now()
+			sus, dur, err := pipeline.DecodeSuspect(ctx, leak)
+			if err != nil {
+				return err
+			}
+			res, err := watermark.Detect(ref, sus, code)
+			if err != nil {
+				return err
+			}
+			detTime += time.Since(t0)
+			susTime += dur
+			used += res.SegmentsUsed
+			if res.WMID != nil && *res.WMID == wmid {
+				identified++
+			} else if res.WMID != nil {
+				return fmt.Errorf("attack %s: session %d named wmid %d instead of %d", at.name, s, *res.WMID, wmid)
+			}
+			for _, sc := range res.Segments {
+				if sc.Bit == nil {
+					erased++
+					continue
+				}
+				decisions++
+				if *sc.Bit != int(pat[sc.Position%len(pat)]) {
+					wrong++
+				}
+			}
+		}
+		ber := float64(wrong) / math.Max(1, float64(decisions))
+		fmt.Fprintf(stdout, "| %s | %d | %.2g | %d | %d/%d | %d | %.2f |\n", at.name, decisions, ber, erased, identified, *sessions,
+			used / *sessions, detTime.Seconds()/susTime.Seconds())
+		logf("%s: BER %.2g over %d decisions, %d/%d identified", at.name, ber, decisions, identified, *sessions)
+	}
+	fmt.Fprintf(stdout, "\nQuality of the marked frames before encoding (%d frames, both variants): PSNR-Y mean %.1f dB, worst %.1f dB; SSIM mean %.4f, worst %.4f.\n",
+		q.n, q.psnrMean(), q.psnrWorst, q.ssim/float64(q.n), q.ssimWorst)
+	fmt.Fprintf(stdout, "Size of the encodes at the same settings: unmarked %d bytes, variant a %d (%+.2f %%), variant b %d (%+.2f %%).\n",
+		sizePlain, sizeA, 100*(float64(sizeA)/float64(sizePlain)-1), sizeB, 100*(float64(sizeB)/float64(sizePlain)-1))
+	return nil
+}
+
+type quality struct {
+	n                    int
+	psnr, ssim           float64
+	psnrWorst, ssimWorst float64
+	inf                  int
+}
+
+func (q *quality) add(p, s float64) {
+	if q.n == 0 {
+		q.psnrWorst, q.ssimWorst = math.Inf(1), 1
+	}
+	q.n++
+	q.ssim += s
+	q.ssimWorst = min(q.ssimWorst, s)
+	if math.IsInf(p, 1) {
+		q.inf++ // a frame at a ramp's zero: unchanged
+		return
+	}
+	q.psnr += p
+	q.psnrWorst = min(q.psnrWorst, p)
+}
+
+func (q *quality) psnrMean() float64 { return q.psnr / float64(q.n-q.inf) }
+
+func render(ctx context.Context, src string, p *profile.Profile, dir string, opts pipeline.RenderOptions) (*pipeline.RenderResult, error) {
+	st, err := fs.New(dir)
+	if err != nil {
+		return nil, err
+	}
+	opts.Threads = 0
+	return pipeline.Render(ctx, src, p, opts, writer{st})
+}
+
+// variantBytes is the total size of a variant's segments of the 360p rung.
+func variantBytes(dir, v string) int64 {
+	segs, _ := filepath.Glob(filepath.Join(dir, "360p", v, "seg-*.m4s"))
+	var n int64
+	for _, s := range segs {
+		if fi, err := os.Stat(s); err == nil {
+			n += fi.Size()
+		}
+	}
+	return n
+}
