@@ -144,7 +144,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if n := len(marked.Positions) - unmarked; n < code.PatternLen() {
+	// The hook marks like pipeline's watermark option does; the positions
+	// are the same function of the segment index.
+	var positions []int
+	for k := range len(marked.Renditions[0].Segments) {
+		positions = append(positions, pipeline.Position(k, unmarked))
+	}
+	if n := len(positions) - unmarked; n < code.PatternLen() {
 		return fmt.Errorf("%d marked segments, the pattern needs %d", n, code.PatternLen())
 	}
 
@@ -160,7 +166,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			wmid := uint64(r.Uint32()) & (1<<idBits - 1)
 			pat, _ := code.Pattern(wmid)
 			sess := filepath.Join(dir, fmt.Sprintf("session-%d.mp4", s))
-			if err := pipeline.AssembleSession(asset, "360p", pat, marked.Positions, sess); err != nil {
+			if err := pipeline.AssembleSession(asset, "360p", pat, positions, sess); err != nil {
 				return err
 			}
 			leak := filepath.Join(dir, "leak.mp4")
