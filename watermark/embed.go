@@ -30,7 +30,7 @@ type Params struct {
 
 // DefaultParams are the embedding parameters abseal ships with.
 func DefaultParams(segment time.Duration) Params {
-	return Params{Grid: 12, Strength: 1.8, Ramp: 160 * time.Millisecond, SegmentDuration: segment}
+	return Params{Grid: 12, Strength: 3.0, Ramp: 160 * time.Millisecond, SegmentDuration: segment}
 }
 
 func (p Params) validate() error {
