@@ -97,22 +97,33 @@ func TestDetectLeak(t *testing.T) {
 		return r
 	}
 	const wmid = 0xBEEF
-	leak := reencode(t, session(t, asset, code, wmid, res.Positions), "-c:v", "libx264", "-preset", "veryfast", "-crf", "28", "-vf", "scale=640:360")
-	r := detect(leak)
-	wrong, called := 0, 0
 	pat, _ := code.Pattern(wmid)
-	for _, s := range r.Segments {
-		if s.Bit != nil {
-			called++
-			if *s.Bit != int(pat[s.Position%len(pat)]) {
-				wrong++
+	sess := session(t, asset, code, wmid, res.Positions)
+	// A small slice of the attack matrix of make wm-report.
+	for _, at := range []struct {
+		name string
+		args []string
+	}{
+		{"libx264 CRF 28 at 640x360", []string{"-c:v", "libx264", "-preset", "veryfast", "-crf", "28", "-vf", "scale=640:360"}},
+		{"libx264 CRF 35 at 426x240", []string{"-c:v", "libx264", "-preset", "veryfast", "-crf", "35", "-vf", "scale=426:240"}},
+		{"first 3.3 s trimmed, fps=30", []string{"-ss", "3.3", "-c:v", "libx264", "-preset", "veryfast", "-crf", "26", "-vf", "fps=30"}},
+	} {
+		r := detect(reencode(t, sess, at.args...))
+		wrong, called := 0, 0
+		for _, s := range r.Segments {
+			if s.Bit != nil {
+				called++
+				if *s.Bit != int(pat[s.Position%len(pat)]) {
+					wrong++
+				}
 			}
 		}
+		t.Logf("%s: %s; %d segments scored, %d called, %d wrong", at.name, r.Verdict, r.SegmentsUsed, called, wrong)
+		if r.Verdict != "identified" || r.WMID == nil || *r.WMID != wmid {
+			t.Fatalf("%s: verdict %s wmid %v, want %d", at.name, r.Verdict, r.WMID, wmid)
+		}
 	}
-	t.Logf("leak: %s; %d segments scored, %d called, %d wrong", r.Verdict, r.SegmentsUsed, called, wrong)
-	if r.Verdict != "identified" || r.WMID == nil || *r.WMID != wmid {
-		t.Fatalf("leaked session: verdict %s wmid %v, want %d", r.Verdict, r.WMID, wmid)
-	}
+	leak := reencode(t, sess, "-c:v", "libx264", "-preset", "veryfast", "-crf", "28", "-vf", "scale=640:360")
 
 	unmarked := reencode(t, src, "-c:v", "libx264", "-preset", "veryfast", "-crf", "28")
 	if r := detect(unmarked); r.Verdict != "inconclusive" || r.WMID != nil {
