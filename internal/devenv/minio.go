@@ -202,3 +202,21 @@ func (t *tailBuffer) String() string {
 	defer t.mu.Unlock()
 	return strings.TrimSpace(string(t.buf))
 }
+
+// NotifyEnv returns the MinIO server environment that sends bucket
+// notifications to NATS JetStream: target id (ARN arn:minio:sqs::<id>:nats),
+// server URL (nats://host:port), subject, and an optional queue dir where
+// MinIO keeps events while NATS is unreachable.
+func NotifyEnv(id, natsURL, subject, queueDir string) []string {
+	addr := strings.TrimPrefix(natsURL, "nats://")
+	env := []string{
+		"MINIO_NOTIFY_NATS_ENABLE_" + id + "=on",
+		"MINIO_NOTIFY_NATS_ADDRESS_" + id + "=" + addr,
+		"MINIO_NOTIFY_NATS_SUBJECT_" + id + "=" + subject,
+		"MINIO_NOTIFY_NATS_JETSTREAM_" + id + "=on",
+	}
+	if queueDir != "" {
+		env = append(env, "MINIO_NOTIFY_NATS_QUEUE_DIR_"+id+"="+queueDir)
+	}
+	return env
+}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/minio/minio-go/v7/pkg/notification"
 
 	"github.com/abseal/abseal/storage"
 )
@@ -106,6 +107,22 @@ func (s *Store) Check(ctx context.Context) error {
 	}
 	if !ok {
 		return fmt.Errorf("s3: bucket %s does not exist", s.bucket)
+	}
+	return nil
+}
+
+// NotifyUploads sets the bucket's notification rule so that every
+// object-created event goes to the server's NATS notification target
+// targetID (configured on the server with MINIO_NOTIFY_NATS_*_<targetID>).
+// It replaces the bucket's notification configuration.
+func (s *Store) NotifyUploads(ctx context.Context, targetID string) error {
+	arn := notification.NewArn("minio", "sqs", "", targetID, "nats")
+	qc := notification.NewConfig(arn)
+	qc.AddEvents(notification.ObjectCreatedAll)
+	var cfg notification.Configuration
+	cfg.AddQueue(qc)
+	if err := s.client.SetBucketNotification(ctx, s.bucket, cfg); err != nil {
+		return fmt.Errorf("s3: notification rule on %s: %w", s.bucket, err)
 	}
 	return nil
 }
