@@ -15,10 +15,18 @@ TOOLS := $(CURDIR)/.tools
 GO_TEST_FLAGS ?=
 BENCH_OUT := bench/out
 
-.PHONY: help deps deps-ffmpeg deps-minio deps-go deps-staticcheck test vet lint unit bench wm-report fuzz clean-tools
+.PHONY: help demo deps deps-ffmpeg deps-minio deps-go deps-staticcheck test vet lint unit bench wm-report fuzz clean-tools
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+SOURCE ?= testdata/sample.mp4
+DEMO_DATA ?= .abseal-dev
+
+demo: deps ## process SOURCE (default: the sample) end to end on embedded NATS + local MinIO and print a summary
+	@if [ "$(SOURCE)" = testdata/sample.mp4 ]; then testdata/make-clips.sh testdata sample.mp4; fi
+	go build -o $(TOOLS)/bin/abseal-worker ./cmd/worker
+	$(TOOLS)/bin/abseal-worker --dev --data-dir $(DEMO_DATA) --log-level warn --demo $(SOURCE)
 
 deps: deps-ffmpeg deps-minio deps-go deps-staticcheck ## install everything the build and tests need (idempotent)
 

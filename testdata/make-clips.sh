@@ -6,7 +6,7 @@
 #   testdata/make-clips.sh OUTDIR [NAME...]
 #
 # Without names every clip is made. Clips are small and generated at test
-# time, so none is committed. Existing files are kept (delete to remake).
+# time (sample.mp4, make demo's, into testdata/), so none is committed. Existing files are kept (delete to remake).
 set -euo pipefail
 
 out=${1:?usage: make-clips.sh OUTDIR [NAME...]}
@@ -25,6 +25,8 @@ make_clip() {
 	local name=$1 f="$out/$1"
 	[[ -s $f || ($name == empty.mp4 && -e $f) ]] && return 0
 	case $name in
+	sample.mp4) # 1280x720, 30 fps, 12 s, stereo audio: make demo's sample
+		ff -f lavfi -i "$(picture 1280 720 30 12)" -f lavfi -i "$(tone 12)" -ac 2 $(x264) -c:a aac -shortest -movflags +faststart "$f" ;;
 	main.mp4) # 640x360, 30 fps, 6 s, stereo audio
 		ff -f lavfi -i "$(picture 640 360 30 6)" -f lavfi -i "$(tone 6)" -ac 2 $(x264) -c:a aac -shortest -movflags +faststart "$f" ;;
 	hd-1080p30.mp4) # 1920x1080, 30 fps, 30 s: the benchmark's source

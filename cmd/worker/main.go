@@ -1,6 +1,15 @@
 // Command worker is abseal's worker.
 //
+//	worker [serve] [flags]          serve jobs from NATS JetStream (flags and ABSEAL_* environment: see README)
+//	worker --dev [--demo FILE]      the same on this machine: embedded NATS, a local MinIO, local keys
 //	worker process --in FILE --out DIR [--profile FILE] [--variants 1|2] [--play a|b|none]
+//
+// serve pulls jobs, turns each source into a sealed, A/B-watermarked CMAF
+// asset in the output bucket, writes its manifest last, announces it on
+// abseal.assets.ready.<asset> and acks; upload events from the ingest
+// buckets become jobs. /healthz, /readyz and /metrics are served on
+// --http-addr; SIGTERM stops taking work and lets running jobs finish for
+// --shutdown-grace before handing them back.
 //
 // process transcodes and packages one file into a directory, laid out as an
 // asset is in the bucket (without queue, bucket or encryption): for
@@ -15,6 +24,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/abseal/abseal/transcode"
@@ -45,14 +55,16 @@ func exitCode(err error) int {
 var errUsage = errors.New("usage")
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: worker process --in FILE --out DIR [flags]")
-		return fmt.Errorf("%w: no command", errUsage)
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		return runServe(ctx, args, stdout, stderr)
 	}
 	switch args[0] {
 	case "process":
 		return runProcess(ctx, args[1:], stdout, stderr)
+	case "serve":
+		return runServe(ctx, args[1:], stdout, stderr)
 	default:
+		fmt.Fprintln(stderr, "usage: worker [serve] [flags] | worker --dev [--demo FILE] | worker process --in FILE --out DIR [flags]")
 		return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
 	}
 }

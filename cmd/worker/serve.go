@@ -1,0 +1,175 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/abseal/abseal/envelope"
+	"github.com/abseal/abseal/pipeline"
+	"github.com/abseal/abseal/profile"
+	"github.com/abseal/abseal/queue"
+	"github.com/abseal/abseal/storage"
+	"github.com/abseal/abseal/storage/s3"
+	"github.com/abseal/abseal/transcode"
+)
+
+// runServe is the worker service: `worker [flags]`.
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fl := flag.NewFlagSet("worker", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	var cfg config
+	cfg.flags(fl)
+	if err := fl.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fl.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fl.Arg(0))
+	}
+	if err := cfg.finish(); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	log, err := newLogger(stderr, cfg.LogLevel)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	log = log.With("worker", cfg.Name)
+	transcode.RouteLogs(log.With("component", "ffmpeg"), slog.LevelWarn)
+	if cfg.Dev {
+		return runDev(ctx, &cfg, log, stdout)
+	}
+	s, closeFn, err := newService(ctx, &cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	return s.serve(ctx, stdout)
+}
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log-level %q: %v", level, err)
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// serve starts the HTTP endpoints and serves jobs until ctx ends.
+func (s *service) serve(ctx context.Context, stdout io.Writer) error {
+	if s.cfg.HTTPAddr != "" {
+		addr, stop, err := s.serveHTTP(s.cfg.HTTPAddr)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		s.log.Info("http listening", "addr", addr)
+	}
+	return s.run(ctx)
+}
+
+// newService connects to NATS and S3, opens the keys and the queue.
+func newService(ctx context.Context, cfg *config, log *slog.Logger) (*service, func(), error) {
+	kek, err := envelope.OpenKEK(ctx, cfg.KEKURI, envelope.KEKOptions{
+		VaultTokenFile: cfg.KEKOpts.Vault, AWSCredentialsFile: cfg.KEKOpts.AWS, GCPCredentialsFile: cfg.KEKOpts.GCP,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	var wmKey []byte
+	if cfg.WatermarkKey != "" {
+		b, err := os.ReadFile(cfg.WatermarkKey)
+		if err != nil {
+			return nil, nil, fmt.Errorf("watermark key: %w", err)
+		}
+		if wmKey = bytes.TrimSpace(b); len(wmKey) < 16 {
+			return nil, nil, fmt.Errorf("watermark key %s: shorter than 16 bytes", cfg.WatermarkKey)
+		}
+	} else {
+		log.Warn("no watermark key: assets get variant a only, without the A/B watermark")
+	}
+	s3cfg := func(bucket string) s3.Config {
+		return s3.Config{Endpoint: cfg.S3Endpoint, Bucket: bucket, AccessKey: cfg.S3AccessKey,
+			SecretKey: cfg.S3SecretKey, Secure: cfg.S3TLS}
+	}
+	ocfg := s3cfg(cfg.OutputBucket)
+	ocfg.PartSize = s3.MinPartSize // objects are segments: small parts keep concurrent uploads lean
+	out, err := s3.New(ocfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	sources := map[string]storage.Store{}
+	for _, b := range cfg.IngestBuckets {
+		st, err := s3.New(s3cfg(b))
+		if err != nil {
+			return nil, nil, err
+		}
+		sources[b] = st
+	}
+	nc, err := nats.Connect(cfg.NATSURL, nats.Name("abseal-worker "+cfg.Name), nats.MaxReconnects(-1),
+		nats.ReconnectWait(500*time.Millisecond), nats.RetryOnFailedConnect(true),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("nats disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", c.ConnectedUrlRedacted()) }))
+	if err != nil {
+		return nil, nil, fmt.Errorf("nats %s: %w", cfg.NATSURL, err)
+	}
+	qctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	var q *queue.Queue
+	for {
+		q, err = queue.Open(qctx, nc, queue.Config{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver})
+		if err == nil || qctx.Err() != nil {
+			break
+		}
+		log.Warn("queue not ready, retrying", "err", err)
+		time.Sleep(time.Second)
+	}
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	profiles := func(name string) (*profile.Profile, error) {
+		if cfg.ProfilesDir != "" {
+			p, err := profile.Load(filepath.Join(cfg.ProfilesDir, name+".json"))
+			if err == nil || !errors.Is(err, os.ErrNotExist) {
+				return p, err
+			}
+		}
+		if name == "default" {
+			return profile.Default(), nil
+		}
+		return nil, fmt.Errorf("no profile %q (have \"default\"%s)", name, dirNote(cfg.ProfilesDir))
+	}
+	runner := &pipeline.Runner{
+		Sources: func(bucket string) (storage.Store, error) {
+			if st, ok := sources[bucket]; ok {
+				return st, nil
+			}
+			return nil, fmt.Errorf("bucket %q is not an ingest bucket of this worker (%s)", bucket, strings.Join(cfg.IngestBuckets, ", "))
+		},
+		Out: out, KEK: kek, Profiles: profiles, WatermarkKey: wmKey, TempDir: cfg.TempDir,
+		MaxSourceBytes: cfg.MaxSourceBytes, Threads: cfg.Threads, Log: log,
+	}
+	s := &service{cfg: cfg, log: log, nc: nc, q: q, out: out, runner: runner, m: newMetrics()}
+	return s, func() { nc.Drain(); nc.Close() }, nil
+}
+
+func dirNote(dir string) string {
+	if dir == "" {
+		return ""
+	}
+	return " and the files in " + dir
+}

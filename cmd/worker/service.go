@@ -1,0 +1,339 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/abseal/abseal/pipeline"
+	"github.com/abseal/abseal/queue"
+	"github.com/abseal/abseal/storage/s3"
+)
+
+// service is a running worker: it pulls jobs, runs them, and reports.
+type service struct {
+	cfg    *config
+	log    *slog.Logger
+	nc     *nats.Conn
+	q      *queue.Queue
+	out    *s3.Store
+	runner *pipeline.Runner
+	m      *metrics
+}
+
+// ReadyEvent is published on abseal.assets.ready.<asset> when an asset is
+// complete.
+type ReadyEvent struct {
+	V        int     `json:"v"`
+	AssetID  string  `json:"asset_id"`
+	JobID    string  `json:"job_id"`
+	Bucket   string  `json:"bucket"`
+	Manifest string  `json:"manifest"`
+	HLS      string  `json:"hls"`
+	DASH     string  `json:"dash"`
+	Source   string  `json:"source"`
+	Duration float64 `json:"duration"`
+}
+
+type metrics struct {
+	reg      *prometheus.Registry
+	jobs     *prometheus.CounterVec
+	stages   *prometheus.HistogramVec
+	bytesIn  prometheus.Counter
+	bytesOut prometheus.Counter
+	inFlight prometheus.Gauge
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "abseal_jobs_total", Help: "Jobs handled, by outcome (done, skipped, retry, failed, interrupted).",
+		}, []string{"outcome"}),
+		stages: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "abseal_stage_duration_seconds", Help: "Time spent per job stage.",
+			Buckets: prometheus.ExponentialBuckets(0.05, 2.5, 12),
+		}, []string{"stage"}),
+		bytesIn:  prometheus.NewCounter(prometheus.CounterOpts{Name: "abseal_source_bytes_total", Help: "Source bytes fetched."}),
+		bytesOut: prometheus.NewCounter(prometheus.CounterOpts{Name: "abseal_output_bytes_total", Help: "Bytes stored (sealed objects and playlists)."}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "abseal_jobs_in_flight", Help: "Jobs running now."}),
+	}
+	m.reg.MustRegister(m.jobs, m.stages, m.bytesIn, m.bytesOut, m.inFlight,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	for _, o := range []string{"done", "skipped", "retry", "failed", "interrupted"} {
+		m.jobs.WithLabelValues(o)
+	}
+	return m
+}
+
+// serveHTTP starts /healthz, /readyz and /metrics; it returns the bound
+// address and a function that stops the server.
+func (s *service) serveHTTP(addr string) (string, func(), error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		defer cancel()
+		if !s.nc.IsConnected() {
+			http.Error(w, "nats: not connected", http.StatusServiceUnavailable)
+			return
+		}
+		if err := s.out.Check(ctx); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{}))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, fmt.Errorf("http: %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	return ln.Addr().String(), func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}, nil
+}
+
+// run serves jobs (and upload events) until ctx ends, then gives running
+// jobs ShutdownGrace to finish before cutting them short and handing them
+// back to the queue.
+func (s *service) run(ctx context.Context) error {
+	hctx, hcancel := context.WithCancel(context.Background())
+	defer hcancel()
+	go func() {
+		<-ctx.Done()
+		t := time.AfterFunc(s.cfg.ShutdownGrace, hcancel)
+		<-hctx.Done()
+		t.Stop()
+	}()
+	stopExhausted, err := s.q.WatchExhausted(ctx, s.log, s.exhausted)
+	if err != nil {
+		return err
+	}
+	defer stopExhausted()
+	var wg sync.WaitGroup
+	if s.cfg.Intake {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.q.RunIntake(ctx, s.cfg.IngestBuckets, s.jobForUpload, s.log); err != nil {
+				s.log.Error("upload intake stopped", "err", err)
+			}
+		}()
+	}
+	s.log.Info("worker serving", "concurrency", s.cfg.Concurrency, "threads_per_job", s.cfg.Threads,
+		"ingest", s.cfg.IngestBuckets, "output", s.cfg.OutputBucket, "watermark", s.runner.WatermarkKey != nil)
+	err = s.q.Consume(ctx, hctx, s.cfg.Concurrency, s.log, s.handle)
+	wg.Wait()
+	s.log.Info("worker stopped")
+	return err
+}
+
+// jobForUpload makes the job of an upload event: default asset id and
+// profile, deterministic job id.
+func (s *service) jobForUpload(u queue.Upload) (string, []byte, error) {
+	j, err := pipeline.NewJob(pipeline.Source{Bucket: u.Bucket, Key: u.Key, VersionID: u.VersionID, ETag: u.ETag},
+		"", "", "upload-event", time.Now())
+	if err != nil {
+		return "", nil, err
+	}
+	return j.JobID, j.Encode(), nil
+}
+
+// bg is a short context for queue bookkeeping that must happen even when
+// the job's context was cancelled.
+func bg() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 10*time.Second)
+}
+
+func (s *service) putState(st *pipeline.State) {
+	st.UpdatedAt = time.Now().UTC()
+	st.Worker = s.cfg.Name
+	data, _ := json.Marshal(st)
+	ctx, cancel := bg()
+	defer cancel()
+	if err := s.q.PutState(ctx, st.JobID, data); err != nil {
+		s.log.Warn("job state not stored", "job_id", st.JobID, "err", err)
+	}
+}
+
+// handle runs one delivered job and acks, naks or terminates it.
+func (s *service) handle(ctx context.Context, m *queue.Msg) {
+	s.m.inFlight.Inc()
+	defer s.m.inFlight.Dec()
+	job, err := pipeline.DecodeJob(m.Data())
+	if err != nil {
+		s.log.Warn("job rejected", "job_id", m.JobID(), "err", err)
+		s.fail(m, &pipeline.State{JobID: m.JobID()}, err, m.Data())
+		return
+	}
+	log := s.log.With("job_id", job.JobID, "asset_id", job.AssetID, "attempt", m.Attempt())
+	st := &pipeline.State{JobID: job.JobID, AssetID: job.AssetID, Source: job.Source.String(),
+		Status: pipeline.StatusRunning, Stage: "fetch", Attempt: m.Attempt()}
+	s.putState(st)
+	log.Info("job started", "source", job.Source.String(), "profile", job.Profile)
+
+	jctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go s.heartbeat(jctx, m, log)
+	var last time.Time
+	var mu sync.Mutex
+	progress := func(p pipeline.Progress) {
+		mu.Lock()
+		defer mu.Unlock()
+		if p.Stage == st.Stage && time.Since(last) < time.Second && p.Percent < 100 {
+			return
+		}
+		last = time.Now()
+		st.Stage, st.Percent = p.Stage, p.Percent
+		s.putState(st)
+	}
+	runner := *s.runner
+	runner.Log = log
+	res, err := runner.Run(jctx, job, progress)
+	mu.Lock()
+	defer mu.Unlock()
+	if err != nil {
+		switch {
+		case ctx.Err() != nil:
+			// Shutdown: hand the job back at once for another worker.
+			log.Warn("job interrupted by shutdown, handed back", "err", err)
+			st.Status, st.Reason = pipeline.StatusQueued, "interrupted by a worker shutdown"
+			s.putState(st)
+			m.Nak(0)
+			s.m.jobs.WithLabelValues("interrupted").Inc()
+		case pipeline.IsPermanent(err), m.Attempt() >= s.q.Config().MaxDeliver:
+			log.Error("job failed", "err", err, "permanent", pipeline.IsPermanent(err))
+			s.fail(m, st, err, m.Data())
+		default:
+			delay := s.q.RetryDelay(m.Attempt())
+			log.Warn("job failed, will retry", "err", err, "in", delay)
+			st.Status, st.Reason = pipeline.StatusRetrying, err.Error()
+			s.putState(st)
+			m.Nak(delay)
+			s.m.jobs.WithLabelValues("retry").Inc()
+		}
+		return
+	}
+	for name, d := range res.Stages {
+		s.m.stages.WithLabelValues(name).Observe(d.Seconds())
+	}
+	s.m.bytesIn.Add(float64(res.BytesIn))
+	s.m.bytesOut.Add(float64(res.BytesOut))
+	ev, _ := json.Marshal(ReadyEvent{V: 1, AssetID: job.AssetID, JobID: job.JobID, Bucket: s.cfg.OutputBucket,
+		Manifest: res.ManifestKey, HLS: res.Manifest.HLS, DASH: res.Manifest.DASH, Source: job.Source.String(),
+		Duration: res.Manifest.Duration})
+	pctx, pcancel := bg()
+	defer pcancel()
+	if err := s.q.PublishReady(pctx, job.AssetID, job.JobID, ev); err != nil {
+		// The asset is complete; the retry finds it and only announces it.
+		log.Warn("asset-ready event not published, will retry", "err", err)
+		m.Nak(s.q.RetryDelay(m.Attempt()))
+		s.m.jobs.WithLabelValues("retry").Inc()
+		return
+	}
+	st.Status, st.Stage, st.Percent, st.Reason = pipeline.StatusDone, "done", 100, ""
+	st.Manifest = s.cfg.OutputBucket + "/" + res.ManifestKey
+	st.Stages, st.Objects, st.BytesOut = stageSeconds(res.Stages), res.Objects, res.BytesOut
+	s.putState(st)
+	if err := m.Ack(pctx); err != nil {
+		log.Warn("ack failed (a redelivery will find the asset complete)", "err", err)
+	}
+	outcome := "done"
+	if res.Skipped {
+		outcome = "skipped"
+	}
+	s.m.jobs.WithLabelValues(outcome).Inc()
+	log.Info("job done", "skipped", res.Skipped, "objects", res.Objects, "bytes_out", res.BytesOut,
+		"manifest", st.Manifest, "stages", stageSeconds(res.Stages))
+}
+
+func stageSeconds(st map[string]time.Duration) map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range st {
+		out[k] = v.Round(time.Millisecond).Seconds()
+	}
+	return out
+}
+
+// fail dead-letters a job with its reason and terminates it.
+func (s *service) fail(m *queue.Msg, st *pipeline.State, err error, payload []byte) {
+	reason := err.Error()
+	ctx, cancel := bg()
+	defer cancel()
+	var raw json.RawMessage
+	if json.Valid(payload) {
+		raw = payload
+	}
+	if derr := s.q.PublishDeadLetter(ctx, queue.DeadLetter{JobID: st.JobID, Reason: reason, Deliveries: m.Attempt(),
+		Worker: s.cfg.Name, Job: raw}); derr != nil {
+		// Without its dead letter the job must not vanish: retry later.
+		s.log.Error("dead letter not stored, job handed back", "job_id", st.JobID, "err", derr)
+		m.Nak(s.q.RetryDelay(m.Attempt()))
+		return
+	}
+	if st.JobID != "" {
+		st.Status, st.Reason = pipeline.StatusFailed, reason
+		s.putState(st)
+	}
+	m.Term(truncate(reason, 256))
+	s.m.jobs.WithLabelValues("failed").Inc()
+}
+
+// exhausted handles a job the server gave up on after MaxDeliver deliveries
+// without an answer (its workers died).
+func (s *service) exhausted(ctx context.Context, e queue.Exhausted) {
+	reason := fmt.Sprintf("no worker finished it in %d deliveries (worker crashes or timeouts)", e.Deliveries)
+	var raw json.RawMessage
+	if json.Valid(e.Payload) {
+		raw = e.Payload
+	}
+	if err := s.q.PublishDeadLetter(ctx, queue.DeadLetter{JobID: e.JobID, Reason: reason, Deliveries: e.Deliveries,
+		Worker: s.cfg.Name, Job: raw}); err != nil {
+		s.log.Error("dead letter not stored", "job_id", e.JobID, "err", err)
+		return
+	}
+	st := &pipeline.State{JobID: e.JobID, Status: pipeline.StatusFailed, Reason: reason}
+	if j, err := pipeline.DecodeJob(e.Payload); err == nil {
+		st.AssetID, st.Source = j.AssetID, j.Source.String()
+	}
+	s.putState(st)
+	s.m.jobs.WithLabelValues("failed").Inc()
+}
+
+// heartbeat keeps the job's ack timer from expiring while it runs.
+func (s *service) heartbeat(ctx context.Context, m *queue.Msg, log *slog.Logger) {
+	t := time.NewTicker(max(s.q.Config().AckWait/4, 250*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := m.InProgress(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+				log.Debug("heartbeat", "err", err)
+			}
+		}
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}

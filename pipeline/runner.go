@@ -1,0 +1,304 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path"
+	"time"
+
+	"github.com/abseal/abseal/envelope"
+	"github.com/abseal/abseal/profile"
+	"github.com/abseal/abseal/storage"
+	"github.com/abseal/abseal/transcode"
+	"github.com/abseal/abseal/watermark"
+)
+
+// ErrSourceMissing is matched by the (permanent) error for a job whose
+// source object does not exist.
+var ErrSourceMissing = errors.New("source object not found")
+
+// ErrSourceTooLarge is matched by the (permanent) error for a source over
+// the size limit.
+var ErrSourceTooLarge = errors.New("source over the size limit")
+
+// ErrUnknownProfile is matched by the (permanent) error for a job naming a
+// profile the worker does not have.
+var ErrUnknownProfile = errors.New("unknown profile")
+
+// WatermarkScheme names abseal's A/B watermark in asset manifests.
+const WatermarkScheme = "abseal-luma-ab"
+
+// Runner runs jobs: fetch the source, transcode and watermark it, package
+// CMAF, seal every object with its rendition's DEK, store it, and write the
+// playlists and the asset manifest last. It holds no state between jobs and
+// is safe for concurrent use.
+type Runner struct {
+	// Sources returns the store of an ingest bucket.
+	Sources func(bucket string) (storage.Store, error)
+	// Out is the output bucket.
+	Out storage.Store
+	// KEK wraps the per-rendition DEKs.
+	KEK *envelope.KEK
+	// Profiles resolves a job's profile name.
+	Profiles func(name string) (*profile.Profile, error)
+	// WatermarkKey is the watermark master key; nil renders variant a only.
+	WatermarkKey []byte
+	// WatermarkIDBits is the wmid size (default 32); with the profile it
+	// sets the pattern length written to the manifest.
+	WatermarkIDBits int
+	// Unmarked leading segments (position -1); default 1.
+	Unmarked *int
+	// TempDir holds each job's private temp dir (default os.TempDir()).
+	TempDir string
+	// MaxSourceBytes bounds a source's size (default 20 GiB).
+	MaxSourceBytes int64
+	// Threads is the CPU budget of one job (0: all CPUs).
+	Threads int
+	// Limits bound the source video (zero: transcode.DefaultLimits()).
+	Limits transcode.Limits
+	// Uploads is the number of concurrent object uploads per job (default 4).
+	Uploads int
+	// PutRetry bounds how long a failing put is retried before the job
+	// fails transiently (default 2 minutes).
+	PutRetry time.Duration
+	Log      *slog.Logger
+}
+
+// Progress reports a running job's stage and completion.
+type Progress struct {
+	Stage   string  // fetch, transcode, manifest
+	Percent float64 // of the whole job, 0-100
+}
+
+// Result is what a job produced.
+type Result struct {
+	Manifest    *AssetManifest
+	ManifestKey string
+	// Skipped is true when the asset was already complete for the same
+	// source digest and profile: nothing was redone.
+	Skipped  bool
+	Objects  int
+	BytesIn  int64 // source bytes
+	BytesOut int64 // bytes stored (ciphertext and playlists)
+	Stages   map[string]time.Duration
+}
+
+// Run runs job. Its errors are classified by IsPermanent.
+func (r *Runner) Run(ctx context.Context, job *Job, progress func(Progress)) (*Result, error) {
+	if err := job.Validate(); err != nil {
+		return nil, err
+	}
+	if progress == nil {
+		progress = func(Progress) {}
+	}
+	log := r.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p, err := r.Profiles(job.Profile)
+	if err != nil {
+		return nil, Permanent(fmt.Errorf("pipeline: %w %q: %v", ErrUnknownProfile, job.Profile, err))
+	}
+	res := &Result{ManifestKey: ManifestKey(job.AssetID), Stages: map[string]time.Duration{}}
+	stage := func(name string, start time.Time) { res.Stages[name] += time.Since(start) }
+
+	dir, err := os.MkdirTemp(r.TempDir, "abseal-job-")
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: temp dir: %w", err)
+	}
+	defer os.RemoveAll(dir)
+
+	t0 := time.Now()
+	progress(Progress{Stage: "fetch"})
+	src, err := r.fetch(ctx, job.Source, dir)
+	if err != nil {
+		return nil, err
+	}
+	res.BytesIn = src.Size
+	stage("fetch", t0)
+	log.Info("source fetched", "bytes", src.Size, "took", time.Since(t0).Round(time.Millisecond).String())
+
+	if m, err := r.existing(ctx, job, src); err != nil {
+		return nil, err
+	} else if m != nil {
+		res.Manifest, res.Skipped = m, true
+		return res, nil
+	}
+
+	t0 = time.Now()
+	ropts := RenderOptions{Threads: r.Threads, Limits: r.Limits}
+	if ropts.Limits == (transcode.Limits{}) {
+		ropts.Limits = transcode.DefaultLimits()
+	}
+	unmarked := 1
+	if r.Unmarked != nil {
+		unmarked = *r.Unmarked
+	}
+	var wm *WatermarkInfo
+	if r.WatermarkKey != nil {
+		key, err := watermark.DeriveAssetKey(r.WatermarkKey, job.AssetID)
+		if err != nil {
+			return nil, Permanent(err)
+		}
+		emb, err := watermark.NewEmbedder(key, watermark.DefaultParams(time.Duration(p.SegmentDuration)))
+		if err != nil {
+			return nil, Permanent(err)
+		}
+		idBits := r.WatermarkIDBits
+		if idBits == 0 {
+			idBits = 32
+		}
+		code, err := watermark.NewCode(key, idBits, 0)
+		if err != nil {
+			return nil, Permanent(err)
+		}
+		ropts.Watermark = &WatermarkOptions{Embedder: emb, Unmarked: unmarked}
+		kid := sha256.Sum256(append([]byte("abseal.watermark.keyid.v1:"), r.WatermarkKey...))
+		wm = &WatermarkInfo{Scheme: WatermarkScheme, Version: 1, PatternLen: code.PatternLen(),
+			KeyID: hex.EncodeToString(kid[:8]), Unmarked: unmarked}
+	}
+	ropts.Progress = func(done, total time.Duration) {
+		if total > 0 {
+			progress(Progress{Stage: "transcode", Percent: 5 + 90*min(1, done.Seconds()/total.Seconds())})
+		}
+	}
+	sw := newSealWriter(ctx, r, job.AssetID)
+	defer sw.cancel()
+	rr, err := Render(ctx, src.Path, p, ropts, sw)
+	if werr := sw.wait(); err == nil {
+		err = werr
+	}
+	if err != nil {
+		return nil, err
+	}
+	stage("transcode", t0)
+
+	t0 = time.Now()
+	progress(Progress{Stage: "manifest", Percent: 96})
+	m := &AssetManifest{
+		Schema: ManifestVersion, AssetID: job.AssetID, JobID: job.JobID,
+		Source: SourceInfo{Source: job.Source, Size: src.Size, SHA256: src.SHA256}, Profile: job.Profile,
+		CreatedAt: time.Now().UTC(), Duration: rr.Duration.Seconds(),
+		SegDur: time.Duration(p.SegmentDuration).Seconds(), Watermark: wm,
+		HLS: AssetPrefix(job.AssetID) + "hls/master.m3u8", DASH: AssetPrefix(job.AssetID) + "dash/manifest.mpd",
+	}
+	for _, cr := range rr.Renditions {
+		mr, err := sw.rendition(cr, rr.Positions)
+		if err != nil {
+			return nil, err
+		}
+		m.Video = append(m.Video, mr)
+	}
+	if rr.Audio != nil {
+		mr, err := sw.rendition(*rr.Audio, nil)
+		if err != nil {
+			return nil, err
+		}
+		m.Audio = &mr
+	}
+	data, err := json.MarshalIndent(m, "", " ")
+	if err != nil {
+		return nil, err
+	}
+	if err := sw.putRetry(res.ManifestKey, data, "application/json"); err != nil {
+		return nil, err
+	}
+	stage("manifest", t0)
+	res.Manifest = m
+	res.Objects = int(sw.objects.Load())
+	res.BytesOut = sw.bytes.Load()
+	progress(Progress{Stage: "manifest", Percent: 100})
+	return res, nil
+}
+
+// localSource is a fetched source file.
+type localSource struct {
+	Path   string
+	Size   int64
+	SHA256 string
+}
+
+// fetch streams the source into a private temp file, bounded by
+// MaxSourceBytes, hashing it on the way.
+func (r *Runner) fetch(ctx context.Context, s Source, dir string) (*localSource, error) {
+	limit := r.MaxSourceBytes
+	if limit <= 0 {
+		limit = 20 << 30
+	}
+	st, err := r.Sources(s.Bucket)
+	if err != nil {
+		return nil, Permanent(fmt.Errorf("pipeline: source %s: %w", s, err))
+	}
+	info, err := st.Stat(ctx, s.Key)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return nil, Permanent(fmt.Errorf("pipeline: %w: %s", ErrSourceMissing, s))
+	case err != nil:
+		return nil, fmt.Errorf("pipeline: source %s: %w", s, err)
+	case info.Size > limit:
+		return nil, Permanent(fmt.Errorf("pipeline: %w: %s is %d bytes, limit %d", ErrSourceTooLarge, s, info.Size, limit))
+	}
+	rc, err := st.Open(ctx, s.Key, nil)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, Permanent(fmt.Errorf("pipeline: %w: %s", ErrSourceMissing, s))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: source %s: %w", s, err)
+	}
+	defer rc.Close()
+	f, err := os.OpenFile(path.Join(dir, "source"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: temp file: %w", err)
+	}
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(storage.ContextReader(ctx, rc), limit+1))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: fetch %s: %w", s, err)
+	}
+	if n > limit {
+		return nil, Permanent(fmt.Errorf("pipeline: %w: %s is over %d bytes", ErrSourceTooLarge, s, limit))
+	}
+	return &localSource{Path: f.Name(), Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+}
+
+// existing returns the asset's manifest when the asset is already complete
+// for the same source digest and profile.
+func (r *Runner) existing(ctx context.Context, job *Job, src *localSource) (*AssetManifest, error) {
+	data, err := storage.ReadAll(ctx, r.Out, ManifestKey(job.AssetID))
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: read manifest: %w", err)
+	}
+	m, err := DecodeManifest(data)
+	if err != nil {
+		return nil, nil // unreadable: redo and overwrite it
+	}
+	if m.Source.SHA256 == src.SHA256 && m.Profile == job.Profile && (m.Watermark != nil) == (r.WatermarkKey != nil) {
+		return m, nil
+	}
+	return nil, nil
+}
+
+// keyParts splits an asset-relative key ("720p/a/seg-00001.m4s") into
+// rendition, variant and object name.
+func keyParts(key string) (rung, variant, object string) {
+	dir, object := path.Split(key)
+	dir = path.Clean(dir)
+	rung, variant = path.Split(dir)
+	if rung == "" {
+		return variant, "", object
+	}
+	return path.Clean(rung), variant, object
+}
