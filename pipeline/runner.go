@@ -109,11 +109,12 @@ func (r *Runner) Run(ctx context.Context, job *Job, progress func(Progress)) (*R
 	res := &Result{ManifestKey: ManifestKey(job.AssetID), Stages: map[string]time.Duration{}}
 	stage := func(name string, start time.Time) { res.Stages[name] += time.Since(start) }
 
-	dir, err := os.MkdirTemp(r.TempDir, "abseal-job-")
+	jd, err := newJobDir(r.TempDir)
 	if err != nil {
-		return nil, fmt.Errorf("pipeline: temp dir: %w", err)
+		return nil, err
 	}
-	defer os.RemoveAll(dir)
+	defer jd.remove()
+	dir := jd.path
 
 	t0 := time.Now()
 	progress(Progress{Stage: "fetch"})

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/abseal/abseal/pipeline"
@@ -69,7 +70,7 @@ func newMetrics() *metrics {
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "abseal_jobs_in_flight", Help: "Jobs running now."}),
 	}
 	m.reg.MustRegister(m.jobs, m.stages, m.bytesIn, m.bytesOut, m.inFlight,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, o := range []string{"done", "skipped", "retry", "failed", "interrupted"} {
 		m.jobs.WithLabelValues(o)
 	}
@@ -120,6 +121,11 @@ func (s *service) run(ctx context.Context) error {
 		<-hctx.Done()
 		t.Stop()
 	}()
+	if n, err := pipeline.SweepTemp(s.cfg.TempDir); err != nil {
+		s.log.Warn("temp sweep", "err", err)
+	} else if n > 0 {
+		s.log.Info("removed temp dirs of dead jobs", "dirs", n, "dir", s.cfg.TempDir)
+	}
 	stopExhausted, err := s.q.WatchExhausted(ctx, s.log, s.exhausted)
 	if err != nil {
 		return err

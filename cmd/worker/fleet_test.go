@@ -1,0 +1,444 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/abseal/abseal/envelope"
+	"github.com/abseal/abseal/internal/devenv"
+	"github.com/abseal/abseal/internal/testenv"
+	"github.com/abseal/abseal/pipeline"
+	"github.com/abseal/abseal/queue"
+	"github.com/abseal/abseal/storage"
+	"github.com/abseal/abseal/storage/s3"
+)
+
+// The fleet tests run the real worker binary against a real NATS JetStream
+// (embedded in the test) and a real MinIO process, with real FFmpeg.
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// workerBin builds the worker once per test binary.
+func workerBin(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "abseal-worker-bin-")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "worker")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+// fastProfile replaces the built-in default ladder in the fleet tests.
+const fastProfile = `{"name":"default","segment_duration":"2s","rungs":[
+ {"name":"360p","size":360,"bitrate":800000,"crf":28,"preset":"ultrafast","h264_profile":"main"},
+ {"name":"180p","size":180,"bitrate":300000,"crf":28,"preset":"ultrafast","h264_profile":"main"}],
+ "audio":{"bitrate":96000,"sample_rate":48000}}`
+
+type fleet struct {
+	t        *testing.T
+	natsDir  string
+	natsPort int
+	nats     *devenv.NATS
+	minioCfg devenv.MinIOConfig
+	minio    *devenv.MinIO
+	ingest   *s3.Store
+	out      *s3.Store
+	nc       *nats.Conn
+	q        *queue.Queue
+	kek      *envelope.KEK
+	kekPath  string
+	wmKey    string
+	profiles string
+	tmp      string // the workers' temp dir
+	mu       sync.Mutex
+	workers  []*workerProc
+}
+
+func newFleet(t *testing.T) *fleet {
+	t.Helper()
+	f := &fleet{t: t, natsDir: t.TempDir(), tmp: t.TempDir()}
+	port, err := devenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.natsPort = port
+	f.startNATS()
+	t.Cleanup(func() { f.nats.Close() })
+	f.nc, err = nats.Connect(f.nats.URL, nats.MaxReconnects(-1), nats.ReconnectWait(200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.nc.Close)
+	if f.q, err = queue.Open(t.Context(), f.nc, queue.Config{AckWait: 3 * time.Second, MaxDeliver: 3}); err != nil {
+		t.Fatal(err)
+	}
+	mport, err := devenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.minioCfg = devenv.MinIOConfig{DataDir: t.TempDir(), Port: mport, AccessKey: "fleet-test", SecretKey: "fleet-test-secret-0123",
+		Env: devenv.NotifyEnv("ABSEAL", f.nats.URL, queue.UploadsSubject, t.TempDir())}
+	f.startMinIO()
+	t.Cleanup(func() { f.minio.Close() })
+	f.ingest = testenv.Bucket(t, f.minio, "ingest", 0)
+	f.out = testenv.Bucket(t, f.minio, "assets", 0)
+	if err := f.ingest.NotifyUploads(t.Context(), "ABSEAL"); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	f.kekPath = filepath.Join(dir, "kek.json")
+	if err := envelope.CreateLocalKEK(f.kekPath); err != nil {
+		t.Fatal(err)
+	}
+	if f.kek, err = envelope.OpenKEK(t.Context(), f.kekPath, envelope.KEKOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.wmKey = filepath.Join(dir, "watermark.key")
+	os.WriteFile(f.wmKey, []byte("0123456789abcdef0123456789abcdef\n"), 0o600)
+	f.profiles = filepath.Join(dir, "profiles")
+	os.Mkdir(f.profiles, 0o755)
+	os.WriteFile(filepath.Join(f.profiles, "default.json"), []byte(fastProfile), 0o644)
+	t.Cleanup(func() {
+		f.stopAll()
+		f.checkClean()
+	})
+	return f
+}
+
+func (f *fleet) startNATS() {
+	n, err := devenv.StartNATS(devenv.NATSConfig{StoreDir: f.natsDir, Port: f.natsPort})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.nats = n
+}
+
+func (f *fleet) startMinIO() {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	m, err := devenv.StartMinIO(ctx, f.minioCfg)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.minio = m
+}
+
+type workerProc struct {
+	name string
+	cmd  *exec.Cmd
+	logs *lockedBuffer
+	done chan struct{}
+	err  error
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// lines returns the log records with the given message.
+func (w *workerProc) lines(msg string) []map[string]any {
+	var out []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(w.logs.String()))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var rec map[string]any
+		if json.Unmarshal(sc.Bytes(), &rec) == nil && rec["msg"] == msg {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+// startWorker runs a worker process on the fleet.
+func (f *fleet) startWorker(name string, extra ...string) *workerProc {
+	f.t.Helper()
+	args := append([]string{
+		"--nats-url", f.nats.URL, "--s3-endpoint", f.minio.Endpoint, "--s3-access-key", f.minio.AccessKey,
+		"--kek-uri", f.kekPath, "--watermark-key-file", f.wmKey, "--profiles-dir", f.profiles,
+		"--tmp-dir", f.tmp, "--http-addr", "127.0.0.1:0", "--ack-wait", "3s", "--max-deliver", "3",
+		"--threads", "1", "--shutdown-grace", "5s", "--name", name, "--log-level", "debug",
+	}, extra...)
+	cmd := exec.Command(workerBin(f.t), args...)
+	cmd.Env = append(os.Environ(), "ABSEAL_S3_SECRET_KEY="+f.minio.SecretKey)
+	w := &workerProc{name: name, cmd: cmd, logs: &lockedBuffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = w.logs, w.logs
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		f.t.Fatal(err)
+	}
+	go func() { w.err = cmd.Wait(); close(w.done) }()
+	f.mu.Lock()
+	f.workers = append(f.workers, w)
+	f.mu.Unlock()
+	return w
+}
+
+// stop sends sig and waits for the worker to exit.
+func (w *workerProc) stop(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	select {
+	case <-w.done:
+		return
+	default:
+	}
+	w.cmd.Process.Signal(sig)
+	select {
+	case <-w.done:
+	case <-time.After(30 * time.Second):
+		w.cmd.Process.Kill()
+		<-w.done
+		t.Errorf("worker %s did not exit within 30s of %v", w.name, sig)
+	}
+}
+
+func (f *fleet) stopAll() {
+	f.mu.Lock()
+	ws := f.workers
+	f.mu.Unlock()
+	for _, w := range ws {
+		w.stop(f.t, syscall.SIGTERM)
+		if f.t.Failed() {
+			f.t.Logf("worker %s log:\n%s", w.name, tail(w.logs.String(), 6000))
+		}
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}
+
+// upload puts a clip into the ingest bucket and returns the job id its
+// upload event makes.
+func (f *fleet) upload(key, clip string) (jobID, assetID string) {
+	f.t.Helper()
+	fh, err := os.Open(clip)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer fh.Close()
+	info, err := f.ingest.Put(f.t.Context(), key, fh, storage.PutOptions{})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	src := pipeline.Source{Bucket: "ingest", Key: key, ETag: info.ETag}
+	asset := pipeline.AssetIDFor(src)
+	return pipeline.JobID(src, asset, "default"), asset
+}
+
+// waitState waits until the job's state satisfies ok.
+func (f *fleet) waitState(jobID string, timeout time.Duration, ok func(pipeline.State) bool) pipeline.State {
+	f.t.Helper()
+	ctx, cancel := context.WithTimeout(f.t.Context(), timeout)
+	defer cancel()
+	var last pipeline.State
+	err := f.q.WatchState(ctx, jobID, func(b []byte) bool {
+		json.Unmarshal(b, &last)
+		return !ok(last)
+	})
+	if err != nil {
+		f.t.Fatalf("job %s: waited %s, last state %+v: %v", jobID, timeout, last, err)
+	}
+	return last
+}
+
+func final(s pipeline.State) bool { return s.Final() }
+
+// checkAsset verifies a finished asset: exactly one manifest, every object
+// it names is stored with its digest, opens at its place and only there,
+// A and B have equal sizes, and nothing plaintext is in the bucket.
+func (f *fleet) checkAsset(assetID string) *pipeline.AssetManifest {
+	f.t.Helper()
+	ctx := f.t.Context()
+	data, err := storage.ReadAll(ctx, f.out, pipeline.ManifestKey(assetID))
+	if err != nil {
+		f.t.Fatalf("manifest: %v", err)
+	}
+	m, err := pipeline.DecodeManifest(data)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if len(m.Video) == 0 || m.Watermark == nil {
+		f.t.Fatalf("manifest: %d video renditions, watermark %v", len(m.Video), m.Watermark)
+	}
+	named := map[string]bool{pipeline.ManifestKey(assetID): true}
+	for _, r := range append(m.Video, derefR(m.Audio)...) {
+		dek, err := f.kek.UnwrapDEK(r.DEK.Wrapped, envelope.RenditionAD(assetID, r.Name))
+		if err != nil {
+			f.t.Fatalf("%s: %v", r.Name, err)
+		}
+		check := func(o pipeline.Object, variant string, size int64) {
+			ct, err := storage.ReadAll(ctx, f.out, o.Key)
+			if err != nil {
+				f.t.Fatalf("%s: %v", o.Key, err)
+			}
+			sum := sha256.Sum256(ct)
+			if hex.EncodeToString(sum[:]) != o.SHA256 || int64(len(ct)) != o.Size {
+				f.t.Fatalf("%s: stored bytes do not match the manifest's digest", o.Key)
+			}
+			plainLooking(f.t, o.Key, ct)
+			place := envelope.Place{Asset: assetID, Rung: r.Name, Variant: variant, Object: filepath.Base(o.Key)}
+			pr, err := dek.Open(bytes.NewReader(ct), place.AD())
+			if err != nil {
+				f.t.Fatal(err)
+			}
+			plain, err := io.ReadAll(pr)
+			if err != nil {
+				f.t.Fatalf("%s does not open at its place: %v", o.Key, err)
+			}
+			if size >= 0 && int64(len(plain)) != size {
+				f.t.Fatalf("%s: %d plaintext bytes, manifest says %d", o.Key, len(plain), size)
+			}
+			named[o.Key] = true
+		}
+		check(r.Init, "", -1)
+		for _, s := range r.Segments {
+			for v, o := range s.Variants {
+				if r.Kind == "audio" {
+					v = ""
+				}
+				check(o, v, s.Size)
+			}
+			if r.Kind == "video" && len(s.Variants) != 2 {
+				f.t.Fatalf("%s segment %d: %d variants, want a and b", r.Name, s.Number, len(s.Variants))
+			}
+		}
+	}
+	for oi, err := range f.out.List(ctx, pipeline.AssetPrefix(assetID)) {
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		rel := strings.TrimPrefix(oi.Key, pipeline.AssetPrefix(assetID))
+		if strings.HasPrefix(rel, "hls/") || strings.HasPrefix(rel, "dash/") {
+			continue
+		}
+		if !named[oi.Key] {
+			f.t.Errorf("object %s is not in the manifest", oi.Key)
+		}
+	}
+	return m
+}
+
+// plainLooking fails on bytes that look like plaintext CMAF.
+func plainLooking(t *testing.T, key string, b []byte) {
+	t.Helper()
+	for _, box := range []string{"ftyp", "styp", "moof", "mdat", "moov"} {
+		if len(b) >= 8 && string(b[4:8]) == box || bytes.Contains(b, []byte(box+"\x00\x00")) && bytes.Count(b, []byte(box)) > 2 {
+			t.Fatalf("%s looks like plaintext media (%q box)", key, box)
+		}
+	}
+}
+
+// checkClean asserts that the workers left no temp files and the bucket
+// holds no plaintext media.
+func (f *fleet) checkClean() {
+	entries, _ := os.ReadDir(f.tmp)
+	for _, e := range entries {
+		f.t.Errorf("temp file left behind: %s", filepath.Join(f.tmp, e.Name()))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for oi, err := range f.out.List(ctx, "") {
+		if err != nil {
+			return // the server may be gone in a fault test
+		}
+		if strings.HasSuffix(oi.Key, ".m4s") || strings.HasSuffix(oi.Key, ".mp4") {
+			b, err := storage.ReadAll(ctx, f.out, oi.Key)
+			if err == nil {
+				plainLooking(f.t, oi.Key, b)
+			}
+		}
+	}
+}
+
+// manifests counts the asset manifests in the output bucket.
+func (f *fleet) manifests() int {
+	n := 0
+	for oi, err := range f.out.List(f.t.Context(), "assets/") {
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		if strings.HasSuffix(oi.Key, "/manifest.json") {
+			n++
+		}
+	}
+	return n
+}
+
+// readyEvents returns the asset-ready events published so far.
+func (f *fleet) readyEvents() []ReadyEvent {
+	f.t.Helper()
+	var out []ReadyEvent
+	js, err := f.nc.JetStream()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	info, err := js.StreamInfo(queue.ReadyStream)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	for seq := info.State.FirstSeq; seq > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := js.GetMsg(queue.ReadyStream, seq)
+		if err != nil {
+			continue
+		}
+		var ev ReadyEvent
+		if json.Unmarshal(m.Data, &ev) == nil {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+func writeFile(t *testing.T, path, data string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
