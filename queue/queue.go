@@ -163,6 +163,33 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 	return q, nil
 }
 
+// ErrNotSetUp is matched by Attach's error when the streams do not exist.
+var ErrNotSetUp = errors.New("abseal's streams do not exist on this NATS server (start a worker first, or `worker --dev`)")
+
+// Attach connects a client (such as the enqueue CLI) to streams a worker
+// has set up, without creating or changing anything.
+func Attach(ctx context.Context, nc *nats.Conn) (*Queue, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	q := &Queue{nc: nc, js: js}
+	q.cfg.defaults()
+	if q.jobs, err = js.Stream(ctx, JobsStream); err != nil {
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return nil, fmt.Errorf("queue: %w", ErrNotSetUp)
+		}
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	if q.state, err = js.KeyValue(ctx, StateBucket); err != nil {
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			return nil, fmt.Errorf("queue: %w", ErrNotSetUp)
+		}
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	return q, nil
+}
+
 // RetryDelay is the delay before redelivering a job whose attempt-th
 // delivery failed transiently.
 func (q *Queue) RetryDelay(attempt int) time.Duration {

@@ -8,21 +8,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/abseal/abseal/internal/fleet"
 	"github.com/abseal/abseal/internal/testmedia"
 	"github.com/abseal/abseal/pipeline"
 )
 
 // httpAddr returns the worker's /healthz address from its log.
-func httpAddr(t *testing.T, w *workerProc) string {
+func httpAddr(t *testing.T, w *fleet.Worker) string {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		if l := w.lines("http listening"); len(l) > 0 {
+		if l := w.Lines("http listening"); len(l) > 0 {
 			return l[0]["addr"].(string)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("worker %s never listened:\n%s", w.name, w.logs.String())
+	t.Fatalf("worker %s never listened:\n%s", w.Name, w.Logs.String())
 	return ""
 }
 
@@ -40,8 +41,8 @@ func get(t *testing.T, url string) (int, string) {
 // TestFleetUploadToReady: an upload becomes a job by itself, the asset is
 // sealed and described, announced, and the same upload again is no new job.
 func TestFleetUploadToReady(t *testing.T) {
-	f := newFleet(t)
-	w := f.startWorker("w1")
+	f := fleet.New(t)
+	w := f.StartWorker("w1")
 	addr := httpAddr(t, w)
 	if code, body := get(t, "http://"+addr+"/healthz"); code != 200 {
 		t.Fatalf("/healthz: %d %s", code, body)
@@ -50,23 +51,23 @@ func TestFleetUploadToReady(t *testing.T) {
 		t.Fatalf("/readyz: %d %s", code, body)
 	}
 	clip := testmedia.Clip(t, "main.mp4")
-	jobID, asset := f.upload("uploads/My Clip+1.mp4", clip)
-	st := f.waitState(jobID, 3*time.Minute, final)
+	jobID, asset := f.Upload("uploads/My Clip+1.mp4", clip)
+	st := f.WaitState(jobID, 3*time.Minute, fleet.Final)
 	if st.Status != pipeline.StatusDone || st.Manifest != "assets/"+pipeline.ManifestKey(asset) {
 		t.Fatalf("state %+v", st)
 	}
-	m := f.checkAsset(asset)
+	m := f.CheckAsset(asset)
 	if m.Source.Key != "uploads/My Clip+1.mp4" || m.JobID != jobID || m.Audio == nil {
 		t.Fatalf("manifest source %+v job %s audio %v", m.Source, m.JobID, m.Audio != nil)
 	}
-	evs := f.readyEvents()
-	if len(evs) != 1 || evs[0].AssetID != asset || evs[0].Manifest != pipeline.ManifestKey(asset) {
+	evs := f.ReadyEvents()
+	if len(evs) != 1 || evs[0]["asset_id"] != asset || evs[0]["manifest"] != pipeline.ManifestKey(asset) {
 		t.Fatalf("ready events %+v", evs)
 	}
 	// The same object uploaded again: a second event, the same job id.
-	f.upload("uploads/My Clip+1.mp4", clip)
+	f.Upload("uploads/My Clip+1.mp4", clip)
 	time.Sleep(4 * time.Second)
-	if n := len(w.lines("job started")); n != 1 {
+	if n := len(w.Lines("job started")); n != 1 {
 		t.Fatalf("%d jobs started, want 1 (a repeated upload event must not make a second job)", n)
 	}
 	_, metrics := get(t, "http://"+addr+"/metrics")
@@ -75,7 +76,7 @@ func TestFleetUploadToReady(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
-	if strings.Contains(w.logs.String(), f.minio.SecretKey) {
+	if strings.Contains(w.Logs.String(), f.MinIO.SecretKey) {
 		t.Fatal("the worker logged the S3 secret key")
 	}
 }
@@ -83,24 +84,24 @@ func TestFleetUploadToReady(t *testing.T) {
 // TestFleetBadInputThenGood: a corrupt source and a bad job message become
 // dead letters with their reasons, and the worker goes on serving.
 func TestFleetBadInputThenGood(t *testing.T) {
-	f := newFleet(t)
-	w := f.startWorker("w1")
+	f := fleet.New(t)
+	w := f.StartWorker("w1")
 	badPath := t.TempDir() + "/garbage.mp4"
-	writeFile(t, badPath, strings.Repeat("this is not a video\n", 500))
-	badJob, _ := f.upload("uploads/garbage.mp4", badPath)
-	st := f.waitState(badJob, time.Minute, final)
+	fleet.WriteFile(t, badPath, strings.Repeat("this is not a video\n", 500))
+	badJob, _ := f.Upload("uploads/garbage.mp4", badPath)
+	st := f.WaitState(badJob, time.Minute, fleet.Final)
 	if st.Status != pipeline.StatusFailed || !strings.Contains(st.Reason, "not a video") {
 		t.Fatalf("corrupt source: state %+v, want failed with \"not a video\"", st)
 	}
-	if _, err := f.q.Submit(t.Context(), "", "job-broken", []byte(`{"v":2,"job_id":"job-broken"}`)); err != nil {
+	if _, err := f.Q.Submit(t.Context(), "", "job-broken", []byte(`{"v":2,"job_id":"job-broken"}`)); err != nil {
 		t.Fatal(err)
 	}
-	good, asset := f.upload("uploads/good.mp4", testmedia.Clip(t, "main.mp4"))
-	if st := f.waitState(good, 3*time.Minute, final); st.Status != pipeline.StatusDone {
+	good, asset := f.Upload("uploads/good.mp4", testmedia.Clip(t, "main.mp4"))
+	if st := f.WaitState(good, 3*time.Minute, fleet.Final); st.Status != pipeline.StatusDone {
 		t.Fatalf("good job after bad ones: %+v", st)
 	}
-	f.checkAsset(asset)
-	dl, err := f.q.DeadLetters(t.Context())
+	f.CheckAsset(asset)
+	dl, err := f.Q.DeadLetters(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +112,7 @@ func TestFleetBadInputThenGood(t *testing.T) {
 	if !strings.Contains(reasons[badJob], "not a video") || !strings.Contains(reasons["job-broken"], "schema version 2") {
 		t.Fatalf("dead letters %v", reasons)
 	}
-	if n := len(w.lines("job started")); n != 2 {
+	if n := len(w.Lines("job started")); n != 2 {
 		t.Fatalf("%d jobs started, want 2 (the bad message is rejected before it starts)", n)
 	}
 }
@@ -119,21 +120,21 @@ func TestFleetBadInputThenGood(t *testing.T) {
 // TestFleetKillMidJob: a worker SIGKILLed in the middle of a job; the job
 // comes back to another worker and completes once.
 func TestFleetKillMidJob(t *testing.T) {
-	f := newFleet(t)
-	a := f.startWorker("victim")
-	job, asset := f.upload("uploads/long.mp4", testmedia.Clip(t, "forensic-56s.mp4"))
-	f.waitState(job, 2*time.Minute, func(s pipeline.State) bool { return s.Stage == "transcode" && s.Percent >= 20 })
-	a.stop(t, syscall.SIGKILL)
-	b := f.startWorker("survivor")
-	st := f.waitState(job, 4*time.Minute, final)
+	f := fleet.New(t)
+	a := f.StartWorker("victim")
+	job, asset := f.Upload("uploads/long.mp4", testmedia.Clip(t, "forensic-56s.mp4"))
+	f.WaitState(job, 2*time.Minute, func(s pipeline.State) bool { return s.Stage == "transcode" && s.Percent >= 20 })
+	a.Stop(t, syscall.SIGKILL)
+	b := f.StartWorker("survivor")
+	st := f.WaitState(job, 4*time.Minute, fleet.Final)
 	if st.Status != pipeline.StatusDone || st.Worker != "survivor" || st.Attempt != 2 {
 		t.Fatalf("state %+v, want done by survivor on attempt 2", st)
 	}
-	f.checkAsset(asset)
-	if n := f.manifests(); n != 1 {
+	f.CheckAsset(asset)
+	if n := f.Manifests(); n != 1 {
 		t.Fatalf("%d manifests, want 1", n)
 	}
-	if n := len(b.lines("job done")); n != 1 {
+	if n := len(b.Lines("job done")); n != 1 {
 		t.Fatalf("survivor finished %d jobs, want 1", n)
 	}
 }
@@ -141,79 +142,79 @@ func TestFleetKillMidJob(t *testing.T) {
 // TestFleetMinIOOutage: the object store goes away for 10 s in the middle
 // of a job; the job completes after it returns.
 func TestFleetMinIOOutage(t *testing.T) {
-	f := newFleet(t)
-	f.startWorker("w1")
-	job, asset := f.upload("uploads/long.mp4", testmedia.Clip(t, "forensic-56s.mp4"))
-	f.waitState(job, 2*time.Minute, func(s pipeline.State) bool { return s.Stage == "transcode" && s.Percent >= 15 })
-	f.minio.Close()
+	f := fleet.New(t)
+	f.StartWorker("w1")
+	job, asset := f.Upload("uploads/long.mp4", testmedia.Clip(t, "forensic-56s.mp4"))
+	f.WaitState(job, 2*time.Minute, func(s pipeline.State) bool { return s.Stage == "transcode" && s.Percent >= 15 })
+	f.MinIO.Close()
 	time.Sleep(10 * time.Second)
-	f.startMinIO()
-	st := f.waitState(job, 4*time.Minute, final)
+	f.StartMinIO()
+	st := f.WaitState(job, 4*time.Minute, fleet.Final)
 	if st.Status != pipeline.StatusDone {
 		t.Fatalf("state %+v", st)
 	}
-	f.checkAsset(asset)
+	f.CheckAsset(asset)
 }
 
 // TestFleetNATSRestart: the NATS server restarts under a running worker;
 // it reconnects, finishes its job and takes the next.
 func TestFleetNATSRestart(t *testing.T) {
-	f := newFleet(t)
-	w := f.startWorker("w1")
-	job, asset := f.upload("uploads/long.mp4", testmedia.Clip(t, "forensic-56s.mp4"))
-	f.waitState(job, 2*time.Minute, func(s pipeline.State) bool { return s.Stage == "transcode" && s.Percent >= 15 })
-	f.nats.Close()
+	f := fleet.New(t)
+	w := f.StartWorker("w1")
+	job, asset := f.Upload("uploads/long.mp4", testmedia.Clip(t, "forensic-56s.mp4"))
+	f.WaitState(job, 2*time.Minute, func(s pipeline.State) bool { return s.Stage == "transcode" && s.Percent >= 15 })
+	f.NATS.Close()
 	time.Sleep(2 * time.Second)
-	f.startNATS()
-	st := f.waitState(job, 4*time.Minute, final)
+	f.StartNATS()
+	st := f.WaitState(job, 4*time.Minute, fleet.Final)
 	if st.Status != pipeline.StatusDone {
 		t.Fatalf("state %+v", st)
 	}
-	f.checkAsset(asset)
+	f.CheckAsset(asset)
 	// The next job, submitted after the restart.
 	j, err := pipeline.NewJob(pipeline.Source{Bucket: "ingest", Key: "uploads/long.mp4"}, "after-restart", "", "test", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.q.Submit(t.Context(), "", j.JobID, j.Encode()); err != nil {
+	if _, err := f.Q.Submit(t.Context(), "", j.JobID, j.Encode()); err != nil {
 		t.Fatal(err)
 	}
-	if st := f.waitState(j.JobID, 4*time.Minute, final); st.Status != pipeline.StatusDone {
+	if st := f.WaitState(j.JobID, 4*time.Minute, fleet.Final); st.Status != pipeline.StatusDone {
 		t.Fatalf("job after the restart: %+v", st)
 	}
-	if len(w.lines("nats reconnected")) == 0 {
+	if len(w.Lines("nats reconnected")) == 0 {
 		t.Fatal("the worker never logged a reconnect")
 	}
 }
 
 // TestFleetThreeWorkersSixJobs: jobs spread over a fleet, each done once.
 func TestFleetThreeWorkersSixJobs(t *testing.T) {
-	f := newFleet(t)
-	ws := []*workerProc{f.startWorker("w1"), f.startWorker("w2"), f.startWorker("w3")}
+	f := fleet.New(t)
+	ws := []*fleet.Worker{f.StartWorker("w1"), f.StartWorker("w2"), f.StartWorker("w3")}
 	clip := testmedia.Clip(t, "noaudio.mp4")
 	var jobs []string
 	for i := range 6 {
-		j, _ := f.upload("uploads/clip-"+string(rune('a'+i))+".mp4", clip)
+		j, _ := f.Upload("uploads/clip-"+string(rune('a'+i))+".mp4", clip)
 		jobs = append(jobs, j)
 	}
 	for _, j := range jobs {
-		if st := f.waitState(j, 4*time.Minute, final); st.Status != pipeline.StatusDone {
+		if st := f.WaitState(j, 4*time.Minute, fleet.Final); st.Status != pipeline.StatusDone {
 			t.Fatalf("job %s: %+v", j, st)
 		}
 	}
 	started, done := map[string]int{}, 0
 	for _, w := range ws {
-		for _, l := range w.lines("job started") {
+		for _, l := range w.Lines("job started") {
 			started[l["job_id"].(string)]++
 		}
-		done += len(w.lines("job done"))
+		done += len(w.Lines("job done"))
 	}
 	for _, j := range jobs {
 		if started[j] != 1 {
 			t.Errorf("job %s started %d times", j, started[j])
 		}
 	}
-	if done != 6 || f.manifests() != 6 || len(f.readyEvents()) != 6 {
-		t.Fatalf("done %d, manifests %d, ready events %d; want 6 each", done, f.manifests(), len(f.readyEvents()))
+	if done != 6 || f.Manifests() != 6 || len(f.ReadyEvents()) != 6 {
+		t.Fatalf("done %d, manifests %d, ready events %d; want 6 each", done, f.Manifests(), len(f.ReadyEvents()))
 	}
 }

@@ -1,4 +1,8 @@
-package main
+// Package fleet runs abseal's real worker binary in tests, against a real
+// NATS JetStream (embedded in the test process) and a real MinIO process
+// with upload notifications, and checks what the workers leave behind:
+// sealed assets, one manifest each, no plaintext media, no temp files.
+package fleet
 
 import (
 	"bufio"
@@ -29,17 +33,14 @@ import (
 	"github.com/abseal/abseal/storage/s3"
 )
 
-// The fleet tests run the real worker binary against a real NATS JetStream
-// (embedded in the test) and a real MinIO process, with real FFmpeg.
-
 var (
 	binOnce sync.Once
 	binPath string
 	binErr  error
 )
 
-// workerBin builds the worker once per test binary.
-func workerBin(t *testing.T) string {
+// WorkerBin builds the worker once per test binary.
+func WorkerBin(t *testing.T) string {
 	t.Helper()
 	binOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "abseal-worker-bin-")
@@ -48,7 +49,14 @@ func workerBin(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(dir, "worker")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		root, err := devenv.ModuleRoot()
+		if err != nil {
+			binErr = err
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/worker")
+		cmd.Dir = root
+		out, err := cmd.CombinedOutput()
 		if err != nil {
 			binErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
@@ -59,48 +67,48 @@ func workerBin(t *testing.T) string {
 	return binPath
 }
 
-// fastProfile replaces the built-in default ladder in the fleet tests.
-const fastProfile = `{"name":"default","segment_duration":"2s","rungs":[
+// FastProfile replaces the built-in default ladder in the fleet tests.
+const FastProfile = `{"name":"default","segment_duration":"2s","rungs":[
  {"name":"360p","size":360,"bitrate":800000,"crf":28,"preset":"ultrafast","h264_profile":"main"},
  {"name":"180p","size":180,"bitrate":300000,"crf":28,"preset":"ultrafast","h264_profile":"main"}],
  "audio":{"bitrate":96000,"sample_rate":48000}}`
 
-type fleet struct {
+type Fleet struct {
 	t        *testing.T
 	natsDir  string
 	natsPort int
-	nats     *devenv.NATS
+	NATS     *devenv.NATS
 	minioCfg devenv.MinIOConfig
-	minio    *devenv.MinIO
-	ingest   *s3.Store
-	out      *s3.Store
-	nc       *nats.Conn
-	q        *queue.Queue
-	kek      *envelope.KEK
-	kekPath  string
-	wmKey    string
-	profiles string
-	tmp      string // the workers' temp dir
+	MinIO    *devenv.MinIO
+	Ingest   *s3.Store
+	Out      *s3.Store
+	NC       *nats.Conn
+	Q        *queue.Queue
+	KEK      *envelope.KEK
+	KEKPath  string
+	WMKey    string
+	Profiles string
+	Tmp      string // the workers' temp dir
 	mu       sync.Mutex
-	workers  []*workerProc
+	workers  []*Worker
 }
 
-func newFleet(t *testing.T) *fleet {
+func New(t *testing.T) *Fleet {
 	t.Helper()
-	f := &fleet{t: t, natsDir: t.TempDir(), tmp: t.TempDir()}
+	f := &Fleet{t: t, natsDir: t.TempDir(), Tmp: t.TempDir()}
 	port, err := devenv.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.natsPort = port
-	f.startNATS()
-	t.Cleanup(func() { f.nats.Close() })
-	f.nc, err = nats.Connect(f.nats.URL, nats.MaxReconnects(-1), nats.ReconnectWait(200*time.Millisecond))
+	f.StartNATS()
+	t.Cleanup(func() { f.NATS.Close() })
+	f.NC, err = nats.Connect(f.NATS.URL, nats.MaxReconnects(-1), nats.ReconnectWait(200*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(f.nc.Close)
-	if f.q, err = queue.Open(t.Context(), f.nc, queue.Config{AckWait: 3 * time.Second, MaxDeliver: 3}); err != nil {
+	t.Cleanup(f.NC.Close)
+	if f.Q, err = queue.Open(t.Context(), f.NC, queue.Config{AckWait: 3 * time.Second, MaxDeliver: 3}); err != nil {
 		t.Fatal(err)
 	}
 	mport, err := devenv.FreePort()
@@ -108,27 +116,27 @@ func newFleet(t *testing.T) *fleet {
 		t.Fatal(err)
 	}
 	f.minioCfg = devenv.MinIOConfig{DataDir: t.TempDir(), Port: mport, AccessKey: "fleet-test", SecretKey: "fleet-test-secret-0123",
-		Env: devenv.NotifyEnv("ABSEAL", f.nats.URL, queue.UploadsSubject, t.TempDir())}
-	f.startMinIO()
-	t.Cleanup(func() { f.minio.Close() })
-	f.ingest = testenv.Bucket(t, f.minio, "ingest", 0)
-	f.out = testenv.Bucket(t, f.minio, "assets", 0)
-	if err := f.ingest.NotifyUploads(t.Context(), "ABSEAL"); err != nil {
+		Env: devenv.NotifyEnv("ABSEAL", f.NATS.URL, queue.UploadsSubject, t.TempDir())}
+	f.StartMinIO()
+	t.Cleanup(func() { f.MinIO.Close() })
+	f.Ingest = testenv.Bucket(t, f.MinIO, "ingest", 0)
+	f.Out = testenv.Bucket(t, f.MinIO, "assets", 0)
+	if err := f.Ingest.NotifyUploads(t.Context(), "ABSEAL"); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	f.kekPath = filepath.Join(dir, "kek.json")
-	if err := envelope.CreateLocalKEK(f.kekPath); err != nil {
+	f.KEKPath = filepath.Join(dir, "kek.json")
+	if err := envelope.CreateLocalKEK(f.KEKPath); err != nil {
 		t.Fatal(err)
 	}
-	if f.kek, err = envelope.OpenKEK(t.Context(), f.kekPath, envelope.KEKOptions{}); err != nil {
+	if f.KEK, err = envelope.OpenKEK(t.Context(), f.KEKPath, envelope.KEKOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	f.wmKey = filepath.Join(dir, "watermark.key")
-	os.WriteFile(f.wmKey, []byte("0123456789abcdef0123456789abcdef\n"), 0o600)
-	f.profiles = filepath.Join(dir, "profiles")
-	os.Mkdir(f.profiles, 0o755)
-	os.WriteFile(filepath.Join(f.profiles, "default.json"), []byte(fastProfile), 0o644)
+	f.WMKey = filepath.Join(dir, "watermark.key")
+	os.WriteFile(f.WMKey, []byte("0123456789abcdef0123456789abcdef\n"), 0o600)
+	f.Profiles = filepath.Join(dir, "profiles")
+	os.Mkdir(f.Profiles, 0o755)
+	os.WriteFile(filepath.Join(f.Profiles, "default.json"), []byte(FastProfile), 0o644)
 	t.Cleanup(func() {
 		f.stopAll()
 		f.checkClean()
@@ -136,28 +144,28 @@ func newFleet(t *testing.T) *fleet {
 	return f
 }
 
-func (f *fleet) startNATS() {
+func (f *Fleet) StartNATS() {
 	n, err := devenv.StartNATS(devenv.NATSConfig{StoreDir: f.natsDir, Port: f.natsPort})
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	f.nats = n
+	f.NATS = n
 }
 
-func (f *fleet) startMinIO() {
+func (f *Fleet) StartMinIO() {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	m, err := devenv.StartMinIO(ctx, f.minioCfg)
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	f.minio = m
+	f.MinIO = m
 }
 
-type workerProc struct {
-	name string
+type Worker struct {
+	Name string
 	cmd  *exec.Cmd
-	logs *lockedBuffer
+	Logs *lockedBuffer
 	done chan struct{}
 	err  error
 }
@@ -180,9 +188,9 @@ func (l *lockedBuffer) String() string {
 }
 
 // lines returns the log records with the given message.
-func (w *workerProc) lines(msg string) []map[string]any {
+func (w *Worker) Lines(msg string) []map[string]any {
 	var out []map[string]any
-	sc := bufio.NewScanner(strings.NewReader(w.logs.String()))
+	sc := bufio.NewScanner(strings.NewReader(w.Logs.String()))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		var rec map[string]any
@@ -194,18 +202,18 @@ func (w *workerProc) lines(msg string) []map[string]any {
 }
 
 // startWorker runs a worker process on the fleet.
-func (f *fleet) startWorker(name string, extra ...string) *workerProc {
+func (f *Fleet) StartWorker(name string, extra ...string) *Worker {
 	f.t.Helper()
 	args := append([]string{
-		"--nats-url", f.nats.URL, "--s3-endpoint", f.minio.Endpoint, "--s3-access-key", f.minio.AccessKey,
-		"--kek-uri", f.kekPath, "--watermark-key-file", f.wmKey, "--profiles-dir", f.profiles,
-		"--tmp-dir", f.tmp, "--http-addr", "127.0.0.1:0", "--ack-wait", "3s", "--max-deliver", "3",
+		"--nats-url", f.NATS.URL, "--s3-endpoint", f.MinIO.Endpoint, "--s3-access-key", f.MinIO.AccessKey,
+		"--kek-uri", f.KEKPath, "--watermark-key-file", f.WMKey, "--profiles-dir", f.Profiles,
+		"--tmp-dir", f.Tmp, "--http-addr", "127.0.0.1:0", "--ack-wait", "3s", "--max-deliver", "3",
 		"--threads", "1", "--shutdown-grace", "5s", "--name", name, "--log-level", "debug",
 	}, extra...)
-	cmd := exec.Command(workerBin(f.t), args...)
-	cmd.Env = append(os.Environ(), "ABSEAL_S3_SECRET_KEY="+f.minio.SecretKey)
-	w := &workerProc{name: name, cmd: cmd, logs: &lockedBuffer{}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = w.logs, w.logs
+	cmd := exec.Command(WorkerBin(f.t), args...)
+	cmd.Env = append(os.Environ(), "ABSEAL_S3_SECRET_KEY="+f.MinIO.SecretKey)
+	w := &Worker{Name: name, cmd: cmd, Logs: &lockedBuffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = w.Logs, w.Logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		f.t.Fatal(err)
@@ -218,7 +226,7 @@ func (f *fleet) startWorker(name string, extra ...string) *workerProc {
 }
 
 // stop sends sig and waits for the worker to exit.
-func (w *workerProc) stop(t *testing.T, sig syscall.Signal) {
+func (w *Worker) Stop(t *testing.T, sig syscall.Signal) {
 	t.Helper()
 	select {
 	case <-w.done:
@@ -231,18 +239,18 @@ func (w *workerProc) stop(t *testing.T, sig syscall.Signal) {
 	case <-time.After(30 * time.Second):
 		w.cmd.Process.Kill()
 		<-w.done
-		t.Errorf("worker %s did not exit within 30s of %v", w.name, sig)
+		t.Errorf("worker %s did not exit within 30s of %v", w.Name, sig)
 	}
 }
 
-func (f *fleet) stopAll() {
+func (f *Fleet) stopAll() {
 	f.mu.Lock()
 	ws := f.workers
 	f.mu.Unlock()
 	for _, w := range ws {
-		w.stop(f.t, syscall.SIGTERM)
+		w.Stop(f.t, syscall.SIGTERM)
 		if f.t.Failed() {
-			f.t.Logf("worker %s log:\n%s", w.name, tail(w.logs.String(), 6000))
+			f.t.Logf("worker %s log:\n%s", w.Name, tail(w.Logs.String(), 6000))
 		}
 	}
 }
@@ -256,14 +264,14 @@ func tail(s string, n int) string {
 
 // upload puts a clip into the ingest bucket and returns the job id its
 // upload event makes.
-func (f *fleet) upload(key, clip string) (jobID, assetID string) {
+func (f *Fleet) Upload(key, clip string) (jobID, assetID string) {
 	f.t.Helper()
 	fh, err := os.Open(clip)
 	if err != nil {
 		f.t.Fatal(err)
 	}
 	defer fh.Close()
-	info, err := f.ingest.Put(f.t.Context(), key, fh, storage.PutOptions{})
+	info, err := f.Ingest.Put(f.t.Context(), key, fh, storage.PutOptions{})
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -273,12 +281,12 @@ func (f *fleet) upload(key, clip string) (jobID, assetID string) {
 }
 
 // waitState waits until the job's state satisfies ok.
-func (f *fleet) waitState(jobID string, timeout time.Duration, ok func(pipeline.State) bool) pipeline.State {
+func (f *Fleet) WaitState(jobID string, timeout time.Duration, ok func(pipeline.State) bool) pipeline.State {
 	f.t.Helper()
 	ctx, cancel := context.WithTimeout(f.t.Context(), timeout)
 	defer cancel()
 	var last pipeline.State
-	err := f.q.WatchState(ctx, jobID, func(b []byte) bool {
+	err := f.Q.WatchState(ctx, jobID, func(b []byte) bool {
 		json.Unmarshal(b, &last)
 		return !ok(last)
 	})
@@ -288,15 +296,15 @@ func (f *fleet) waitState(jobID string, timeout time.Duration, ok func(pipeline.
 	return last
 }
 
-func final(s pipeline.State) bool { return s.Final() }
+func Final(s pipeline.State) bool { return s.Final() }
 
 // checkAsset verifies a finished asset: exactly one manifest, every object
 // it names is stored with its digest, opens at its place and only there,
 // A and B have equal sizes, and nothing plaintext is in the bucket.
-func (f *fleet) checkAsset(assetID string) *pipeline.AssetManifest {
+func (f *Fleet) CheckAsset(assetID string) *pipeline.AssetManifest {
 	f.t.Helper()
 	ctx := f.t.Context()
-	data, err := storage.ReadAll(ctx, f.out, pipeline.ManifestKey(assetID))
+	data, err := storage.ReadAll(ctx, f.Out, pipeline.ManifestKey(assetID))
 	if err != nil {
 		f.t.Fatalf("manifest: %v", err)
 	}
@@ -308,13 +316,13 @@ func (f *fleet) checkAsset(assetID string) *pipeline.AssetManifest {
 		f.t.Fatalf("manifest: %d video renditions, watermark %v", len(m.Video), m.Watermark)
 	}
 	named := map[string]bool{pipeline.ManifestKey(assetID): true}
-	for _, r := range append(m.Video, derefR(m.Audio)...) {
-		dek, err := f.kek.UnwrapDEK(r.DEK.Wrapped, envelope.RenditionAD(assetID, r.Name))
+	for _, r := range append(m.Video, audio(m)...) {
+		dek, err := f.KEK.UnwrapDEK(r.DEK.Wrapped, envelope.RenditionAD(assetID, r.Name))
 		if err != nil {
 			f.t.Fatalf("%s: %v", r.Name, err)
 		}
 		check := func(o pipeline.Object, variant string, size int64) {
-			ct, err := storage.ReadAll(ctx, f.out, o.Key)
+			ct, err := storage.ReadAll(ctx, f.Out, o.Key)
 			if err != nil {
 				f.t.Fatalf("%s: %v", o.Key, err)
 			}
@@ -350,7 +358,7 @@ func (f *fleet) checkAsset(assetID string) *pipeline.AssetManifest {
 			}
 		}
 	}
-	for oi, err := range f.out.List(ctx, pipeline.AssetPrefix(assetID)) {
+	for oi, err := range f.Out.List(ctx, pipeline.AssetPrefix(assetID)) {
 		if err != nil {
 			f.t.Fatal(err)
 		}
@@ -377,19 +385,19 @@ func plainLooking(t *testing.T, key string, b []byte) {
 
 // checkClean asserts that the workers left no temp files and the bucket
 // holds no plaintext media.
-func (f *fleet) checkClean() {
-	entries, _ := os.ReadDir(f.tmp)
+func (f *Fleet) checkClean() {
+	entries, _ := os.ReadDir(f.Tmp)
 	for _, e := range entries {
-		f.t.Errorf("temp file left behind: %s", filepath.Join(f.tmp, e.Name()))
+		f.t.Errorf("temp file left behind: %s", filepath.Join(f.Tmp, e.Name()))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for oi, err := range f.out.List(ctx, "") {
+	for oi, err := range f.Out.List(ctx, "") {
 		if err != nil {
 			return // the server may be gone in a fault test
 		}
 		if strings.HasSuffix(oi.Key, ".m4s") || strings.HasSuffix(oi.Key, ".mp4") {
-			b, err := storage.ReadAll(ctx, f.out, oi.Key)
+			b, err := storage.ReadAll(ctx, f.Out, oi.Key)
 			if err == nil {
 				plainLooking(f.t, oi.Key, b)
 			}
@@ -398,9 +406,9 @@ func (f *fleet) checkClean() {
 }
 
 // manifests counts the asset manifests in the output bucket.
-func (f *fleet) manifests() int {
+func (f *Fleet) Manifests() int {
 	n := 0
-	for oi, err := range f.out.List(f.t.Context(), "assets/") {
+	for oi, err := range f.Out.List(f.t.Context(), "assets/") {
 		if err != nil {
 			f.t.Fatal(err)
 		}
@@ -412,10 +420,10 @@ func (f *fleet) manifests() int {
 }
 
 // readyEvents returns the asset-ready events published so far.
-func (f *fleet) readyEvents() []ReadyEvent {
+func (f *Fleet) ReadyEvents() []map[string]any {
 	f.t.Helper()
-	var out []ReadyEvent
-	js, err := f.nc.JetStream()
+	var out []map[string]any
+	js, err := f.NC.JetStream()
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -428,7 +436,7 @@ func (f *fleet) readyEvents() []ReadyEvent {
 		if err != nil {
 			continue
 		}
-		var ev ReadyEvent
+		var ev map[string]any
 		if json.Unmarshal(m.Data, &ev) == nil {
 			out = append(out, ev)
 		}
@@ -436,9 +444,16 @@ func (f *fleet) readyEvents() []ReadyEvent {
 	return out
 }
 
-func writeFile(t *testing.T, path, data string) {
+func WriteFile(t *testing.T, path, data string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func audio(m *pipeline.AssetManifest) []pipeline.Rendition {
+	if m.Audio == nil {
+		return nil
+	}
+	return []pipeline.Rendition{*m.Audio}
 }
