@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -121,10 +122,23 @@ func (s *Store) NotifyUploads(ctx context.Context, targetID string) error {
 	qc.AddEvents(notification.ObjectCreatedAll)
 	var cfg notification.Configuration
 	cfg.AddQueue(qc)
-	if err := s.client.SetBucketNotification(ctx, s.bucket, cfg); err != nil {
-		return fmt.Errorf("s3: notification rule on %s: %w", s.bucket, err)
+	// A server that has just started may still be connecting its targets:
+	// until then it does not know the ARN.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := s.client.SetBucketNotification(ctx, s.bucket, cfg)
+		if err == nil {
+			return nil
+		}
+		if minio.ToErrorResponse(err).Code != "InvalidArgument" && !strings.Contains(err.Error(), "ARN") || time.Now().After(deadline) {
+			return fmt.Errorf("s3: notification rule on %s: %w", s.bucket, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("s3: notification rule on %s: %w", s.bucket, ctx.Err())
+		case <-time.After(250 * time.Millisecond):
+		}
 	}
-	return nil
 }
 
 // CreateBucket creates the bucket if it does not exist yet.
