@@ -15,7 +15,7 @@ TOOLS := $(CURDIR)/.tools
 GO_TEST_FLAGS ?=
 BENCH_OUT := bench/out
 
-.PHONY: help demo deps deps-ffmpeg deps-minio deps-go deps-staticcheck test vet lint unit bench wm-report fuzz clean-tools
+.PHONY: help demo compose-secrets deps deps-ffmpeg deps-minio deps-go deps-staticcheck test vet lint unit bench wm-report fuzz clean-tools
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -27,6 +27,14 @@ demo: deps ## process SOURCE (default: the sample) end to end on embedded NATS +
 	@if [ "$(SOURCE)" = testdata/sample.mp4 ]; then testdata/make-clips.sh testdata sample.mp4; fi
 	go build -o $(TOOLS)/bin/abseal-worker ./cmd/worker
 	$(TOOLS)/bin/abseal-worker --dev --data-dir $(DEMO_DATA) --log-level warn --demo $(SOURCE)
+
+compose-secrets: ## create deploy/secrets (KEK, watermark key, MinIO secret) for docker-compose, once
+	@mkdir -p deploy/secrets && chmod 700 deploy/secrets
+	@[ -f deploy/secrets/kek.json ] || go run ./cmd/kek create deploy/secrets/kek.json
+	@[ -f deploy/secrets/watermark.key ] || (head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'; echo) > deploy/secrets/watermark.key
+	@[ -f deploy/secrets/s3_secret ] || (head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; echo) > deploy/secrets/s3_secret
+	@chmod 644 deploy/secrets/*   # readable by the image's user; the directory stays 0700
+	@echo "deploy/secrets ready (never commit it)"
 
 deps: deps-ffmpeg deps-minio deps-go deps-staticcheck ## install everything the build and tests need (idempotent)
 

@@ -2,6 +2,7 @@
 //
 //	worker [serve] [flags]          serve jobs from NATS JetStream (flags and ABSEAL_* environment: see README)
 //	worker --dev [--demo FILE]      the same on this machine: embedded NATS, a local MinIO, local keys
+//	worker setup [flags]            create or update the streams, the consumer and the job-state bucket, then exit
 //	worker process --in FILE --out DIR [--profile FILE] [--variants 1|2] [--play a|b|none]
 //
 // serve pulls jobs, turns each source into a sealed, A/B-watermarked CMAF
@@ -63,8 +64,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runProcess(ctx, args[1:], stdout, stderr)
 	case "serve":
 		return runServe(ctx, args[1:], stdout, stderr)
+	case "setup":
+		return runSetup(ctx, args[1:], stdout, stderr)
 	default:
-		fmt.Fprintln(stderr, "usage: worker [serve] [flags] | worker --dev [--demo FILE] | worker process --in FILE --out DIR [flags]")
+		fmt.Fprintln(stderr, "usage: worker [serve] [flags] | worker --dev [--demo FILE] | worker setup [flags] | worker process --in FILE --out DIR [flags]")
 		return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
 	}
 }

@@ -173,3 +173,35 @@ func dirNote(dir string) string {
 	}
 	return " and the files in " + dir
 }
+
+// runSetup creates (or updates) abseal's streams, consumer and job-state
+// bucket and exits: deployments run it before MinIO, whose JetStream
+// notification target needs the uploads stream.
+func runSetup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fl := flag.NewFlagSet("worker setup", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	var cfg config
+	cfg.flags(fl)
+	if err := fl.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	nc, err := nats.Connect(cfg.NATSURL, nats.Name("abseal-setup"), nats.RetryOnFailedConnect(true), nats.MaxReconnects(60))
+	if err != nil {
+		return fmt.Errorf("nats %s: %w", cfg.NATSURL, err)
+	}
+	defer nc.Close()
+	qctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	for {
+		_, err = queue.Open(qctx, nc, queue.Config{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver})
+		if err == nil {
+			fmt.Fprintf(stdout, "streams %s, %s, %s, %s and bucket %s ready on %s\n", queue.JobsStream, queue.UploadsStream,
+				queue.ReadyStream, queue.DLQStream, queue.StateBucket, nc.ConnectedUrlRedacted())
+			return nil
+		}
+		if qctx.Err() != nil {
+			return err
+		}
+		time.Sleep(time.Second)
+	}
+}

@@ -1,0 +1,275 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/abseal/abseal/envelope"
+	"github.com/abseal/abseal/internal/devenv"
+	"github.com/abseal/abseal/internal/fleet"
+	"github.com/abseal/abseal/internal/testmedia"
+	"github.com/abseal/abseal/pipeline"
+	"github.com/abseal/abseal/queue"
+	"github.com/abseal/abseal/storage"
+	"github.com/abseal/abseal/storage/s3"
+)
+
+type composeFile struct {
+	Services map[string]struct {
+		Image       string            `yaml:"image"`
+		Build       any               `yaml:"build"`
+		Command     []string          `yaml:"command"`
+		Entrypoint  []string          `yaml:"entrypoint"`
+		Environment map[string]string `yaml:"environment"`
+		Secrets     []string          `yaml:"secrets"`
+		DependsOn   map[string]struct {
+			Condition string `yaml:"condition"`
+		} `yaml:"depends_on"`
+	} `yaml:"services"`
+	Secrets map[string]struct {
+		File string `yaml:"file"`
+	} `yaml:"secrets"`
+}
+
+// TestComposeSettings keeps docker-compose.yml honest without a Docker
+// engine: it reads the file and runs the same settings with native
+// binaries (ports and paths aside): NATS with JetStream, `worker setup`,
+// MinIO with the declared notification target, the mc-init buckets and
+// event rule, and the worker with its declared environment. An upload then
+// has to go all the way to an asset-ready event.
+func TestComposeSettings(t *testing.T) {
+	root, err := devenv.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(root, "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cf composeFile
+	if err := yaml.Unmarshal(data, &cf); err != nil {
+		t.Fatalf("docker-compose.yml: %v", err)
+	}
+	for _, name := range []string{"nats", "streams", "minio", "mc-init", "worker"} {
+		if _, ok := cf.Services[name]; !ok {
+			t.Fatalf("docker-compose.yml has no %s service", name)
+		}
+	}
+	natsSvc, minioSvc, initSvc, workerSvc := cf.Services["nats"], cf.Services["minio"], cf.Services["mc-init"], cf.Services["worker"]
+	if !slices.Contains(natsSvc.Command, "-js") {
+		t.Fatalf("nats runs without JetStream: %v", natsSvc.Command)
+	}
+	release := regexp.MustCompile(`^quay\.io/minio/minio:RELEASE\.(\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ)$`).FindStringSubmatch(minioSvc.Image)
+	if release == nil || release[1] < "2025-09-07T16-13-09Z" {
+		t.Fatalf("minio image %q: want a pinned RELEASE of 2025-09-07T16-13-09Z or newer", minioSvc.Image)
+	}
+	if minioSvc.DependsOn["streams"].Condition != "service_completed_successfully" ||
+		initSvc.DependsOn["minio"].Condition != "service_healthy" ||
+		workerSvc.DependsOn["mc-init"].Condition != "service_completed_successfully" {
+		t.Fatal("start order must be nats → streams → minio → mc-init → worker")
+	}
+	dockerfile, err := os.ReadFile(filepath.Join(root, "Dockerfile"))
+	if err != nil || !bytes.Contains(dockerfile, []byte("FROM debian:trixie")) || !bytes.Contains(dockerfile, []byte("libavcodec61")) {
+		t.Fatalf("Dockerfile: the worker image runs on Debian 13 with its FFmpeg 7.1 (libavcodec61): %v", err)
+	}
+
+	// Secrets, as `make compose-secrets` makes them.
+	secretDir := t.TempDir()
+	secrets := map[string]string{}
+	for name := range cf.Secrets {
+		secrets[name] = filepath.Join(secretDir, name)
+	}
+	if err := envelope.CreateLocalKEK(secrets["kek"]); err != nil {
+		t.Fatal(err)
+	}
+	fleet.WriteFile(t, secrets["watermark_key"], "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n")
+	fleet.WriteFile(t, secrets["s3_secret"], "compose-test-secret-123\n")
+
+	// NATS with JetStream (in-process), then the streams service.
+	n := startNATS(t)
+	rewrite := func(v string) string {
+		v = strings.ReplaceAll(v, "nats://nats:4222", n.URL)
+		v = strings.ReplaceAll(v, "nats:4222", strings.TrimPrefix(n.URL, "nats://"))
+		for name, path := range secrets {
+			v = strings.ReplaceAll(v, "/run/secrets/"+name, path)
+		}
+		return v
+	}
+	envOf := func(svc map[string]string, over map[string]string) []string {
+		var env []string
+		for k, v := range svc {
+			if o, ok := over[k]; ok {
+				v = o
+			}
+			env = append(env, k+"="+rewrite(v))
+		}
+		return env
+	}
+	bin := fleet.WorkerBin(t)
+	setup := exec.CommandContext(t.Context(), bin, cf.Services["streams"].Command...)
+	setup.Env = append(os.Environ(), envOf(cf.Services["streams"].Environment, nil)...)
+	if out, err := setup.CombinedOutput(); err != nil {
+		t.Fatalf("streams service (worker %v): %v\n%s", cf.Services["streams"].Command, err, out)
+	}
+
+	// MinIO with the declared environment.
+	var minioEnv []string
+	mcfg := devenv.MinIOConfig{DataDir: t.TempDir()}
+	for k, v := range minioSvc.Environment {
+		switch {
+		case k == "MINIO_ROOT_USER":
+			mcfg.AccessKey = v
+		case k == "MINIO_ROOT_PASSWORD_FILE":
+			b, err := os.ReadFile(secrets[v])
+			if err != nil {
+				t.Fatalf("minio: %s names secret %q: %v", k, v, err)
+			}
+			mcfg.SecretKey = strings.TrimSpace(string(b))
+		case strings.HasPrefix(k, "MINIO_NOTIFY_NATS_QUEUE_DIR_"):
+			minioEnv = append(minioEnv, k+"="+t.TempDir())
+		default:
+			minioEnv = append(minioEnv, k+"="+rewrite(v))
+		}
+	}
+	mcfg.Env = minioEnv
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	m, err := devenv.StartMinIO(ctx, mcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+
+	// mc-init: buckets and event rules.
+	var script string
+	if len(initSvc.Command) > 0 {
+		script = initSvc.Command[0]
+	}
+	mb := regexp.MustCompile(`^mc mb (?:--ignore-existing )?local/([a-z0-9.-]+)$`)
+	ev := regexp.MustCompile(`^mc event add (?:--ignore-existing )?local/([a-z0-9.-]+) arn:minio:sqs::([A-Za-z0-9_]+):nats --event put$`)
+	store := func(bucket string) *s3.Store {
+		st, err := s3.New(s3.Config{Endpoint: m.Endpoint, Bucket: bucket, AccessKey: m.AccessKey, SecretKey: m.SecretKey})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	var buckets, notifying []string
+	for line := range strings.Lines(script) {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "", line == "set -e", strings.HasPrefix(line, "mc alias set local http://minio:9000 "):
+		case mb.MatchString(line):
+			b := mb.FindStringSubmatch(line)[1]
+			if err := store(b).CreateBucket(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			buckets = append(buckets, b)
+		case ev.MatchString(line):
+			sm := ev.FindStringSubmatch(line)
+			if err := store(sm[1]).NotifyUploads(t.Context(), sm[2]); err != nil {
+				t.Fatal(err)
+			}
+			notifying = append(notifying, sm[1])
+		default:
+			t.Fatalf("mc-init: this test does not know how to run %q", line)
+		}
+	}
+	ingest, output := workerSvc.Environment["ABSEAL_INGEST_BUCKETS"], workerSvc.Environment["ABSEAL_OUTPUT_BUCKET"]
+	if !slices.Equal(notifying, []string{ingest}) || !slices.Contains(buckets, output) {
+		t.Fatalf("mc-init makes buckets %v with events on %v; the worker reads %q and writes %q", buckets, notifying, ingest, output)
+	}
+
+	// The worker with its declared environment.
+	tmp := t.TempDir()
+	w := exec.Command(bin)
+	w.Env = append(os.Environ(), envOf(workerSvc.Environment, map[string]string{
+		"ABSEAL_S3_ENDPOINT": m.Endpoint, "ABSEAL_HTTP_ADDR": "127.0.0.1:0", "ABSEAL_TMP_DIR": tmp,
+	})...)
+	var logs bytes.Buffer
+	w.Stdout, w.Stderr = &logs, &logs
+	w.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- w.Wait() }()
+	defer func() {
+		w.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("worker exit after SIGTERM: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			w.Process.Kill()
+			t.Error("worker did not stop within 30s of SIGTERM")
+		}
+		if t.Failed() {
+			t.Logf("worker log:\n%s", logs.String())
+		}
+	}()
+
+	// upload → event → job → asset-ready.
+	nc, err := nats.Connect(n.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	ready, err := nc.SubscribeSync(queue.ReadySubject + ".>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := queue.Attach(t.Context(), nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fh, err := os.Open(testmedia.Clip(t, "main.mp4"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	info, err := store(ingest).Put(t.Context(), "uploads/compose.mp4", fh, storage.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := pipeline.Source{Bucket: ingest, Key: "uploads/compose.mp4", ETag: info.ETag}
+	jobID, asset := pipeline.JobID(src, pipeline.AssetIDFor(src), "default"), pipeline.AssetIDFor(src)
+	msg, err := ready.NextMsg(3 * time.Minute)
+	if err != nil {
+		b, _ := q.GetState(t.Context(), jobID)
+		t.Fatalf("no asset-ready event: %v (job state %s)", err, b)
+	}
+	var evt ReadyEvent
+	if err := json.Unmarshal(msg.Data, &evt); err != nil || evt.AssetID != asset || evt.JobID != jobID || evt.Bucket != output {
+		t.Fatalf("asset-ready event %s (%v)", msg.Data, err)
+	}
+	if _, err := store(output).Stat(t.Context(), pipeline.ManifestKey(asset)); err != nil {
+		t.Fatalf("manifest: %v", err)
+	}
+}
+
+// startNATS starts the in-process JetStream server the compose file's
+// nats service stands for.
+func startNATS(t *testing.T) *devenv.NATS {
+	t.Helper()
+	n, err := devenv.StartNATS(devenv.NATSConfig{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Close)
+	return n
+}
