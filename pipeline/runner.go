@@ -13,6 +13,7 @@ import (
 	"path"
 	"time"
 
+	"github.com/abseal/abseal/cmaf"
 	"github.com/abseal/abseal/envelope"
 	"github.com/abseal/abseal/profile"
 	"github.com/abseal/abseal/storage"
@@ -173,6 +174,9 @@ func (r *Runner) Run(ctx context.Context, job *Job, progress func(Progress)) (*R
 	sw := newSealWriter(ctx, r, job.AssetID)
 	defer sw.cancel()
 	rr, err := Render(ctx, src.Path, p, ropts, sw)
+	if err == nil {
+		err = writePaceInfo(ctx, sw, rr)
+	}
 	if werr := sw.wait(); err == nil {
 		err = werr
 	}
@@ -302,4 +306,25 @@ func keyParts(key string) (rung, variant, object string) {
 		return variant, "", object
 	}
 	return path.Clean(rung), variant, object
+}
+
+// writePaceInfo writes the WMPaceInfo sidecar of every video segment:
+// <rung>/WMPaceInfo/seg-NNNNN.m4s, its watermark position and size.
+func writePaceInfo(ctx context.Context, w ObjectWriter, rr *RenderResult) error {
+	for _, r := range rr.Renditions {
+		for i, seg := range r.Segments {
+			pos := -1
+			if i < len(rr.Positions) {
+				pos = rr.Positions[i]
+			}
+			b, err := cmaf.MarshalPaceInfo(pos, seg.Size)
+			if err != nil {
+				return Permanent(err)
+			}
+			if err := w.WriteObject(ctx, path.Join(r.Name, cmaf.WMPaceInfoDir, cmaf.SegmentName(seg.Number)), b); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

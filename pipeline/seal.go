@@ -19,8 +19,8 @@ import (
 // sealWriter is the ObjectWriter of a job: it seals every track object with
 // its rendition's DEK (associated data: the object's place) and uploads it
 // under the asset's prefix, a few uploads at a time so the encoders do not
-// wait on the network. Playlists (hls/, dash/) hold no media and are stored
-// as they are.
+// wait on the network. Playlists (hls/, dash/) and WMPaceInfo sidecars hold
+// no media and are stored as they are.
 type sealWriter struct {
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -97,11 +97,7 @@ func (w *sealWriter) WriteObject(ctx context.Context, key string, data []byte) e
 		return err
 	}
 	full := AssetPrefix(w.asset) + key
-	if strings.HasPrefix(key, "hls/") || strings.HasPrefix(key, "dash/") {
-		ctype := "application/vnd.apple.mpegurl"
-		if strings.HasPrefix(key, "dash/") {
-			ctype = "application/dash+xml"
-		}
+	if ctype := metadataType(key); ctype != "" {
 		return w.enqueue(ctx, upload{key: full, data: data, ctype: ctype})
 	}
 	rung, variant, object := keyParts(key)
@@ -127,6 +123,20 @@ func (w *sealWriter) WriteObject(ctx context.Context, key string, data []byte) e
 	w.objs[key] = Object{Key: full, Size: int64(buf.Len()), SHA256: hex.EncodeToString(sum[:])}
 	w.mu.Unlock()
 	return w.enqueue(ctx, upload{key: full, data: buf.Bytes(), ctype: "application/octet-stream"})
+}
+
+// metadataType returns the content type of an object that holds no media
+// and is stored as it is (playlists, WMPaceInfo sidecars), or "".
+func metadataType(key string) string {
+	switch {
+	case strings.HasPrefix(key, "hls/"):
+		return "application/vnd.apple.mpegurl"
+	case strings.HasPrefix(key, "dash/"):
+		return "application/dash+xml"
+	case strings.Contains(key, "/"+cmaf.WMPaceInfoDir+"/"):
+		return cmaf.WMPaceInfoContentType
+	}
+	return ""
 }
 
 func (w *sealWriter) enqueue(ctx context.Context, u upload) error {

@@ -252,20 +252,20 @@ func (s *service) handle(ctx context.Context, m *queue.Msg) {
 		s.m.jobs.WithLabelValues("retry").Inc()
 		return
 	}
-	st.Status, st.Stage, st.Percent, st.Reason = pipeline.StatusDone, "done", 100, ""
-	st.Manifest = s.cfg.OutputBucket + "/" + res.ManifestKey
-	st.Stages, st.Objects, st.BytesOut = stageSeconds(res.Stages), res.Objects, res.BytesOut
-	s.putState(st)
-	if err := m.Ack(pctx); err != nil {
-		log.Warn("ack failed (a redelivery will find the asset complete)", "err", err)
-	}
 	outcome := "done"
 	if res.Skipped {
 		outcome = "skipped"
 	}
 	s.m.jobs.WithLabelValues(outcome).Inc()
+	st.Status, st.Stage, st.Percent, st.Reason = pipeline.StatusDone, "done", 100, ""
+	st.Manifest = s.cfg.OutputBucket + "/" + res.ManifestKey
+	st.Stages, st.Objects, st.BytesOut = stageSeconds(res.Stages), res.Objects, res.BytesOut
 	log.Info("job done", "skipped", res.Skipped, "objects", res.Objects, "bytes_out", res.BytesOut,
-		"manifest", st.Manifest, "stages", stageSeconds(res.Stages))
+		"manifest", st.Manifest, "stages", st.Stages)
+	s.putState(st)
+	if err := m.Ack(pctx); err != nil {
+		log.Warn("ack failed (a redelivery will find the asset complete)", "err", err)
+	}
 }
 
 func stageSeconds(st map[string]time.Duration) map[string]float64 {

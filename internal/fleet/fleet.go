@@ -24,6 +24,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/abseal/abseal/cmaf"
 	"github.com/abseal/abseal/envelope"
 	"github.com/abseal/abseal/internal/devenv"
 	"github.com/abseal/abseal/internal/testenv"
@@ -355,6 +356,18 @@ func (f *Fleet) CheckAsset(assetID string) *pipeline.AssetManifest {
 			}
 			if r.Kind == "video" && len(s.Variants) != 2 {
 				f.t.Fatalf("%s segment %d: %d variants, want a and b", r.Name, s.Number, len(s.Variants))
+			}
+			if r.Kind == "video" {
+				key := pipeline.AssetPrefix(assetID) + r.Name + "/" + cmaf.WMPaceInfoDir + "/" + cmaf.SegmentName(s.Number)
+				b, err := storage.ReadAll(ctx, f.Out, key)
+				if err != nil {
+					f.t.Fatalf("WMPaceInfo: %v", err)
+				}
+				pi, err := cmaf.ParsePaceInfo(b)
+				if err != nil || pi.Position != s.Position || pi.FileSize != s.Size {
+					f.t.Fatalf("%s: %+v (%v), manifest says position %d size %d", key, pi, err, s.Position, s.Size)
+				}
+				named[key] = true
 			}
 		}
 	}
