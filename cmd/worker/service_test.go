@@ -70,8 +70,24 @@ func TestFleetUploadToReady(t *testing.T) {
 	if n := len(w.Lines("job started")); n != 1 {
 		t.Fatalf("%d jobs started, want 1 (a repeated upload event must not make a second job)", n)
 	}
+	// The same asset and source under another job id: acked as complete
+	// without redoing it.
+	again := pipeline.Job{V: 1, JobID: "job-again", AssetID: asset, Profile: "default", RequestedBy: "test",
+		CreatedAt: time.Now(), Source: m.Source.Source}
+	if _, err := f.Q.Submit(t.Context(), "", again.JobID, again.Encode()); err != nil {
+		t.Fatal(err)
+	}
+	if st := f.WaitState("job-again", time.Minute, fleet.Final); st.Status != pipeline.StatusDone {
+		t.Fatalf("job-again: %+v", st)
+	}
+	if l := w.Lines("job done"); len(l) != 2 || l[1]["skipped"] != true {
+		t.Fatalf("job-again was not skipped: %v", l)
+	}
+	if m2 := f.CheckAsset(asset); m2.JobID != jobID {
+		t.Fatalf("the skipped job rewrote the manifest (job %s)", m2.JobID)
+	}
 	_, metrics := get(t, "http://"+addr+"/metrics")
-	for _, want := range []string{`abseal_jobs_total{outcome="done"} 1`, "abseal_stage_duration_seconds_bucket", "abseal_output_bytes_total", "abseal_jobs_in_flight 0"} {
+	for _, want := range []string{`abseal_jobs_total{outcome="done"} 1`, `abseal_jobs_total{outcome="skipped"} 1`, "abseal_stage_duration_seconds_bucket", "abseal_output_bytes_total", "abseal_jobs_in_flight 0"} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
@@ -137,6 +153,29 @@ func TestFleetKillMidJob(t *testing.T) {
 	if n := len(b.Lines("job done")); n != 1 {
 		t.Fatalf("survivor finished %d jobs, want 1", n)
 	}
+}
+
+// TestFleetGracefulShutdown: SIGTERM mid-job with a short grace: the
+// worker exits promptly and hands the job back; another finishes it.
+func TestFleetGracefulShutdown(t *testing.T) {
+	f := fleet.New(t)
+	a := f.StartWorker("leaving", "--shutdown-grace", "1s")
+	job, asset := f.Upload("uploads/long.mp4", testmedia.Clip(t, "forensic-56s.mp4"))
+	f.WaitState(job, 2*time.Minute, func(s pipeline.State) bool { return s.Stage == "transcode" && s.Percent >= 15 })
+	start := time.Now()
+	a.Stop(t, syscall.SIGTERM)
+	if d := time.Since(start); d > 15*time.Second {
+		t.Fatalf("worker took %s to stop with a 1s grace", d)
+	}
+	if len(a.Lines("job interrupted by shutdown, handed back")) != 1 {
+		t.Fatal("the interrupted job was not handed back")
+	}
+	f.StartWorker("staying")
+	st := f.WaitState(job, 4*time.Minute, fleet.Final)
+	if st.Status != pipeline.StatusDone || st.Worker != "staying" {
+		t.Fatalf("state %+v", st)
+	}
+	f.CheckAsset(asset)
 }
 
 // TestFleetMinIOOutage: the object store goes away for 10 s in the middle

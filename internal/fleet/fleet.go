@@ -41,7 +41,7 @@ var (
 )
 
 // WorkerBin builds the worker once per test binary.
-func WorkerBin(t *testing.T) string {
+func WorkerBin(t testing.TB) string {
 	t.Helper()
 	binOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "abseal-worker-bin-")
@@ -75,7 +75,7 @@ const FastProfile = `{"name":"default","segment_duration":"2s","rungs":[
  "audio":{"bitrate":96000,"sample_rate":48000}}`
 
 type Fleet struct {
-	t        *testing.T
+	t        testing.TB
 	natsDir  string
 	natsPort int
 	NATS     *devenv.NATS
@@ -94,7 +94,7 @@ type Fleet struct {
 	workers  []*Worker
 }
 
-func New(t *testing.T) *Fleet {
+func New(t testing.TB) *Fleet {
 	t.Helper()
 	f := &Fleet{t: t, natsDir: t.TempDir(), Tmp: t.TempDir()}
 	port, err := devenv.FreePort()
@@ -227,7 +227,7 @@ func (f *Fleet) StartWorker(name string, extra ...string) *Worker {
 }
 
 // stop sends sig and waits for the worker to exit.
-func (w *Worker) Stop(t *testing.T, sig syscall.Signal) {
+func (w *Worker) Stop(t testing.TB, sig syscall.Signal) {
 	t.Helper()
 	select {
 	case <-w.done:
@@ -387,7 +387,7 @@ func (f *Fleet) CheckAsset(assetID string) *pipeline.AssetManifest {
 }
 
 // plainLooking fails on bytes that look like plaintext CMAF.
-func plainLooking(t *testing.T, key string, b []byte) {
+func plainLooking(t testing.TB, key string, b []byte) {
 	t.Helper()
 	for _, box := range []string{"ftyp", "styp", "moof", "mdat", "moov"} {
 		if len(b) >= 8 && string(b[4:8]) == box || bytes.Contains(b, []byte(box+"\x00\x00")) && bytes.Count(b, []byte(box)) > 2 {
@@ -457,7 +457,7 @@ func (f *Fleet) ReadyEvents() []map[string]any {
 	return out
 }
 
-func WriteFile(t *testing.T, path, data string) {
+func WriteFile(t testing.TB, path, data string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
 		t.Fatal(err)
