@@ -31,7 +31,7 @@ demo: deps ## process SOURCE (default: the sample) end to end on embedded NATS +
 compose-secrets: ## create deploy/secrets (KEK, watermark key, MinIO secret) for docker-compose, once
 	@mkdir -p deploy/secrets && chmod 700 deploy/secrets
 	@[ -f deploy/secrets/kek.json ] || go run ./cmd/kek create deploy/secrets/kek.json
-	@[ -f deploy/secrets/watermark.key ] || (head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'; echo) > deploy/secrets/watermark.key
+	@[ -f deploy/secrets/watermark.key ] || go run ./cmd/kek watermark-key deploy/secrets/watermark.key deploy/secrets/kek.json
 	@[ -f deploy/secrets/s3_secret ] || (head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; echo) > deploy/secrets/s3_secret
 	@chmod 644 deploy/secrets/*   # readable by the image's user; the directory stays 0700
 	@echo "deploy/secrets ready (never commit it)"

@@ -4,6 +4,9 @@
 //	kek create [PATH]   write a new keyset (one AES256-GCM key, mode 0600)
 //	kek rotate [PATH]   add a new key and make it primary; old DEKs still open
 //	kek check  [PATH]   open the keyset and wrap/unwrap a test DEK
+//	kek watermark-key OUT [KEK]
+//	                    write a new watermark master key, wrapped by the KEK
+//	                    (a keyset path or KMS URI), to OUT (mode 0600)
 //
 // PATH defaults to .data/kek.json. Key material is never printed.
 package main
@@ -36,10 +39,28 @@ func main() {
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("kek", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: kek create|rotate|check [PATH] (default %s)\n", DefaultPath)
+		fmt.Fprintf(fs.Output(), "usage: kek create|rotate|check [PATH] (default %s) | kek watermark-key OUT [KEK]\n", DefaultPath)
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if fs.Arg(0) == "watermark-key" {
+		if fs.NArg() < 2 || fs.NArg() > 3 {
+			return errors.New("usage: kek watermark-key OUT [KEK]")
+		}
+		kekURI := DefaultPath
+		if fs.NArg() == 3 {
+			kekURI = fs.Arg(2)
+		}
+		kek, err := envelope.OpenKEK(ctx, kekURI, envelope.KEKOptions{})
+		if err != nil {
+			return err
+		}
+		if err := kek.CreateWatermarkKey(fs.Arg(1)); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "created watermark master key %s, wrapped by KEK %s (mode 0600)\n", fs.Arg(1), kekURI)
+		return nil
 	}
 	if fs.NArg() < 1 || fs.NArg() > 2 {
 		fs.Usage()

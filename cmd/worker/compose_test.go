@@ -95,7 +95,13 @@ func TestComposeSettings(t *testing.T) {
 	if err := envelope.CreateLocalKEK(secrets["kek"]); err != nil {
 		t.Fatal(err)
 	}
-	fleet.WriteFile(t, secrets["watermark_key"], "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n")
+	kek, err := envelope.OpenKEK(t.Context(), secrets["kek"], envelope.KEKOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kek.CreateWatermarkKey(secrets["watermark_key"]); err != nil {
+		t.Fatal(err)
+	}
 	fleet.WriteFile(t, secrets["s3_secret"], "compose-test-secret-123\n")
 
 	// NATS with JetStream (in-process), then the streams service.

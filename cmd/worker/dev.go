@@ -95,8 +95,15 @@ func runDev(ctx context.Context, cfg *config, log *slog.Logger, stdout io.Writer
 	}
 	if cfg.WatermarkKey == "" {
 		cfg.WatermarkKey = filepath.Join(dir, "watermark.key")
-		if err := ensureRandomFile(cfg.WatermarkKey); err != nil {
-			return err
+		if _, err := os.Stat(cfg.WatermarkKey); errors.Is(err, os.ErrNotExist) {
+			kek, err := envelope.OpenKEK(ctx, cfg.KEKURI, envelope.KEKOptions{})
+			if err != nil {
+				return err
+			}
+			if err := kek.CreateWatermarkKey(cfg.WatermarkKey); err != nil {
+				return err
+			}
+			log.Info("dev: created a watermark master key, wrapped by the KEK", "path", cfg.WatermarkKey)
 		}
 	}
 	if cfg.Demo != "" {
@@ -148,13 +155,6 @@ func devCredentials(path string) ([2]string, error) {
 		return c, fmt.Errorf("dev: %w", err)
 	}
 	return c, nil
-}
-
-func ensureRandomFile(path string) error {
-	if _, err := os.Stat(path); err == nil {
-		return nil
-	}
-	return os.WriteFile(path, []byte(randomHex(32)+"\n"), 0o600)
 }
 
 func randomHex(n int) string {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -87,13 +86,14 @@ func newService(ctx context.Context, cfg *config, log *slog.Logger) (*service, f
 	}
 	var wmKey []byte
 	if cfg.WatermarkKey != "" {
-		b, err := os.ReadFile(cfg.WatermarkKey)
+		key, clear, err := kek.ReadWatermarkKey(cfg.WatermarkKey)
 		if err != nil {
-			return nil, nil, fmt.Errorf("watermark key: %w", err)
+			return nil, nil, err
 		}
-		if wmKey = bytes.TrimSpace(b); len(wmKey) < 16 {
-			return nil, nil, fmt.Errorf("watermark key %s: shorter than 16 bytes", cfg.WatermarkKey)
+		if clear {
+			log.Warn("the watermark master key file is not wrapped by the KEK; make a wrapped one with `kek watermark-key`", "path", cfg.WatermarkKey)
 		}
+		wmKey = key
 	} else {
 		log.Warn("no watermark key: assets get variant a only, without the A/B watermark")
 	}

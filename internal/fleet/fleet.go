@@ -134,7 +134,9 @@ func New(t testing.TB) *Fleet {
 		t.Fatal(err)
 	}
 	f.WMKey = filepath.Join(dir, "watermark.key")
-	os.WriteFile(f.WMKey, []byte("0123456789abcdef0123456789abcdef\n"), 0o600)
+	if err := f.KEK.CreateWatermarkKey(f.WMKey); err != nil {
+		t.Fatal(err)
+	}
 	f.Profiles = filepath.Join(dir, "profiles")
 	os.Mkdir(f.Profiles, 0o755)
 	os.WriteFile(filepath.Join(f.Profiles, "default.json"), []byte(FastProfile), 0o644)
