@@ -41,6 +41,7 @@ type WatermarkInfo struct {
 	Scheme     string `json:"scheme"`
 	Version    int    `json:"version"`
 	PatternLen int    `json:"pattern_length"` // wmpatlen
+	IDBits     int    `json:"wmid_bits"`
 	KeyID      string `json:"key_id"`
 	Unmarked   int    `json:"unmarked"` // leading segments at position -1
 }

@@ -163,7 +163,7 @@ func (r *Runner) Run(ctx context.Context, job *Job, progress func(Progress)) (*R
 		}
 		ropts.Watermark = &WatermarkOptions{Embedder: emb, Unmarked: unmarked}
 		kid := sha256.Sum256(append([]byte("abseal.watermark.keyid.v1:"), r.WatermarkKey...))
-		wm = &WatermarkInfo{Scheme: WatermarkScheme, Version: 1, PatternLen: code.PatternLen(),
+		wm = &WatermarkInfo{Scheme: WatermarkScheme, Version: 1, PatternLen: code.PatternLen(), IDBits: idBits,
 			KeyID: hex.EncodeToString(kid[:8]), Unmarked: unmarked}
 	}
 	ropts.Progress = func(done, total time.Duration) {

@@ -1,10 +1,16 @@
 // Command detect names the session a leaked copy came from.
 //
+//	detect --bucket B --asset-id ID --suspect FILE --kek-uri URI --watermark-key FILE
+//	       [--rendition NAME] [--operator 0] [--json]
 //	detect --asset DIR --suspect FILE --watermark-key FILE [--asset-id ID]
 //	       [--rendition NAME] [--unmarked N] [--segment-duration D]
 //	       [--wmid-bits 32] [--operator 0] [--json]
 //
-// DIR is an asset as `worker process` lays it out (plain files). The
+// With --bucket, the reference is the sealed asset in the output bucket:
+// its manifest gives the positions, segment duration and wmid size, and its
+// objects are opened through the KEK (S3 settings from --s3-* flags or the
+// worker's ABSEAL_S3_* variables). With --asset, DIR is an asset as
+// `worker process` lays it out (plain files). The
 // suspect may be any file FFmpeg reads: re-encoded, scaled, slightly
 // cropped, trimmed or at another frame rate. The verdict is "identified"
 // with the session's wmid and the false-positive bound, or "inconclusive".
@@ -26,7 +32,9 @@ import (
 	"time"
 
 	"github.com/abseal/abseal/cmaf"
+	"github.com/abseal/abseal/envelope"
 	"github.com/abseal/abseal/pipeline"
+	"github.com/abseal/abseal/storage/s3"
 	"github.com/abseal/abseal/transcode"
 	"github.com/abseal/abseal/watermark"
 )
@@ -53,37 +61,83 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	idBits := fl.Int("wmid-bits", 32, "wmid size in bits")
 	opID := fl.Uint64("operator", 0, "operator id (wmopid)")
 	asJSON := fl.Bool("json", false, "print the result as JSON")
+	bucket := fl.String("bucket", "", "output bucket holding the sealed asset (instead of --asset)")
+	endpoint := fl.String("s3-endpoint", envOr("ABSEAL_S3_ENDPOINT", "127.0.0.1:9000"), "S3/MinIO endpoint")
+	access := fl.String("s3-access-key", os.Getenv("ABSEAL_S3_ACCESS_KEY"), "S3 access key")
+	secretFile := fl.String("s3-secret-key-file", os.Getenv("ABSEAL_S3_SECRET_KEY_FILE"), "file with the S3 secret key (or ABSEAL_S3_SECRET_KEY)")
+	kekURI := fl.String("kek-uri", os.Getenv("ABSEAL_KEK_URI"), "KEK (keyset path or KMS URI): opens the sealed asset and a wrapped watermark key")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
-	if *asset == "" || *suspect == "" || *keyFile == "" {
+	if (*asset == "") == (*bucket == "") || *suspect == "" || *keyFile == "" {
 		fl.Usage()
-		return errors.New("--asset, --suspect and --watermark-key are required")
+		return errors.New("--suspect, --watermark-key and one of --asset and --bucket are required")
 	}
-	master, err := os.ReadFile(*keyFile)
-	if err != nil {
-		return fmt.Errorf("watermark key: %w", err)
-	}
-	id := *assetID
-	if id == "" {
-		id = filepath.Base(filepath.Clean(*asset))
-	}
-	key, err := watermark.DeriveAssetKey([]byte(strings.TrimSpace(string(master))), id)
-	if err != nil {
-		return err
-	}
-	code, err := watermark.NewCode(key, *idBits, *opID)
-	if err != nil {
-		return err
-	}
-	rung := *rendition
-	if rung == "" {
-		if rung, err = largestRendition(*asset); err != nil {
+	var kek *envelope.KEK
+	if *kekURI != "" {
+		var err error
+		if kek, err = envelope.OpenKEK(ctx, *kekURI, envelope.KEKOptions{}); err != nil {
 			return err
 		}
 	}
+	master, err := readWatermarkKey(*keyFile, kek)
+	if err != nil {
+		return err
+	}
+	id := *assetID
+	if id == "" && *asset != "" {
+		id = filepath.Base(filepath.Clean(*asset))
+	}
+	if id == "" {
+		return errors.New("--asset-id is required with --bucket")
+	}
+	key, err := watermark.DeriveAssetKey(master, id)
+	if err != nil {
+		return err
+	}
 	start := time.Now()
-	ref, err := pipeline.LocalReference(ctx, *asset, rung, *segDur, *unmarked)
+	var ref *watermark.Reference
+	if *bucket != "" {
+		if kek == nil {
+			return errors.New("--kek-uri is required with --bucket (the asset is sealed)")
+		}
+		secret := os.Getenv("ABSEAL_S3_SECRET_KEY")
+		if *secretFile != "" {
+			b, err := os.ReadFile(*secretFile)
+			if err != nil {
+				return err
+			}
+			secret = strings.TrimSpace(string(b))
+		}
+		st, err := s3.New(s3.Config{Endpoint: *endpoint, Bucket: *bucket, AccessKey: *access, SecretKey: secret})
+		if err != nil {
+			return err
+		}
+		m, err := pipeline.ReadManifest(ctx, st, id)
+		if err != nil {
+			return err
+		}
+		if m.Watermark == nil {
+			return fmt.Errorf("asset %s carries no watermark", id)
+		}
+		if m.Watermark.IDBits > 0 {
+			*idBits = m.Watermark.IDBits
+		}
+		if ref, err = pipeline.SealedReference(ctx, st, kek, m, *rendition); err != nil {
+			return err
+		}
+	} else {
+		rung := *rendition
+		if rung == "" {
+			if rung, err = largestRendition(*asset); err != nil {
+				return err
+			}
+		}
+		if ref, err = pipeline.LocalReference(ctx, *asset, rung, *segDur, *unmarked); err != nil {
+			return err
+		}
+	}
+	code, err := watermark.NewCode(key, *idBits, *opID)
 	if err != nil {
 		return err
 	}
@@ -141,4 +195,26 @@ func largestRendition(asset string) (string, error) {
 		return "", fmt.Errorf("no watermarked rendition (with a/ and b/ variants) in %s", asset)
 	}
 	return best, nil
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// readWatermarkKey reads the master key: wrapped by the KEK, or in clear.
+func readWatermarkKey(path string, kek *envelope.KEK) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("watermark key: %w", err)
+	}
+	if envelope.IsWrappedSecret(data) {
+		if kek == nil {
+			return nil, errors.New("the watermark key is wrapped by the KEK: give --kek-uri")
+		}
+		return kek.UnwrapSecret(data, envelope.WatermarkKeyPurpose)
+	}
+	return []byte(strings.TrimSpace(string(data))), nil
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/abseal/abseal/internal/fleet"
 	"github.com/abseal/abseal/internal/testmedia"
 	"github.com/abseal/abseal/pipeline"
 	"github.com/abseal/abseal/profile"
@@ -133,5 +134,63 @@ func TestDetectLeak(t *testing.T) {
 	if err := run(t.Context(), []string{"--asset", asset, "--suspect", leak, "--watermark-key", keyFile,
 		"--segment-duration", "500ms", "--wmid-bits", "16"}, &out); err != nil || !strings.Contains(out.String(), "verdict: identified") {
 		t.Fatalf("summary: %v\n%s", err, out.String())
+	}
+}
+
+// TestDetectFromBucket: the real worker seals a watermarked asset into
+// MinIO; a session's stream (assembled from the sealed objects through the
+// KEK) is re-encoded, and detect --bucket names the session from the
+// manifest and the sealed renditions alone.
+func TestDetectFromBucket(t *testing.T) {
+	f := fleet.New(t)
+	fleet.WriteFile(t, filepath.Join(f.Profiles, "default.json"), `{"name":"default","segment_duration":"0.5s","rungs":[
+		{"name":"360p","size":360,"bitrate":1000000,"crf":23,"preset":"ultrafast","h264_profile":"main"}],"audio":{"bitrate":0}}`)
+	f.StartWorker("w1", "--wmid-bits", "16", "--threads", "2")
+	job, asset := f.Upload("uploads/forensic.mp4", testmedia.Clip(t, "forensic-56s.mp4"))
+	if st := f.WaitState(job, 5*time.Minute, fleet.Final); st.Status != pipeline.StatusDone {
+		t.Fatalf("job: %+v", st)
+	}
+	m := f.CheckAsset(asset)
+	if m.Watermark.IDBits != 16 || m.Watermark.PatternLen != 108 || m.SegDur != 0.5 {
+		t.Fatalf("manifest watermark %+v, segment duration %v", m.Watermark, m.SegDur)
+	}
+	master, _, err := f.KEK.ReadWatermarkKey(f.WMKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := watermark.DeriveAssetKey(master, asset)
+	code, _ := watermark.NewCode(key, 16, 0)
+	const wmid = 0x5EA1
+	pat, _ := code.Pattern(wmid)
+	sess := filepath.Join(t.TempDir(), "session.mp4")
+	fh, err := os.Create(sess)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pipeline.WriteSession(t.Context(), f.Out, f.KEK, m, "", pat, fh); err != nil {
+		t.Fatal(err)
+	}
+	fh.Close()
+	leak := reencode(t, sess, "-c:v", "libx264", "-preset", "veryfast", "-crf", "28", "-vf", "scale=640:360")
+	t.Setenv("ABSEAL_S3_SECRET_KEY", f.MinIO.SecretKey)
+	var out bytes.Buffer
+	err = run(t.Context(), []string{"--bucket", "assets", "--asset-id", asset, "--s3-endpoint", f.MinIO.Endpoint,
+		"--s3-access-key", f.MinIO.AccessKey, "--kek-uri", f.KEKPath, "--watermark-key", f.WMKey,
+		"--suspect", leak, "--json"}, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r watermark.Result
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if r.Verdict != "identified" || r.WMID == nil || *r.WMID != wmid {
+		t.Fatalf("verdict %s wmid %v, want %d", r.Verdict, r.WMID, wmid)
+	}
+	// Without the KEK the sealed asset cannot be read.
+	err = run(t.Context(), []string{"--bucket", "assets", "--asset-id", asset, "--s3-endpoint", f.MinIO.Endpoint,
+		"--s3-access-key", f.MinIO.AccessKey, "--watermark-key", f.WMKey, "--suspect", leak}, &out)
+	if err == nil || !strings.Contains(err.Error(), "--kek-uri") {
+		t.Fatalf("without a KEK: %v", err)
 	}
 }

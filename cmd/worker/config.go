@@ -24,6 +24,7 @@ type config struct {
 	KEKURI         string
 	KEKOpts        kekFiles
 	WatermarkKey   string // file
+	WMIDBits       int
 	ProfilesDir    string
 	Concurrency    int
 	Threads        int
@@ -89,6 +90,7 @@ func (c *config) flags(fl *flag.FlagSet) {
 	fl.StringVar(&c.KEKOpts.AWS, "aws-credentials-file", env("ABSEAL_AWS_CREDENTIALS_FILE", ""), "AWS credentials file (aws-kms:// KEK)")
 	fl.StringVar(&c.KEKOpts.GCP, "gcp-credentials-file", env("ABSEAL_GCP_CREDENTIALS_FILE", ""), "GCP service-account file (gcp-kms:// KEK)")
 	fl.StringVar(&c.WatermarkKey, "watermark-key-file", env("ABSEAL_WATERMARK_KEY_FILE", ""), "watermark master key file (empty: no A/B watermark, variant a only)")
+	fl.IntVar(&c.WMIDBits, "wmid-bits", envInt("ABSEAL_WMID_BITS", 32), "session id (wmid) size in bits, 8-64: sets the pattern length")
 	fl.StringVar(&c.ProfilesDir, "profiles-dir", env("ABSEAL_PROFILES_DIR", ""), "directory of NAME.json profiles (\"default\" is built in)")
 	fl.IntVar(&c.Concurrency, "concurrency", envInt("ABSEAL_CONCURRENCY", 1), "jobs run at once by this worker")
 	fl.IntVar(&c.Threads, "threads", envInt("ABSEAL_THREADS", 0), "CPU threads per job (0: CPUs / concurrency)")
@@ -138,6 +140,8 @@ func (c *config) finish() error {
 	switch {
 	case c.Concurrency < 1:
 		return fmt.Errorf("concurrency %d: must be at least 1", c.Concurrency)
+	case c.WMIDBits < 8 || c.WMIDBits > 64:
+		return fmt.Errorf("wmid-bits %d: must be 8-64", c.WMIDBits)
 	case c.Demo != "" && !c.Dev:
 		return fmt.Errorf("--demo needs --dev")
 	case c.Dev:

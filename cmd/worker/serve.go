@@ -160,7 +160,7 @@ func newService(ctx context.Context, cfg *config, log *slog.Logger) (*service, f
 			}
 			return nil, fmt.Errorf("bucket %q is not an ingest bucket of this worker (%s)", bucket, strings.Join(cfg.IngestBuckets, ", "))
 		},
-		Out: out, KEK: kek, Profiles: profiles, WatermarkKey: wmKey, TempDir: cfg.TempDir,
+		Out: out, KEK: kek, Profiles: profiles, WatermarkKey: wmKey, WatermarkIDBits: cfg.WMIDBits, TempDir: cfg.TempDir,
 		MaxSourceBytes: cfg.MaxSourceBytes, Threads: cfg.Threads, Log: log,
 	}
 	s := &service{cfg: cfg, log: log, nc: nc, q: q, out: out, runner: runner, m: newMetrics()}
