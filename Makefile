@@ -81,6 +81,7 @@ wm-report: deps ## watermark robustness and quality table; writes bench/out/wm-r
 FUZZTIME ?= 5m
 fuzz: deps-go ## run the fuzzers (FUZZTIME each, default 5m)
 	go test -run '^$$' -fuzz FuzzOpen -fuzztime $(FUZZTIME) ./envelope
+	go test -run '^$$' -fuzz FuzzVerify -fuzztime $(FUZZTIME) ./delivery
 
 clean-tools: ## remove .tools (FFmpeg in /usr/local stays)
 	rm -rf $(TOOLS)
