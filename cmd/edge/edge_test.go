@@ -1,0 +1,297 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/hex"
+	"flag"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/abseal/abseal/internal/fleet"
+	"github.com/abseal/abseal/internal/testmedia"
+	"github.com/abseal/abseal/pipeline"
+	"github.com/abseal/abseal/watermark"
+)
+
+func TestMain(m *testing.M) { os.Exit(testmedia.Main(m)) }
+
+type testEnv struct {
+	t     *testing.T
+	f     *fleet.Fleet
+	s     settings
+	asset string
+	srv   *httptest.Server
+	e     *edge
+}
+
+func (v *testEnv) args() []string {
+	return []string{"--nats-url", v.f.NATS.URL, "--s3-endpoint", v.f.MinIO.Endpoint, "--s3-access-key", v.f.MinIO.AccessKey,
+		"--kek-uri", v.f.KEKPath, "--watermark-key-file", v.f.WMKey, "--token-key-file", v.s.tokenKey}
+}
+
+func (v *testEnv) token(extra ...string) string {
+	v.t.Helper()
+	var out, errb bytes.Buffer
+	if err := run(v.t.Context(), append(append([]string{"token"}, v.args()...), extra...), &out, &errb); err != nil {
+		v.t.Fatalf("edge token: %v\n%s", err, errb.String())
+	}
+	return strings.TrimSpace(out.String())
+}
+
+func (v *testEnv) get(path string, hdr ...string) (*http.Response, []byte) {
+	v.t.Helper()
+	req, _ := http.NewRequest("GET", v.srv.URL+path, nil)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		v.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, b
+}
+
+// session fetches a whole rendition through the edge as a player would:
+// the media playlist, its EXT-X-MAP and every segment, resolved relative
+// to the playlist. It returns the init segment and the media segments.
+func (v *testEnv) session(tok, rendition string) ([]byte, [][]byte) {
+	v.t.Helper()
+	base := v.srv.URL + "/t/" + tok + "/assets/" + v.asset + "/hls/" + rendition + ".m3u8"
+	resp, pl := v.get(strings.TrimPrefix(base, v.srv.URL))
+	if resp.StatusCode != 200 {
+		v.t.Fatalf("playlist: %d %s", resp.StatusCode, pl)
+	}
+	u, _ := url.Parse(base)
+	fetch := func(ref string) []byte {
+		r, _ := u.Parse(ref)
+		resp, b := v.get(r.RequestURI())
+		if resp.StatusCode != 200 {
+			v.t.Fatalf("%s: %d %s", ref, resp.StatusCode, b)
+		}
+		return b
+	}
+	var init []byte
+	var segs [][]byte
+	sc := bufio.NewScanner(bytes.NewReader(pl))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		switch {
+		case strings.HasPrefix(line, "#EXT-X-MAP:URI="):
+			init = fetch(strings.Trim(strings.TrimPrefix(line, "#EXT-X-MAP:URI="), `"`))
+		case line != "" && !strings.HasPrefix(line, "#"):
+			segs = append(segs, fetch(line))
+		}
+	}
+	if init == nil || len(segs) == 0 {
+		v.t.Fatalf("playlist without init or segments:\n%s", pl)
+	}
+	return init, segs
+}
+
+func writeStream(t *testing.T, init []byte, segs [][]byte) string {
+	p := filepath.Join(t.TempDir(), "stream.mp4")
+	b := append([]byte(nil), init...)
+	for _, s := range segs {
+		b = append(b, s...)
+	}
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func reencode(t *testing.T, in string, args ...string) string {
+	out := filepath.Join(t.TempDir(), "leak.mp4")
+	cmd := exec.Command("ffmpeg", append(append([]string{"-hide_banner", "-v", "error", "-y", "-i", in}, args...), out)...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, b)
+	}
+	return out
+}
+
+var crf28at360p = []string{"-c:v", "libx264", "-preset", "veryfast", "-crf", "28", "-vf", "scale=640:360"}
+
+// TestForensicLoop: process a clip with the real worker; two sessions
+// fetch it through the edge with their own tokens; each leak is traced to
+// its session; an unmarked encode and a two-colluder mix never name an
+// innocent; after revocation the leaker's token is refused.
+func TestForensicLoop(t *testing.T) {
+	f := fleet.New(t)
+	fleet.WriteFile(t, filepath.Join(f.Profiles, "default.json"), `{"name":"default","segment_duration":"0.5s","rungs":[
+		{"name":"360p","size":360,"bitrate":1000000,"crf":23,"preset":"ultrafast","h264_profile":"main"}],"audio":{"bitrate":0}}`)
+	f.StartWorker("w1", "--wmid-bits", "16", "--threads", "2")
+	src := testmedia.Clip(t, "forensic-56s.mp4")
+	job, asset := f.Upload("uploads/forensic.mp4", src)
+	if st := f.WaitState(job, 5*time.Minute, fleet.Final); st.Status != pipeline.StatusDone {
+		t.Fatalf("job: %+v", st)
+	}
+	v := &testEnv{t: t, f: f, asset: asset}
+	v.s.tokenKey = filepath.Join(t.TempDir(), "token.key")
+	fleet.WriteFile(t, v.s.tokenKey, hex.EncodeToString([]byte("edge test token key, 32 bytes..."))+"\n")
+	t.Setenv("ABSEAL_S3_SECRET_KEY", f.MinIO.SecretKey)
+	{
+		args := v.args()
+		fl := flag.NewFlagSet("test", flag.ContinueOnError)
+		v.s.flags(fl)
+		if err := fl.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e, closeFn, err := newEdgeFromSettings(t.Context(), &v.s, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeFn()
+	v.e = e
+	v.srv = httptest.NewServer(e.handler())
+	defer v.srv.Close()
+
+	const alice, bob = 0x1234, 0x5678
+	tokA := v.token("--asset", asset, "--wmid", "4660", "--sub", "alice")
+	tokB := v.token("--asset", asset, "--wmid", "22136", "--sub", "bob")
+	tokDirect := v.token("--asset", asset, "--wmid", "4660", "--direct")
+
+	// Refusals.
+	seg := "/assets/" + asset + "/360p/seg-00005.m4s"
+	if r, _ := v.get(seg); r.StatusCode != 401 {
+		t.Fatalf("no token: %d", r.StatusCode)
+	}
+	if r, _ := v.get(seg, "Authorization", "Bearer not-a-token"); r.StatusCode != 401 {
+		t.Fatalf("garbage token: %d", r.StatusCode)
+	}
+	if r, _ := v.get("/t/" + v.token("--asset", "other-asset", "--wmid", "1", "--pattern-length", "108") + seg); r.StatusCode != 403 {
+		t.Fatalf("token for another asset: %d", r.StatusCode)
+	}
+	if r, _ := v.get("/t/" + v.token("--asset", asset, "--wmid", "1", "--ttl", "-2m") + seg); r.StatusCode != 401 {
+		t.Fatalf("expired token: %d", r.StatusCode)
+	}
+	if r, _ := v.get("/t/" + tokA + "/assets/" + asset + "/360p/WMPaceInfo/seg-00005.m4s"); r.StatusCode != 404 {
+		t.Fatalf("sidecar through the edge: %d", r.StatusCode)
+	}
+	// The header form, a byte range, and headers that do not tell variants apart.
+	ra, full := v.get(seg, "WMT", tokA)
+	rb, fullB := v.get(seg, "Authorization", "Bearer "+tokB)
+	if ra.StatusCode != 200 || rb.StatusCode != 200 || len(full) != len(fullB) {
+		t.Fatalf("segment: %d/%d, %d vs %d bytes", ra.StatusCode, rb.StatusCode, len(full), len(fullB))
+	}
+	for k := range ra.Header {
+		if k != "Date" && ra.Header.Get(k) != rb.Header.Get(k) {
+			t.Errorf("header %s differs between sessions: %q vs %q", k, ra.Header.Get(k), rb.Header.Get(k))
+		}
+	}
+	if r, part := v.get(seg, "WMT", tokA, "Range", "bytes=100-199"); r.StatusCode != 206 || !bytes.Equal(part, full[100:200]) {
+		t.Fatalf("range: %d, %d bytes", r.StatusCode, len(part))
+	}
+
+	// Two sessions, their whole streams.
+	initA, segsA := v.session(tokA, "360p")
+	initB, segsB := v.session(tokB, "360p")
+	_, segsD := v.session(tokDirect, "360p")
+	differ := 0
+	for i := range segsA {
+		if !bytes.Equal(segsA[i], segsB[i]) {
+			differ++
+		}
+		if len(segsA[i]) != len(segsB[i]) {
+			t.Fatalf("segment %d: variants of different sizes", i+1)
+		}
+		if !bytes.Equal(segsA[i], segsD[i]) {
+			t.Fatalf("segment %d: the direct-mode token of the same wmid got other bytes", i+1)
+		}
+	}
+	if differ < len(segsA)/4 {
+		t.Fatalf("only %d of %d segments differ between the sessions", differ, len(segsA))
+	}
+
+	// Detection from the sealed asset.
+	m := f.CheckAsset(asset)
+	ref, err := pipeline.SealedReference(t.Context(), f.Out, f.KEK, m, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	master, _, err := f.KEK.ReadWatermarkKey(f.WMKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := watermark.DeriveAssetKey(master, asset)
+	code, _ := watermark.NewCode(key, 16, 0)
+	detect := func(name, file string) *watermark.Result {
+		pics, _, err := pipeline.DecodeSuspect(t.Context(), file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := watermark.Detect(ref, pics, code)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: %s wmid %v (%d segments)", name, r.Verdict, deref(r.WMID), r.SegmentsUsed)
+		return r
+	}
+	for _, s := range []struct {
+		name string
+		init []byte
+		segs [][]byte
+		wmid uint64
+	}{{"alice", initA, segsA, alice}, {"bob", initB, segsB, bob}} {
+		r := detect(s.name+" at CRF 28 640x360", reencode(t, writeStream(t, s.init, s.segs), crf28at360p...))
+		if r.Verdict != "identified" || r.WMID == nil || *r.WMID != s.wmid {
+			t.Fatalf("%s's leak: %s %v", s.name, r.Verdict, deref(r.WMID))
+		}
+	}
+	if r := detect("unmarked encode", reencode(t, src, crf28at360p...)); r.Verdict != "inconclusive" {
+		t.Fatalf("unmarked encode: %s %v", r.Verdict, deref(r.WMID))
+	}
+	mixed := make([][]byte, len(segsA))
+	for i := range mixed {
+		if (i/4)%2 == 0 {
+			mixed[i] = segsA[i]
+		} else {
+			mixed[i] = segsB[i]
+		}
+	}
+	if r := detect("two colluders", reencode(t, writeStream(t, initA, mixed), crf28at360p...)); r.WMID != nil && *r.WMID != alice && *r.WMID != bob {
+		t.Fatalf("two colluders named an innocent wmid %d", *r.WMID)
+	}
+
+	// Revocation reaches the edge within a second.
+	var out bytes.Buffer
+	if err := run(t.Context(), append(append([]string{"revoke"}, v.args()...), "--wmid", "4660", "--reason", "leak traced"), &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for {
+		ra, _ := v.get("/t/" + tokA + "/assets/" + asset + "/360p/seg-00005.m4s")
+		if ra.StatusCode == 403 {
+			break
+		}
+		if time.Since(start) > time.Second {
+			t.Fatalf("the revoked session still gets %d after 1s", ra.StatusCode)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if rb, _ := v.get("/t/" + tokB + "/assets/" + asset + "/360p/seg-00005.m4s"); rb.StatusCode != 200 {
+		t.Fatalf("bob after alice's revocation: %d", rb.StatusCode)
+	}
+	if _, metrics := v.get("/metrics"); !strings.Contains(string(metrics), `abseal_edge_requests_total{code="403",kind="segment"}`) {
+		t.Error("/metrics lacks the refused requests")
+	}
+}
+
+func deref(p *uint64) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
