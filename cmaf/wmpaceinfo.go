@@ -1,7 +1,9 @@
 package cmaf
 
 import (
+	"encoding/base64"
 	"fmt"
+	"strings"
 
 	"github.com/fxamacker/cbor/v2"
 )
@@ -16,11 +18,36 @@ const WMPaceInfoContentType = "application/cbor"
 
 // PaceInfo is the WMPaceInfo of one segment: which watermark bit position
 // it carries (-1: not watermarked, every session gets variant A) and its
-// size, the same for every variant. Keys are the spec's integer keys.
+// size, the same for every variant. Keys are the spec's integer keys
+// (1 version, 2 segments, 3 fileSize, 4 startRange, 5 segmentRegex,
+// 6 position, 7 firstpart, 8 lastpart); abseal writes 1, 3 and 6 and
+// reads them all.
 type PaceInfo struct {
-	Version  int   `cbor:"1,keyasint"`
-	FileSize int64 `cbor:"3,keyasint,omitempty"`
-	Position int   `cbor:"6,keyasint"`
+	Version      int    `cbor:"1,keyasint"`
+	Segments     uint64 `cbor:"2,keyasint,omitempty"`
+	FileSize     int64  `cbor:"3,keyasint,omitempty"`
+	StartRange   uint64 `cbor:"4,keyasint,omitempty"`
+	SegmentRegex string `cbor:"5,keyasint,omitempty"`
+	Position     int    `cbor:"6,keyasint"`
+	FirstPart    bool   `cbor:"7,keyasint,omitempty"`
+	LastPart     bool   `cbor:"8,keyasint,omitempty"`
+}
+
+// PaceInfoEgressHeader is the HTTP header that carries a WMPaceInfo in
+// its base64url form, from an origin to an edge.
+const PaceInfoEgressHeader = "WMPaceInfoEgress"
+
+// PaceInfoEgress returns the WMPaceInfoEgress header value of a sidecar
+// (base64url of its CBOR, no padding).
+func PaceInfoEgress(sidecar []byte) string { return base64.RawURLEncoding.EncodeToString(sidecar) }
+
+// ParsePaceInfoEgress decodes a WMPaceInfoEgress header value.
+func ParsePaceInfoEgress(v string) (PaceInfo, error) {
+	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(v, "="))
+	if err != nil {
+		return PaceInfo{}, fmt.Errorf("cmaf: %s: not base64url", PaceInfoEgressHeader)
+	}
+	return ParsePaceInfo(b)
 }
 
 // MaxPosition is the largest position WMPaceInfo can carry (15 bits).

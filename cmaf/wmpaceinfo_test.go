@@ -35,6 +35,18 @@ func TestPaceInfo(t *testing.T) {
 			t.Errorf("parse: %+v %v", p, err)
 		}
 	}
+	b, _ := cmaf.MarshalPaceInfo(41, 5000)
+	if p, err := cmaf.ParsePaceInfoEgress(cmaf.PaceInfoEgress(b)); err != nil || p.Position != 41 || p.FileSize != 5000 {
+		t.Errorf("egress header form: %+v %v", p, err)
+	}
+	if _, err := cmaf.ParsePaceInfoEgress("%%%"); err == nil {
+		t.Error("a bad egress header parsed")
+	}
+	// All eight keys read: {1:1, 2:3, 3:10, 4:20, 5:"x", 6:7, 7:true, 8:false}.
+	full, _ := hex.DecodeString("a801010203030a0414056178060707f508f4")
+	if p, err := cmaf.ParsePaceInfo(full); err != nil || p.Segments != 3 || p.StartRange != 20 || p.SegmentRegex != "x" || !p.FirstPart || p.Position != 7 {
+		t.Errorf("all keys: %+v %v", p, err)
+	}
 	if _, err := cmaf.MarshalPaceInfo(cmaf.MaxPosition+1, 1); err == nil {
 		t.Error("position over 15 bits accepted")
 	}
