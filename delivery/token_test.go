@@ -4,7 +4,9 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"os"
@@ -226,4 +228,45 @@ func FuzzVerify(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestLoadKey(t *testing.T) {
+	dir := t.TempDir()
+	priv, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.MarshalPKCS8PrivateKey(priv)
+	pubDER, _ := x509.MarshalPKIXPublicKey(&priv.PublicKey)
+	write := func(name string, data []byte) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, data, 0o600)
+		return p
+	}
+	signer, err := delivery.LoadKey(write("priv.pem", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := delivery.LoadKey(write("pub.pem", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(signer.ID) != string(verifier.ID) {
+		t.Fatal("the private and public key files have different key ids")
+	}
+	if _, err := delivery.NewKeys(verifier).Verify(mustMint(t, direct(), signer), t0); err != nil {
+		t.Fatalf("ES256 from PEM files: %v", err)
+	}
+	if _, err := delivery.Mint(direct(), verifier); err == nil {
+		t.Fatal("a public key signed")
+	}
+	hk, err := delivery.LoadKey(write("hmac.key", []byte("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := delivery.NewKeys(hk).Verify(mustMint(t, indirect(), hk), t0); err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string]string{"short.key": "0011", "junk.key": "not a key", "cert.pem": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"} {
+		if _, err := delivery.LoadKey(write(name, []byte(data))); err == nil {
+			t.Errorf("%s loaded", name)
+		}
+	}
 }

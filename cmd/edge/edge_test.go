@@ -265,6 +265,24 @@ func TestForensicLoop(t *testing.T) {
 		t.Fatalf("two colluders named an innocent wmid %d", *r.WMID)
 	}
 
+	// A segment without its WMPaceInfo cannot be sequenced: 400 (a fresh
+	// edge, so nothing is cached).
+	if err := f.Out.Delete(t.Context(), pipeline.AssetPrefix(asset)+"360p/WMPaceInfo/seg-00009.m4s"); err != nil {
+		t.Fatal(err)
+	}
+	e2, close2, err := newEdgeFromSettings(t.Context(), &v.s, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv2 := httptest.NewServer(e2.handler())
+	r400, err := http.Get(srv2.URL + "/t/" + tokA + "/assets/" + asset + "/360p/seg-00009.m4s")
+	if err != nil || r400.StatusCode != 400 {
+		t.Fatalf("segment without WMPaceInfo: %v %v", r400.StatusCode, err)
+	}
+	r400.Body.Close()
+	srv2.Close()
+	close2()
+
 	// Revocation reaches the edge within a second.
 	var out bytes.Buffer
 	if err := run(t.Context(), append(append([]string{"revoke"}, v.args()...), "--wmid", "4660", "--reason", "leak traced"), &out, io.Discard); err != nil {
