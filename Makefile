@@ -66,12 +66,13 @@ unit: ## the test suite (real NATS, MinIO and FFmpeg), with the race detector
 
 test: deps vet unit ## install what is missing, vet, and run all tests
 
-bench: deps ## benchmarks (envelope vs raw AES-GCM, MinIO, ladder vs ffmpeg CLI, job overhead, jobs/hour); writes bench/out/report.md
+bench: deps ## benchmarks (envelope vs raw AES-GCM, MinIO, ladder vs ffmpeg CLI, job overhead, jobs/hour, edge load); writes bench/out/report.md
 	@mkdir -p $(BENCH_OUT)
 	go test -run '^$$' -bench . -benchtime 3s -count 3 ./envelope ./storage/... | tee $(BENCH_OUT)/bench.txt
 	go test -run '^$$' -bench LadderVsFFmpeg -benchtime 1x -timeout 60m ./transcode | tee -a $(BENCH_OUT)/bench.txt
 	go test -run '^$$' -bench EmbedShareOfEncode -benchtime 1x -timeout 30m ./pipeline | tee -a $(BENCH_OUT)/bench.txt
 	go test -run '^$$' -bench 'JobOverhead|JobsPerHour' -benchtime 1x -timeout 60m ./cmd/worker | tee -a $(BENCH_OUT)/bench.txt
+	go test -run '^$$' -bench EdgeLoad -benchtime 1x -timeout 10m ./cmd/edge | tee -a $(BENCH_OUT)/bench.txt
 	@scripts/bench-report.sh $(BENCH_OUT)/bench.txt | tee $(BENCH_OUT)/report.md
 
 wm-report: deps ## watermark robustness and quality table; writes bench/out/wm-report.md

@@ -9,7 +9,7 @@ awk '
 /^Benchmark/ {
 	name = $1; sub(/-[0-9]+$/, "", name)
 	for (i = 2; i <= NF; i++) if ($(i+1) == "MB/s") { v[name] = v[name] " " $i }
-	if (name ~ /LadderVsFFmpeg|JobOverhead|JobsPerHour|EmbedShare/) {
+	if (name ~ /LadderVsFFmpeg|JobOverhead|JobsPerHour|EmbedShare|EdgeLoad/) {
 		line = ""
 		for (i = 3; i < NF; i += 2) line = line sprintf("%s %s, ", $i, $(i+1))
 		ladder[name] = line
