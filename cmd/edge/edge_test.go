@@ -195,6 +195,11 @@ func TestForensicLoop(t *testing.T) {
 		t.Fatalf("range: %d, %d bytes", r.StatusCode, len(part))
 	}
 
+	if r, mpd := v.get("/t/" + tokA + "/assets/" + asset + "/dash/manifest.mpd"); r.StatusCode != 200 ||
+		r.Header.Get("Content-Type") != "application/dash+xml" || !bytes.Contains(mpd, []byte("SegmentTemplate")) {
+		t.Fatalf("DASH manifest: %d %s", r.StatusCode, r.Header.Get("Content-Type"))
+	}
+
 	// Two sessions, their whole streams.
 	initA, segsA := v.session(tokA, "360p")
 	initB, segsB := v.session(tokB, "360p")
@@ -213,6 +218,14 @@ func TestForensicLoop(t *testing.T) {
 	}
 	if differ < len(segsA)/4 {
 		t.Fatalf("only %d of %d segments differ between the sessions", differ, len(segsA))
+	}
+	// edge assemble writes exactly what the session received.
+	assembled := filepath.Join(t.TempDir(), "alice.mp4")
+	if err := run(t.Context(), append(append([]string{"assemble"}, v.args()...), "--asset", asset, "--wmid", "4660", "-o", assembled), io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(assembled); !bytes.Equal(got, mustRead(t, writeStream(t, initA, segsA))) {
+		t.Fatal("edge assemble differs from what the session fetched")
 	}
 
 	// Detection from the sealed asset.
@@ -312,4 +325,12 @@ func deref(p *uint64) any {
 		return nil
 	}
 	return *p
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
