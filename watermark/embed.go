@@ -123,6 +123,16 @@ func segmentRand(key []byte, segment int) *rand.Rand {
 // Pattern returns a segment's pattern at w×h as values in [-1, 1]: a grid
 // of keyed ±1 cells in normalized coordinates, smoothly interpolated.
 func Pattern(key []byte, grid, w, h, segment int) []float32 {
+	xs := make([]int, w)
+	for x := range xs {
+		xs[x] = x
+	}
+	return patternColumns(key, grid, w, h, segment, xs)
+}
+
+// patternColumns evaluates a segment's w×h pattern at the columns xs only
+// (rows of len(xs) values): the embedder needs one value per 8 pixels.
+func patternColumns(key []byte, grid, w, h, segment int, xs []int) []float32 {
 	gx, gy := grid, grid
 	if w >= h {
 		gx = max(grid, int(math.Round(float64(grid)*float64(w)/float64(h))))
@@ -134,28 +144,29 @@ func Pattern(key []byte, grid, w, h, segment int) []float32 {
 	for i := range cells {
 		cells[i] = float32(2*int(r.Uint32()&1) - 1)
 	}
-	out := make([]float32, w*h)
+	n := len(xs)
+	out := make([]float32, n*h)
 	// Cosine interpolation between cell centres keeps the pattern smooth.
-	wx := make([]float32, w)
-	ix := make([]int, w)
-	for x := range w {
+	wx := make([]float32, n)
+	ix := make([]int, n)
+	for k, x := range xs {
 		u := (float64(x) + 0.5) / float64(w) * float64(gx)
 		i := min(int(u), gx-1)
-		ix[x] = i
-		wx[x] = float32((1 - math.Cos(math.Pi*(u-float64(i)))) / 2)
+		ix[k] = i
+		wx[k] = float32((1 - math.Cos(math.Pi*(u-float64(i)))) / 2)
 	}
 	for y := range h {
 		v := (float64(y) + 0.5) / float64(h) * float64(gy)
 		j := min(int(v), gy-1)
 		fy := float32((1 - math.Cos(math.Pi*(v-float64(j)))) / 2)
-		row := out[y*w : (y+1)*w]
+		row := out[y*n : (y+1)*n]
 		c0 := cells[j*(gx+1):]
 		c1 := cells[(j+1)*(gx+1):]
-		for x := range row {
-			i, fx := ix[x], wx[x]
+		for k := range row {
+			i, fx := ix[k], wx[k]
 			top := c0[i] + (c0[i+1]-c0[i])*fx
 			bot := c1[i] + (c1[i+1]-c1[i])*fx
-			row[x] = top + (bot-top)*fy
+			row[k] = top + (bot-top)*fy
 		}
 	}
 	return out
@@ -173,13 +184,15 @@ func (e *Embedder) quantPattern(w, h, segment int) []int8 {
 		}
 	}
 	// Only the value at the centre column of each 8-pixel run is used.
-	f := Pattern(e.key, e.p.Grid, w, h, segment)
 	bw := (w + block - 1) / block
+	xs := make([]int, bw)
+	for bi := range xs {
+		xs[bi] = min(bi*block+block/2, w-1)
+	}
+	f := patternColumns(e.key, e.p.Grid, w, h, segment, xs)
 	q := make([]int8, bw*h)
-	for y := range h {
-		for bi := range bw {
-			q[y*bw+bi] = int8(math.Round(float64(f[y*w+min(bi*block+block/2, w-1)]) * 127))
-		}
+	for i, v := range f {
+		q[i] = int8(math.Round(float64(v) * 127))
 	}
 	e.pattern[k] = q
 	return q
@@ -224,42 +237,51 @@ func (e *Embedder) Embed(luma []byte, stride, w, h, segment int, pts time.Durati
 	pat := e.quantPattern(w, h, segment)
 	amp := e.ampQ * env / 256 * int32(sign)
 	bw := (w + block - 1) / block
-	bh := (h + block - 1) / block
-	if e.str.w != w || e.str.h != h || e.str.pts != pts || e.str.segment != segment {
+	// Strengths are computed block row by block row, just before the row
+	// is marked, while its pixels are in cache; the other variant of the
+	// same frame reuses them.
+	recompute := e.str.w != w || e.str.h != h || e.str.pts != pts || e.str.segment != segment
+	if recompute {
 		e.str = strengthMap{w: w, h: h, pts: pts, segment: segment, s: e.str.s[:0]}
-		for by := 0; by < h; by += block {
-			e.str.s = e.blockStrengths(luma, stride, w, by, min(block, h-by), e.str.s)
-		}
 		e.frame++
 	}
 	doff := int(e.frame*2654435761) & (ditherSize - 1)
-	scaled := e.scaled[:0]
-	for _, v := range e.str.s[:bw*bh] {
-		scaled = append(scaled, v*amp)
+	if cap(e.scaled) < bw {
+		e.scaled = make([]int32, bw)
 	}
-	e.scaled = scaled
+	srow := e.scaled[:bw]
 	full := w &^ (block - 1)
+	nfull := full / block
 	for y := range h {
+		if y%block == 0 {
+			if recompute {
+				e.str.s = e.blockStrengths(luma, stride, w, y, min(block, h-y), e.str.s)
+			}
+			for i, v := range e.str.s[(y/block)*bw : (y/block+1)*bw] {
+				srow[i] = v * amp
+			}
+		}
 		row := luma[y*stride : y*stride+w]
 		prow := pat[y*bw : (y+1)*bw]
-		srow := scaled[(y/block)*bw : (y/block+1)*bw]
 		dy := (y + doff) & (ditherSize - 1)
-		masks := e.masks[dy*(ditherSize/block)*64:][:(ditherSize/block)*64]
-		for bx := 0; bx < full; bx += block {
+		masks := (*[(ditherSize / block) * 64]uint64)(e.masks[dy*(ditherSize/block)*64:])
+		pfull, sfull := prow[:nfull], srow[:nfull]
+		for i, pv := range pfull {
 			// One change per 8 pixels, from the pattern at the run's centre
 			// (the pattern is smooth: cells span tens of pixels); dither
 			// decides per pixel whether the fraction rounds up.
-			k := int32(prow[bx/block]) * srow[bx/block]
+			k := int32(pv) * sfull[i]
 			base := k >> fixShift
 			q := (k & (1<<fixShift - 1)) >> (fixShift - 6)
-			m := masks[((bx/block)&(ditherSize/block-1))*64+int(q)]
-			x := binary.LittleEndian.Uint64(row[bx:])
+			m := masks[(i&(ditherSize/block-1))<<6|int(q)&63]
+			px := row[i*block:][:block]
+			x := binary.LittleEndian.Uint64(px)
 			if base >= 0 {
 				x = addSat(x, uint64(base)*ones+m)
 			} else {
 				x = subSat(x, uint64(-base)*ones-m)
 			}
-			binary.LittleEndian.PutUint64(row[bx:], x)
+			binary.LittleEndian.PutUint64(px, x)
 		}
 		for x := full; x < w; x++ {
 			k := int32(prow[x/block]) * srow[x/block]

@@ -257,3 +257,29 @@ func BenchmarkEmbedAB1080p(b *testing.B) {
 		e.Embed(pa, w, w, h, 0, pts, +1)
 	}
 }
+
+// TestEmbedOddWidth: widths that are not a multiple of 8 (853×480 rungs)
+// mark their last columns like the rest, and leave the padding alone.
+func TestEmbedOddWidth(t *testing.T) {
+	const w, h, stride = 853, 480, 896
+	e := embedder(t)
+	orig := texture(w, h, stride, 3)
+	a := bytes.Clone(orig)
+	e.Embed(a, stride, w, h, 0, time.Second, +1)
+	changedTail, changedPad := 0, 0
+	for y := range h {
+		for x := w &^ 7; x < w; x++ {
+			if a[y*stride+x] != orig[y*stride+x] {
+				changedTail++
+			}
+		}
+		for x := w; x < stride; x++ {
+			if a[y*stride+x] != orig[y*stride+x] {
+				changedPad++
+			}
+		}
+	}
+	if changedTail == 0 || changedPad != 0 {
+		t.Fatalf("last columns changed %d times, padding %d times", changedTail, changedPad)
+	}
+}
