@@ -79,8 +79,12 @@ func Detect(ref *Reference, suspect []Picture, code *Code) (*Result, error) {
 	al := align(ref, mean, times, suspect)
 
 	// Score every suspect frame against the reference frame it shows.
+	// Per frame: the regression coefficient of the residual on the A−B
+	// difference (c = rd/dd) and its weight dd: frames where the variants
+	// differ more (mid-segment, full strength) measure the sign better
+	// than those in the ramps, so a segment's estimate is Σrd/Σdd.
 	type acc struct {
-		sum []float64
+		c, w []float64
 	}
 	perSeg := map[int]*acc{}
 	r := make([]float32, n)
@@ -115,16 +119,27 @@ func Detect(ref *Reference, suspect []Picture, code *Code) (*Result, error) {
 		if perSeg[seg] == nil {
 			perSeg[seg] = &acc{}
 		}
-		perSeg[seg].sum = append(perSeg[seg].sum, rd/dd)
+		w := dd / float64(n) // mean squared difference per pixel
+		perSeg[seg].c = append(perSeg[seg].c, rd/dd)
+		perSeg[seg].w = append(perSeg[seg].w, w)
+	}
+	est := func(a *acc) (mu, wsum float64) {
+		var cw float64
+		for i, c := range a.c {
+			cw += c * a.w[i]
+			wsum += a.w[i]
+		}
+		return cw / wsum, wsum
 	}
 
-	// Pooled noise of the per-frame scores around their segment's mean.
+	// Pooled noise of the per-frame scores around their segment's
+	// estimate, in units of one unit of weight: Var(c) = s²/w.
 	var ss float64
 	var cnt int
 	for _, a := range perSeg {
-		mu := meanOf(a.sum)
-		for _, c := range a.sum {
-			ss += (c - mu) * (c - mu)
+		mu, _ := est(a)
+		for i, c := range a.c {
+			ss += a.w[i] * (c - mu) * (c - mu)
 			cnt++
 		}
 	}
@@ -132,7 +147,7 @@ func Detect(ref *Reference, suspect []Picture, code *Code) (*Result, error) {
 	if cnt > len(perSeg) {
 		sigma = math.Sqrt(ss / float64(cnt-len(perSeg)))
 	}
-	sigma = max(sigma, 0.05)
+	sigma = max(sigma, 1e-6)
 
 	res := &Result{Verdict: "inconclusive", FalsePositiveBound: FalsePositiveBound, Offset: al.offset, Crop: al.crop}
 	L := code.PatternLen()
@@ -144,8 +159,9 @@ func Detect(ref *Reference, suspect []Picture, code *Code) (*Result, error) {
 	sort.Ints(segs)
 	for _, k := range segs {
 		a := perSeg[k]
-		z := meanOf(a.sum) * math.Sqrt(float64(len(a.sum))) / sigma
-		ss := SegmentScore{Segment: k, Position: ref.Positions[k], Score: z, Frames: len(a.sum)}
+		mu, wsum := est(a)
+		z := mu * math.Sqrt(wsum) / sigma
+		ss := SegmentScore{Segment: k, Position: ref.Positions[k], Score: z, Frames: len(a.c)}
 		if math.Abs(z) >= callThreshold {
 			bit := 0 // variant A
 			if z < 0 {
@@ -167,14 +183,6 @@ func Detect(ref *Reference, suspect []Picture, code *Code) (*Result, error) {
 		res.WMID = &d.WMID
 	}
 	return res, nil
-}
-
-func meanOf(v []float64) float64 {
-	var s float64
-	for _, x := range v {
-		s += x
-	}
-	return s / float64(len(v))
 }
 
 // nearest is the index of the reference frame shown at time t, or -1
