@@ -11,6 +11,8 @@ RUN go mod download
 COPY . .
 RUN CGO_ENABLED=1 go build -trimpath -o /out/worker ./cmd/worker \
     && CGO_ENABLED=1 go build -trimpath -o /out/enqueue ./cmd/enqueue \
+    && CGO_ENABLED=1 go build -trimpath -o /out/edge ./cmd/edge \
+    && CGO_ENABLED=1 go build -trimpath -o /out/detect ./cmd/detect \
     && CGO_ENABLED=0 go build -trimpath -o /out/kek ./cmd/kek
 
 FROM debian:trixie-slim
@@ -21,5 +23,5 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
     && useradd --system --uid 10001 --home /nonexistent abseal
 COPY --from=build /out/ /usr/local/bin/
 USER abseal
-EXPOSE 8080
+EXPOSE 8080 8443
 ENTRYPOINT ["/usr/local/bin/worker"]

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -63,7 +66,7 @@ func TestComposeSettings(t *testing.T) {
 	if err := yaml.Unmarshal(data, &cf); err != nil {
 		t.Fatalf("docker-compose.yml: %v", err)
 	}
-	for _, name := range []string{"nats", "streams", "minio", "mc-init", "worker"} {
+	for _, name := range []string{"nats", "streams", "minio", "mc-init", "worker", "edge"} {
 		if _, ok := cf.Services[name]; !ok {
 			t.Fatalf("docker-compose.yml has no %s service", name)
 		}
@@ -103,6 +106,7 @@ func TestComposeSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	fleet.WriteFile(t, secrets["s3_secret"], "compose-test-secret-123\n")
+	fleet.WriteFile(t, secrets["token_key"], "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n")
 
 	// NATS with JetStream (in-process), then the streams service.
 	n := startNATS(t)
@@ -266,6 +270,76 @@ func TestComposeSettings(t *testing.T) {
 	if _, err := store(output).Stat(t.Context(), pipeline.ManifestKey(asset)); err != nil {
 		t.Fatalf("manifest: %v", err)
 	}
+
+	// The edge with its declared environment serves the asset to a session.
+	edgeSvc := cf.Services["edge"]
+	edgeBin := fleet.Binary(t, "edge")
+	edgeEnv := append(os.Environ(), envOf(edgeSvc.Environment, map[string]string{
+		"ABSEAL_S3_ENDPOINT": m.Endpoint, "ABSEAL_EDGE_ADDR": "127.0.0.1:0"})...)
+	ecmd := exec.Command(edgeBin, edgeSvc.Command...)
+	ecmd.Env = edgeEnv
+	var elogs syncBuffer
+	ecmd.Stdout, ecmd.Stderr = &elogs, &elogs
+	ecmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := ecmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ecmd.Process.Signal(syscall.SIGTERM)
+		ecmd.Wait()
+		if t.Failed() {
+			t.Logf("edge log:\n%s", elogs.String())
+		}
+	}()
+	var addr string
+	for deadline := time.Now().Add(30 * time.Second); addr == "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		for line := range strings.Lines(elogs.String()) {
+			var rec map[string]any
+			if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == "edge listening" {
+				addr, _ = rec["addr"].(string)
+			}
+		}
+	}
+	if addr == "" {
+		t.Fatal("the edge did not start")
+	}
+	mint := exec.Command(edgeBin, "token", "--asset", asset, "--wmid", "7")
+	mint.Env = edgeEnv
+	tok, err := mint.Output()
+	if err != nil {
+		t.Fatalf("edge token: %v", err)
+	}
+	seg := "/assets/" + asset + "/360p/seg-00002.m4s"
+	if resp, err := http.Get("http://" + addr + seg); err != nil || resp.StatusCode != 401 {
+		t.Fatalf("without a token: %v %v", resp, err)
+	}
+	resp, err := http.Get("http://" + addr + "/t/" + strings.TrimSpace(string(tok)) + seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(body) < 1000 || !bytes.Contains(body[:64], []byte("moof")) && !bytes.Contains(body[:64], []byte("styp")) {
+		t.Fatalf("segment through the edge: %d, %d bytes", resp.StatusCode, len(body))
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a process's output and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // startNATS starts the in-process JetStream server the compose file's

@@ -11,7 +11,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -35,37 +34,48 @@ import (
 )
 
 var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
+	binMu  sync.Mutex
+	binDir = map[string]string{}
 )
 
 // WorkerBin builds the worker once per test binary.
-func WorkerBin(t testing.TB) string {
+func WorkerBin(t testing.TB) string { return Binary(t, "worker") }
+
+// Binary builds ./cmd/<name> once per test binary into .tools/test-bin
+// (incremental; replaced atomically, so test binaries of several packages
+// can build it at once) and returns its path.
+func Binary(t testing.TB, name string) string {
 	t.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "abseal-worker-bin-")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "worker")
-		root, err := devenv.ModuleRoot()
-		if err != nil {
-			binErr = err
-			return
-		}
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/worker")
-		cmd.Dir = root
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
+	binMu.Lock()
+	defer binMu.Unlock()
+	if p, ok := binDir[name]; ok {
+		return p
 	}
-	return binPath
+	root, err := devenv.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, ".tools", "test-bin")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tmp, err := os.CreateTemp(dir, "."+name+"-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name())
+	cmd := exec.Command("go", "build", "-o", tmp.Name(), "./cmd/"+name)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/%s: %v\n%s", name, err, out)
+	}
+	p := filepath.Join(dir, name)
+	if err := os.Rename(tmp.Name(), p); err != nil {
+		t.Fatal(err)
+	}
+	binDir[name] = p
+	return p
 }
 
 // FastProfile replaces the built-in default ladder in the fleet tests.
