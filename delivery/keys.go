@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/sha256"
 	"crypto/x509"
@@ -79,4 +80,63 @@ func (k *Key) Public() *Key {
 		return k
 	}
 	return &Key{ID: k.ID, pub: k.pub}
+}
+
+// LoadPatternKey reads an edge's pattern key file: the hex of a 32-byte
+// A256GCM key, or a PEM EC P-256 private key (ECDH-SS + A128KW; its public
+// half is what token issuers encrypt to) or public key (issuers only).
+func LoadPatternKey(path string) (PatternKeys, *ecdh.PublicKey, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return PatternKeys{}, nil, fmt.Errorf("delivery: pattern key: %w", err)
+	}
+	if block, _ := pem.Decode(data); block != nil {
+		switch block.Type {
+		case "EC PRIVATE KEY", "PRIVATE KEY":
+			priv, err := parsePrivate(block)
+			if err != nil {
+				return PatternKeys{}, nil, fmt.Errorf("delivery: pattern key %s: %w", path, err)
+			}
+			k, err := priv.ECDH()
+			if err != nil {
+				return PatternKeys{}, nil, fmt.Errorf("delivery: pattern key %s: %w", path, err)
+			}
+			return PatternKeys{ECDH: k}, k.PublicKey(), nil
+		case "PUBLIC KEY":
+			pk, err := x509.ParsePKIXPublicKey(block.Bytes)
+			if err != nil {
+				return PatternKeys{}, nil, fmt.Errorf("delivery: pattern key %s: %w", path, err)
+			}
+			ep, ok := pk.(*ecdsa.PublicKey)
+			if !ok {
+				return PatternKeys{}, nil, fmt.Errorf("delivery: pattern key %s: not an EC key", path)
+			}
+			pub, err := ep.ECDH()
+			return PatternKeys{}, pub, err
+		}
+		return PatternKeys{}, nil, fmt.Errorf("delivery: pattern key %s: PEM %q is not an EC key", path, block.Type)
+	}
+	k, err := hex.DecodeString(strings.TrimSpace(string(data)))
+	if err != nil || len(k) != 32 {
+		return PatternKeys{}, nil, fmt.Errorf("delivery: pattern key %s: neither PEM nor the hex of 32 bytes", path)
+	}
+	return PatternKeys{AES: k}, nil, nil
+}
+
+// LoadECDHKey reads a PEM EC P-256 private key for ECDH (a token issuer's
+// static key).
+func LoadECDHKey(path string) (*ecdh.PrivateKey, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("delivery: %w", err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil, fmt.Errorf("delivery: %s: not PEM", path)
+	}
+	priv, err := parsePrivate(block)
+	if err != nil {
+		return nil, fmt.Errorf("delivery: %s: %w", path, err)
+	}
+	return priv.ECDH()
 }

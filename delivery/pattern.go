@@ -3,6 +3,7 @@ package delivery
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/ecdh"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -132,15 +133,35 @@ func DecryptPattern(key, sealed []byte) ([]byte, error) {
 // payload code of the asset: watermark.Code.Pattern).
 type Deriver func(wmid, opID, keyVer uint64) ([]uint8, error)
 
+// PatternKeys are an edge's keys for encrypted direct-mode patterns.
+type PatternKeys struct {
+	AES  []byte           // A256GCM COSE_Encrypt0
+	ECDH *ecdh.PrivateKey // ECDH-SS + A128KW COSE_Encrypt (the edge's P-256 key)
+}
+
 // SessionPattern returns a token's packed pattern: the direct-mode
-// wmpattern (decrypted with patternKey when it is encrypted), or the
-// indirect-mode pattern derive makes from wmid. The length must match
+// wmpattern (decrypted with patternKey when it is A256GCM-encrypted), or
+// the indirect-mode pattern derive makes from wmid. The length must match
 // wmpatlen.
 func SessionPattern(c *Claims, patternKey []byte, derive Deriver) ([]byte, error) {
+	return SessionPatternWith(c, PatternKeys{AES: patternKey}, derive)
+}
+
+// SessionPatternWith is SessionPattern with every kind of pattern key.
+func SessionPatternWith(c *Claims, keys PatternKeys, derive Deriver) ([]byte, error) {
 	var packed []byte
 	switch {
 	case c.Pattern != nil && IsEncryptedPattern(c.Pattern):
-		p, err := DecryptPattern(patternKey, c.Pattern)
+		p, err := DecryptPattern(keys.AES, c.Pattern)
+		if err != nil {
+			return nil, err
+		}
+		packed = p
+	case c.Pattern != nil && IsECDHPattern(c.Pattern):
+		if keys.ECDH == nil {
+			return nil, fmt.Errorf("delivery: %w: no ECDH pattern key", ErrPatternKey)
+		}
+		p, err := DecryptPatternECDH(keys.ECDH, c.Pattern)
 		if err != nil {
 			return nil, err
 		}

@@ -3,7 +3,12 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
+	"encoding/pem"
 	"flag"
 	"io"
 	"log/slog"
@@ -36,7 +41,17 @@ type testEnv struct {
 
 func (v *testEnv) args() []string {
 	return []string{"--nats-url", v.f.NATS.URL, "--s3-endpoint", v.f.MinIO.Endpoint, "--s3-access-key", v.f.MinIO.AccessKey,
-		"--kek-uri", v.f.KEKPath, "--watermark-key-file", v.f.WMKey, "--token-key-file", v.s.tokenKey}
+		"--kek-uri", v.f.KEKPath, "--watermark-key-file", v.f.WMKey, "--token-key-file", v.s.tokenKey,
+		"--pattern-key-file", v.s.patternKey}
+}
+
+// ecKeyFile writes a new PEM EC P-256 private key.
+func ecKeyFile(t *testing.T, name string) string {
+	priv, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.MarshalPKCS8PrivateKey(priv)
+	p := filepath.Join(t.TempDir(), name)
+	fleet.WriteFile(t, p, string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})))
+	return p
 }
 
 func (v *testEnv) token(extra ...string) string {
@@ -141,6 +156,8 @@ func TestForensicLoop(t *testing.T) {
 	v.s.tokenKey = filepath.Join(t.TempDir(), "token.key")
 	fleet.WriteFile(t, v.s.tokenKey, hex.EncodeToString([]byte("edge test token key, 32 bytes..."))+"\n")
 	t.Setenv("ABSEAL_S3_SECRET_KEY", f.MinIO.SecretKey)
+	v.s.patternKey = ecKeyFile(t, "edge-pattern.pem")
+	issuerKey := ecKeyFile(t, "issuer.pem")
 	{
 		args := v.args()
 		fl := flag.NewFlagSet("test", flag.ContinueOnError)
@@ -162,6 +179,7 @@ func TestForensicLoop(t *testing.T) {
 	tokA := v.token("--asset", asset, "--wmid", "4660", "--sub", "alice")
 	tokB := v.token("--asset", asset, "--wmid", "22136", "--sub", "bob")
 	tokDirect := v.token("--asset", asset, "--wmid", "4660", "--direct")
+	tokECDH := v.token("--asset", asset, "--wmid", "4660", "--direct", "--encrypt", "--issuer-key-file", issuerKey)
 
 	// Refusals.
 	seg := "/assets/" + asset + "/360p/seg-00005.m4s"
@@ -204,6 +222,7 @@ func TestForensicLoop(t *testing.T) {
 	initA, segsA := v.session(tokA, "360p")
 	initB, segsB := v.session(tokB, "360p")
 	_, segsD := v.session(tokDirect, "360p")
+	_, segsE := v.session(tokECDH, "360p")
 	differ := 0
 	for i := range segsA {
 		if !bytes.Equal(segsA[i], segsB[i]) {
@@ -212,8 +231,8 @@ func TestForensicLoop(t *testing.T) {
 		if len(segsA[i]) != len(segsB[i]) {
 			t.Fatalf("segment %d: variants of different sizes", i+1)
 		}
-		if !bytes.Equal(segsA[i], segsD[i]) {
-			t.Fatalf("segment %d: the direct-mode token of the same wmid got other bytes", i+1)
+		if !bytes.Equal(segsA[i], segsD[i]) || !bytes.Equal(segsA[i], segsE[i]) {
+			t.Fatalf("segment %d: a direct-mode token (clear or ECDH-SS encrypted) of the same wmid got other bytes", i+1)
 		}
 	}
 	if differ < len(segsA)/4 {

@@ -1,7 +1,7 @@
 // Command edge is abseal's reference delivery tier (ETSI TS 104 002).
 //
 //	edge [serve] [flags]                 serve sealed assets to sessions
-//	edge token --asset A --wmid N [--direct [--encrypt]] [--ttl 1h]
+//	edge token --asset A --wmid N [--direct [--encrypt [--issuer-key-file K]]] [--ttl 1h]
 //	                                     mint a session token (operators, tests)
 //	edge assemble --asset A --wmid N -o FILE [--rendition R]
 //	                                     write what that session receives, as one playable file
@@ -23,7 +23,8 @@
 // Settings: the worker's ABSEAL_NATS_URL, ABSEAL_S3_*, ABSEAL_OUTPUT_BUCKET,
 // ABSEAL_KEK_URI and ABSEAL_WATERMARK_KEY_FILE, plus ABSEAL_EDGE_ADDR,
 // ABSEAL_TOKEN_KEY_FILE (hex HMAC secret, or PEM EC P-256 key) and
-// ABSEAL_PATTERN_KEY_FILE (hex, 32 bytes: encrypted direct-mode patterns).
+// ABSEAL_PATTERN_KEY_FILE (encrypted direct-mode patterns: the hex of a
+// 32-byte A256GCM key, or the edge's PEM EC P-256 key for ECDH-SS+A128KW).
 package main
 
 import (
@@ -93,7 +94,7 @@ func (s *settings) flags(fl *flag.FlagSet) {
 	fl.StringVar(&s.kekURI, "kek-uri", env("ABSEAL_KEK_URI", ""), "KEK: keyset path or KMS URI")
 	fl.StringVar(&s.wmKey, "watermark-key-file", env("ABSEAL_WATERMARK_KEY_FILE", ""), "watermark master key (wrapped by the KEK): indirect-mode tokens")
 	fl.StringVar(&s.tokenKey, "token-key-file", env("ABSEAL_TOKEN_KEY_FILE", ""), "token key: hex HMAC secret or PEM EC P-256 key")
-	fl.StringVar(&s.patternKey, "pattern-key-file", env("ABSEAL_PATTERN_KEY_FILE", ""), "hex A256GCM key of encrypted direct-mode patterns")
+	fl.StringVar(&s.patternKey, "pattern-key-file", env("ABSEAL_PATTERN_KEY_FILE", ""), "key of encrypted direct-mode patterns: hex A256GCM key, or the edge's PEM EC P-256 key (ECDH-SS+A128KW)")
 }
 
 func (s *settings) store() (*s3.Store, error) {
@@ -121,21 +122,6 @@ func (s *settings) master(kek *envelope.KEK) ([]byte, error) {
 	}
 	key, _, err := kek.ReadWatermarkKey(s.wmKey)
 	return key, err
-}
-
-func readHexKey(path string) ([]byte, error) {
-	if path == "" {
-		return nil, nil
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	k, err := hex.DecodeString(strings.TrimSpace(string(b)))
-	if err != nil {
-		return nil, fmt.Errorf("%s: not hex", path)
-	}
-	return k, nil
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -219,8 +205,10 @@ func newEdgeFromSettings(ctx context.Context, s *settings, log *slog.Logger) (*e
 	if e.wmMaster, err = s.master(kek); err != nil {
 		return nil, nil, err
 	}
-	if e.patternKey, err = readHexKey(s.patternKey); err != nil {
-		return nil, nil, err
+	if s.patternKey != "" {
+		if e.patternKeys, _, err = delivery.LoadPatternKey(s.patternKey); err != nil {
+			return nil, nil, err
+		}
 	}
 	nc, err := nats.Connect(s.natsURL, nats.Name("abseal-edge"), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true))
 	if err != nil {
@@ -270,7 +258,8 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	opID := fl.Uint64("operator", 0, "operator id (wmopid)")
 	ttl := fl.Duration("ttl", time.Hour, "lifetime")
 	direct := fl.Bool("direct", false, "direct mode: carry the pattern (needs the S3, KEK and watermark-key settings)")
-	encrypt := fl.Bool("encrypt", false, "direct mode: encrypt the pattern with --pattern-key-file (A256GCM)")
+	encrypt := fl.Bool("encrypt", false, "direct mode: encrypt the pattern for --pattern-key-file (hex: A256GCM; the edges' PEM EC key: ECDH-SS+A128KW)")
+	issuerKey := fl.String("issuer-key-file", "", "ECDH-SS: the issuer's static PEM EC P-256 private key")
 	patLen := fl.Int("pattern-length", 0, "indirect mode: wmpatlen (default: from the asset manifest)")
 	if err := fl.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
@@ -317,11 +306,26 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			}
 			c.Pattern = delivery.PackBits(bits)
 			if *encrypt {
-				pk, err := readHexKey(s.patternKey)
-				if err != nil || pk == nil {
-					return fmt.Errorf("--encrypt needs --pattern-key-file: %v", err)
+				if s.patternKey == "" {
+					return fmt.Errorf("%w: --encrypt needs --pattern-key-file", errUsage)
 				}
-				if c.Pattern, err = delivery.EncryptPattern(pk, c.Pattern); err != nil {
+				pk, edgePub, err := delivery.LoadPatternKey(s.patternKey)
+				if err != nil {
+					return err
+				}
+				if edgePub != nil {
+					if *issuerKey == "" {
+						return fmt.Errorf("%w: ECDH-SS pattern encryption needs --issuer-key-file", errUsage)
+					}
+					issuer, err := delivery.LoadECDHKey(*issuerKey)
+					if err != nil {
+						return err
+					}
+					c.Pattern, err = delivery.EncryptPatternECDH(issuer, edgePub, nil, c.Pattern)
+					if err != nil {
+						return err
+					}
+				} else if c.Pattern, err = delivery.EncryptPattern(pk.AES, c.Pattern); err != nil {
 					return err
 				}
 			}

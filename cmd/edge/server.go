@@ -30,15 +30,15 @@ import (
 // picks variant A or B per segment from the token's pattern and the
 // segment's WMPaceInfo, opens the sealed object and serves plaintext.
 type edge struct {
-	store      storage.Store
-	kek        *envelope.KEK
-	keys       *delivery.Keys
-	patternKey []byte // for encrypted direct-mode patterns
-	wmMaster   []byte // for indirect mode (the asset's payload code)
-	sequencing bool
-	revoked    interface{ Revoked(keys ...string) bool }
-	log        *slog.Logger
-	now        func() time.Time
+	store       storage.Store
+	kek         *envelope.KEK
+	keys        *delivery.Keys
+	patternKeys delivery.PatternKeys // for encrypted direct-mode patterns
+	wmMaster    []byte               // for indirect mode (the asset's payload code)
+	sequencing  bool
+	revoked     interface{ Revoked(keys ...string) bool }
+	log         *slog.Logger
+	now         func() time.Time
 
 	mu        sync.Mutex
 	manifests map[string]*cachedManifest
@@ -419,7 +419,7 @@ func (e *edge) pattern(token string, c *delivery.Claims, m *pipeline.AssetManife
 			return code.Pattern(wmid)
 		}
 	}
-	p, err := delivery.SessionPattern(c, e.patternKey, derive)
+	p, err := delivery.SessionPatternWith(c, e.patternKeys, derive)
 	if err != nil {
 		return nil, fail(http.StatusUnauthorized, "token pattern unusable: %s", publicReason(err))
 	}
