@@ -50,8 +50,11 @@ type Result struct {
 	Crop   float64       `json:"crop"`
 }
 
-// callThreshold is the |z| above which a segment's bit is reported.
-const callThreshold = 2.0
+// CallThreshold is the |z| from which a segment's bit is reported (called);
+// below it the segment is an erasure in the report, though its soft score
+// still counts in decoding. At 3σ a segment without signal is called
+// wrongly with probability 0.13 %.
+const CallThreshold = 3.0
 
 // Detect aligns the suspect with the reference in time and space, scores
 // every segment and decodes the wmid with code.
@@ -162,7 +165,7 @@ func Detect(ref *Reference, suspect []Picture, code *Code) (*Result, error) {
 		mu, wsum := est(a)
 		z := mu * math.Sqrt(wsum) / sigma
 		ss := SegmentScore{Segment: k, Position: ref.Positions[k], Score: z, Frames: len(a.c)}
-		if math.Abs(z) >= callThreshold {
+		if math.Abs(z) >= CallThreshold {
 			bit := 0 // variant A
 			if z < 0 {
 				bit = 1

@@ -4,7 +4,7 @@
 // with the ffmpeg CLI to streams assembled for random sessions, and the
 // quality and size cost of the mark.
 //
-//	wmreport [--sessions 10] [--workdir DIR]
+//	wmreport [--sessions 12] [--workdir DIR]
 package main
 
 import (
@@ -73,7 +73,7 @@ const (
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("wmreport", flag.ContinueOnError)
-	sessions := fl.Int("sessions", 10, "sessions (random wmids) per attack")
+	sessions := fl.Int("sessions", 12, "sessions (random wmids) per attack")
 	work := fl.String("workdir", "", "working directory (default: a temp dir, removed)")
 	if err := fl.Parse(args); err != nil {
 		return err
@@ -158,9 +158,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "# abseal watermark report\n\n")
 	fmt.Fprintf(stdout, "Source: generated textured clip, 640x360, 30 fps, 56 s; 0.5 s segments, first %d unmarked; wmid %d bits, pattern %d bits; %d sessions per attack.\n\n",
 		unmarked, idBits, code.PatternLen(), *sessions)
-	fmt.Fprintf(stdout, "| attack | segment decisions | bit error rate | erased | identified | segments used | detection time / duration |\n|---|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(stdout, "| attack | segments scored | bits called (\u2265 %.0f\u03c3) | bit error rate (called) | erased | sign errors (all scored) | identified | segments used | detection time / duration |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n", watermark.CallThreshold)
 	for _, at := range attacks() {
-		var decisions, wrong, erased, identified, used int
+		var decisions, wrong, erased, identified, used, scored, signWrong int
 		var detTime, susTime time.Duration
 		for s := range *sessions {
 			wmid := uint64(r.Uint32()) & (1<<idBits - 1)
@@ -192,6 +192,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				return fmt.Errorf("attack %s: session %d named wmid %d instead of %d", at.name, s, *res.WMID, wmid)
 			}
 			for _, sc := range res.Segments {
+				scored++
+				if (sc.Score < 0) != (pat[sc.Position%len(pat)] == 1) {
+					signWrong++ // the raw channel: A (bit 0) scores positive
+				}
 				if sc.Bit == nil {
 					erased++
 					continue
@@ -203,7 +207,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 		}
 		ber := float64(wrong) / math.Max(1, float64(decisions))
-		fmt.Fprintf(stdout, "| %s | %d | %.2g | %d | %d/%d | %d | %.2f |\n", at.name, decisions, ber, erased, identified, *sessions,
+		fmt.Fprintf(stdout, "| %s | %d | %d | %.2g | %d | %.3f | %d/%d | %d | %.2f |\n", at.name, scored, decisions, ber, erased,
+			float64(signWrong)/math.Max(1, float64(scored)), identified, *sessions,
 			used / *sessions, detTime.Seconds()/susTime.Seconds())
 		logf("%s: BER %.2g over %d decisions, %d/%d identified", at.name, ber, decisions, identified, *sessions)
 	}
