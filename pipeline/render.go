@@ -28,7 +28,10 @@ type RenderOptions struct {
 	// Watermark, when set, marks variants a and b with opposite signs.
 	Watermark *WatermarkOptions
 	// Hook is called for every frame (after the watermark, if any).
-	Hook     transcode.FrameHook
+	Hook transcode.FrameHook
+	// PairHook is called with both variants of every frame (two variants,
+	// no Watermark: the watermark uses it).
+	PairHook transcode.PairHook
 	Threads  int
 	Limits   transcode.Limits
 	Progress func(done, total time.Duration)
@@ -81,15 +84,17 @@ func Render(ctx context.Context, src string, p *profile.Profile, opts RenderOpti
 	}
 	variants := max(opts.Variants, 1)
 	hook := opts.Hook
+	pair := opts.PairHook
 	unmarked := 1 << 30
 	if wm := opts.Watermark; wm != nil {
 		variants, unmarked = 2, wm.Unmarked
-		hook = markHook(wm, opts.Hook)
+		pair = markPair(wm)
 	}
 	topts := transcode.Options{
 		SegmentDuration: time.Duration(p.SegmentDuration),
 		Variants:        variants,
 		Hook:            hook,
+		PairHook:        pair,
 		Threads:         opts.Threads,
 		Limits:          opts.Limits,
 		Progress:        opts.Progress,
@@ -182,16 +187,13 @@ func TrackKey(t cmaf.Track, file string) string {
 	return path.Join(t.Name, t.Variant, file)
 }
 
-// markHook embeds the watermark: variant a (0) with sign +1, b (1) with -1;
-// segments before the first position stay unmarked.
-func markHook(wm *WatermarkOptions, next transcode.FrameHook) transcode.FrameHook {
-	return func(f *transcode.Frame) error {
-		if Position(f.Segment, wm.Unmarked) >= 0 {
-			sign := 1 - 2*f.Variant
-			wm.Embedder.Embed(f.Luma, f.Stride, f.Width, f.Height, f.Segment, f.PTS, sign)
-		}
-		if next != nil {
-			return next(f)
+// markPair embeds the watermark in both variants of a frame in one pass:
+// variant a (0) with sign +1, b (1) with -1; segments before the first
+// position stay unmarked.
+func markPair(wm *WatermarkOptions) transcode.PairHook {
+	return func(a, b *transcode.Frame) error {
+		if Position(a.Segment, wm.Unmarked) >= 0 {
+			wm.Embedder.EmbedPair(a.Luma, a.Stride, b.Luma, b.Stride, a.Width, a.Height, a.Segment, a.PTS)
 		}
 		return nil
 	}

@@ -45,6 +45,11 @@ type Options struct {
 	// Hook, when set, is called for every frame of every variant between
 	// scaling and encoding. It may change the luma plane in place.
 	Hook FrameHook
+	// PairHook, when set with two variants, is called once per frame with
+	// both variants' frames (a is variant 0, b variant 1; the same picture
+	// in two writable buffers) before Hook: the A/B watermark marks both in
+	// one pass.
+	PairHook PairHook
 	// Audio, when set and the input has audio, encodes AAC once.
 	Audio *AudioSettings
 	// Threads is the CPU budget of this transcode (decoder, filters and each
@@ -76,6 +81,9 @@ type Frame struct {
 
 // FrameHook may change a frame's luma plane before it is encoded.
 type FrameHook func(f *Frame) error
+
+// PairHook may change both variants of a frame before they are encoded.
+type PairHook func(a, b *Frame) error
 
 // TrackKind tells video from audio tracks.
 type TrackKind int
@@ -504,17 +512,29 @@ func (r *run) encodeFrame(ri int, tb astiav.Rational) error {
 	}
 	// The last variant takes the scaled frame's own reference, the others
 	// a reference each; a hook makes each one writable (a copy only where a
-	// buffer is shared).
+	// buffer is shared). All variants are hooked before any is sent, so a
+	// pair hook sees both.
+	hooked := r.opts.Hook != nil || r.opts.PairHook != nil
+	var outs [2]*astiav.Frame
+	var hfs [2]Frame
+	release := func() {
+		for v, out := range outs {
+			if out != nil {
+				r.encs[ri][v].release(out)
+			}
+		}
+	}
 	for v := r.opts.Variants - 1; v >= 0; v-- {
-		e := r.encs[ri][v]
-		out, err := e.frame(r.ctx)
+		out, err := r.encs[ri][v].frame(r.ctx)
 		if err != nil {
+			release()
 			return err
 		}
+		outs[v] = out
 		if v == 0 {
 			out.MoveRef(f)
 		} else if err := out.Ref(f); err != nil {
-			e.release(out)
+			release()
 			return fmt.Errorf("transcode: ref frame: %w", err)
 		}
 		out.SetPts(pts)
@@ -524,23 +544,38 @@ func (r *run) encodeFrame(ri int, tb astiav.Rational) error {
 		} else {
 			out.SetPictureType(astiav.PictureTypeNone)
 		}
-		if r.opts.Hook != nil {
+		if hooked {
 			if err := out.MakeWritable(); err != nil {
-				e.release(out)
+				release()
 				return fmt.Errorf("transcode: make frame writable: %w", err)
 			}
 			luma, stride := lumaPlane(out)
-			hf := Frame{
+			hfs[v] = Frame{
 				Luma: luma, Stride: stride, Width: out.Width(), Height: out.Height(),
 				PTS:     time.Duration(pts * int64(time.Second) / VideoTimescale),
 				Segment: seg, Index: index, Rendition: ri, Variant: v,
 			}
-			if err := r.opts.Hook(&hf); err != nil {
-				e.release(out)
+		}
+	}
+	if r.opts.PairHook != nil && r.opts.Variants == 2 {
+		if err := r.opts.PairHook(&hfs[0], &hfs[1]); err != nil {
+			release()
+			return fmt.Errorf("transcode: frame hook: %w", err)
+		}
+	}
+	if r.opts.Hook != nil {
+		for v := r.opts.Variants - 1; v >= 0; v-- {
+			if err := r.opts.Hook(&hfs[v]); err != nil {
+				release()
 				return fmt.Errorf("transcode: frame hook: %w", err)
 			}
 		}
-		if err := e.send(r.ctx, out); err != nil {
+	}
+	for v := r.opts.Variants - 1; v >= 0; v-- {
+		out := outs[v]
+		outs[v] = nil
+		if err := r.encs[ri][v].send(r.ctx, out); err != nil {
+			release()
 			return err
 		}
 	}

@@ -283,3 +283,44 @@ func TestEmbedOddWidth(t *testing.T) {
 		t.Fatalf("last columns changed %d times, padding %d times", changedTail, changedPad)
 	}
 }
+
+// TestEmbedPairMatchesEmbed: the one-pass A+B embed writes exactly what
+// Embed on B and then on A writes, at every size and time (ramps, odd
+// widths, strides).
+func TestEmbedPairMatchesEmbed(t *testing.T) {
+	for _, tc := range []struct {
+		w, h, stride int
+		pts          time.Duration
+	}{{640, 360, 640, time.Second}, {853, 480, 896, 1100 * time.Millisecond}, {1920, 1080, 1920, 30 * time.Millisecond}, {320, 180, 352, 1990 * time.Millisecond}} {
+		orig := texture(tc.w, tc.h, tc.stride, 5)
+		seqA, seqB := bytes.Clone(orig), bytes.Clone(orig)
+		e1 := embedder(t)
+		e1.Embed(seqB, tc.stride, tc.w, tc.h, 0, tc.pts, -1)
+		e1.Embed(seqA, tc.stride, tc.w, tc.h, 0, tc.pts, +1)
+		pairA, pairB := bytes.Clone(orig), bytes.Clone(orig)
+		e2 := embedder(t)
+		e2.EmbedPair(pairA, tc.stride, pairB, tc.stride, tc.w, tc.h, 0, tc.pts)
+		if !bytes.Equal(seqA, pairA) || !bytes.Equal(seqB, pairB) {
+			t.Fatalf("%dx%d at %s: EmbedPair differs from Embed (A equal %v, B equal %v)", tc.w, tc.h, tc.pts,
+				bytes.Equal(seqA, pairA), bytes.Equal(seqB, pairB))
+		}
+		if bytes.Equal(pairA, orig) {
+			t.Fatalf("%dx%d: nothing marked", tc.w, tc.h)
+		}
+	}
+}
+
+func BenchmarkEmbedPair1080p(b *testing.B) {
+	const w, h = 1920, 1080
+	e := embedder(b)
+	orig := texture(w, h, w, 6)
+	pa, pb := bytes.Clone(orig), bytes.Clone(orig)
+	b.SetBytes(2 * w * h)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		pts := 500*time.Millisecond + time.Duration(i%1000)*time.Millisecond // as BenchmarkEmbedAB1080p
+		e.EmbedPair(pa, w, pb, w, w, h, 0, pts)
+	}
+}
