@@ -425,13 +425,23 @@ func (e *Embedder) blockStrengths(luma []byte, stride, w, by, bh int, s []int32)
 	rows := [4][]byte{luma[r0*stride:][:w], luma[n0*stride:][:w], luma[r1*stride:][:w], luma[n1*stride:][:w]}
 	for x0 := 0; x0 < w; x0 += block {
 		var act, sum int32
-		for c := x0; c < x0+block; c += 2 {
-			x := min(c, w-1)
-			xr := min(c+1, w-1)
-			p0, p1 := int32(rows[0][x]), int32(rows[2][x])
-			act += abs32(p0-int32(rows[0][xr])) + abs32(p0-int32(rows[1][x])) +
-				abs32(p1-int32(rows[2][xr])) + abs32(p1-int32(rows[3][x]))
-			sum += p0 + p1
+		if x0+block <= w {
+			// Interior block: constant offsets, no bounds checks.
+			a, b, c, d := rows[0][x0:][:block], rows[1][x0:][:block], rows[2][x0:][:block], rows[3][x0:][:block]
+			for k := 0; k < block; k += 2 {
+				p0, p1 := int32(a[k]), int32(c[k])
+				act += abs32(p0-int32(a[k+1])) + abs32(p0-int32(b[k])) + abs32(p1-int32(c[k+1])) + abs32(p1-int32(d[k]))
+				sum += p0 + p1
+			}
+		} else {
+			for c := x0; c < x0+block; c += 2 {
+				x := min(c, w-1)
+				xr := min(c+1, w-1)
+				p0, p1 := int32(rows[0][x]), int32(rows[2][x])
+				act += abs32(p0-int32(rows[0][xr])) + abs32(p0-int32(rows[1][x])) +
+					abs32(p1-int32(rows[2][xr])) + abs32(p1-int32(rows[3][x]))
+				sum += p0 + p1
+			}
 		}
 		mean := sum / 8
 		// Texture: full strength from a mean gradient of 6 levels, a floor of
@@ -451,8 +461,6 @@ func (e *Embedder) blockStrengths(luma []byte, stride, w, by, bh int, s []int32)
 }
 
 func abs32(v int32) int32 {
-	if v < 0 {
-		return -v
-	}
-	return v
+	m := v >> 31
+	return (v ^ m) - m
 }
