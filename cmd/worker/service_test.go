@@ -226,10 +226,11 @@ func TestFleetNATSRestart(t *testing.T) {
 	}
 }
 
-// TestFleetThreeWorkersSixJobs: jobs spread over a fleet, each done once.
+// TestFleetThreeWorkersSixJobs: jobs spread over a fleet (one worker runs
+// two jobs at a time), each done once.
 func TestFleetThreeWorkersSixJobs(t *testing.T) {
 	f := fleet.New(t)
-	ws := []*fleet.Worker{f.StartWorker("w1"), f.StartWorker("w2"), f.StartWorker("w3")}
+	ws := []*fleet.Worker{f.StartWorker("w1", "--concurrency", "2"), f.StartWorker("w2"), f.StartWorker("w3")}
 	clip := testmedia.Clip(t, "noaudio.mp4")
 	var jobs []string
 	for i := range 6 {
