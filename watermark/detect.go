@@ -1,6 +1,7 @@
 package watermark
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -79,17 +80,99 @@ func Detect(ref *Reference, suspect []Picture, code *Code) (*Result, error) {
 		}
 		mean[j], diff[j], times[j] = m, d, ref.A[j].PTS
 	}
-	al := align(ref, mean, times, suspect)
+	// The picture alone can mistake a crop for a time shift (a zoom looks
+	// like both): the alignments whose picture match is close to the best
+	// are all scored, and the one where the mark is strongest wins.
+	var perSeg map[int]*segAcc
+	var sigma float64
+	var al alignment
+	bestEvidence := -1.0
+	for _, cand := range align(ref, mean, times, suspect) {
+		ps, sg := scoreFrames(ref, mean, diff, times, suspect, cand)
+		if ev := evidence(ps, sg); ev > bestEvidence {
+			bestEvidence, perSeg, sigma, al = ev, ps, sg, cand
+		}
+	}
+
+	res := &Result{Verdict: "inconclusive", FalsePositiveBound: FalsePositiveBound, Offset: al.offset, Crop: al.crop}
+	L := code.PatternLen()
+	scores := make([]float64, L)
+	segs := make([]int, 0, len(perSeg))
+	for k := range perSeg {
+		segs = append(segs, k)
+	}
+	sort.Ints(segs)
+	for _, k := range segs {
+		a := perSeg[k]
+		mu, wsum := a.est()
+		z := mu * math.Sqrt(wsum) / sigma
+		ss := SegmentScore{Segment: k, Position: ref.Positions[k], Score: z, Frames: len(a.c)}
+		if math.Abs(z) >= CallThreshold {
+			bit := 0 // variant A
+			if z < 0 {
+				bit = 1
+			}
+			ss.Bit = &bit
+		}
+		res.Segments = append(res.Segments, ss)
+		// Variant A (positive score) is bit 0; the decoder wants > 0 for 1.
+		scores[ref.Positions[k]%L] += max(-8, min(8, -z))
+		res.SegmentsUsed++
+	}
+	d, err := code.Decode(scores)
+	if err != nil {
+		return nil, err
+	}
+	if d.OK {
+		res.Verdict = "identified"
+		res.WMID = &d.WMID
+	}
+	return res, nil
+}
+
+// nearest is the index of the reference frame shown at time t, or -1
+// outside the reference.
+// segAcc collects a segment's per-frame scores: the regression coefficient
+// of the residual on the A−B difference (c = rd/dd) and its weight dd.
+// Frames where the variants differ more (mid-segment, full strength)
+// measure the sign better than those in the ramps, so a segment's
+// estimate is Σrd/Σdd.
+type segAcc struct {
+	c, w []float64
+}
+
+func (a *segAcc) est() (mu, wsum float64) {
+	var cw float64
+	for i, c := range a.c {
+		cw += c * a.w[i]
+		wsum += a.w[i]
+	}
+	return cw / wsum, wsum
+}
+
+// evidence is the strength of the mark under an alignment: the mean z² of
+// its segments.
+func evidence(perSeg map[int]*segAcc, sigma float64) float64 {
+	if len(perSeg) == 0 {
+		return 0
+	}
+	var s float64
+	for _, a := range perSeg {
+		mu, wsum := a.est()
+		z := mu * math.Sqrt(wsum) / sigma
+		s += z * z
+	}
+	return s / float64(len(perSeg))
+}
+
+// scoreFrames scores every suspect frame against the reference frame it
+// shows under al, and returns the per-segment scores and their pooled
+// noise.
+func scoreFrames(ref *Reference, mean, diff [][]float32, times []time.Duration, suspect []Picture, al alignment) (map[int]*segAcc, float64) {
+	n := ref.W * ref.H
 
 	// Score every suspect frame against the reference frame it shows.
-	// Per frame: the regression coefficient of the residual on the A−B
-	// difference (c = rd/dd) and its weight dd: frames where the variants
-	// differ more (mid-segment, full strength) measure the sign better
-	// than those in the ramps, so a segment's estimate is Σrd/Σdd.
-	type acc struct {
-		c, w []float64
-	}
-	perSeg := map[int]*acc{}
+	perSeg := map[int]*segAcc{}
 	r := make([]float32, n)
 	for _, sp := range suspect {
 		j := nearest(times, sp.PTS+al.offset)
@@ -120,19 +203,11 @@ func Detect(ref *Reference, suspect []Picture, code *Code) (*Result, error) {
 			continue // the variants do not differ here
 		}
 		if perSeg[seg] == nil {
-			perSeg[seg] = &acc{}
+			perSeg[seg] = &segAcc{}
 		}
 		w := dd / float64(n) // mean squared difference per pixel
 		perSeg[seg].c = append(perSeg[seg].c, rd/dd)
 		perSeg[seg].w = append(perSeg[seg].w, w)
-	}
-	est := func(a *acc) (mu, wsum float64) {
-		var cw float64
-		for i, c := range a.c {
-			cw += c * a.w[i]
-			wsum += a.w[i]
-		}
-		return cw / wsum, wsum
 	}
 
 	// Pooled noise of the per-frame scores around their segment's
@@ -140,7 +215,7 @@ func Detect(ref *Reference, suspect []Picture, code *Code) (*Result, error) {
 	var ss float64
 	var cnt int
 	for _, a := range perSeg {
-		mu, _ := est(a)
+		mu, _ := a.est()
 		for i, c := range a.c {
 			ss += a.w[i] * (c - mu) * (c - mu)
 			cnt++
@@ -152,44 +227,9 @@ func Detect(ref *Reference, suspect []Picture, code *Code) (*Result, error) {
 	}
 	sigma = max(sigma, 1e-6)
 
-	res := &Result{Verdict: "inconclusive", FalsePositiveBound: FalsePositiveBound, Offset: al.offset, Crop: al.crop}
-	L := code.PatternLen()
-	scores := make([]float64, L)
-	segs := make([]int, 0, len(perSeg))
-	for k := range perSeg {
-		segs = append(segs, k)
-	}
-	sort.Ints(segs)
-	for _, k := range segs {
-		a := perSeg[k]
-		mu, wsum := est(a)
-		z := mu * math.Sqrt(wsum) / sigma
-		ss := SegmentScore{Segment: k, Position: ref.Positions[k], Score: z, Frames: len(a.c)}
-		if math.Abs(z) >= CallThreshold {
-			bit := 0 // variant A
-			if z < 0 {
-				bit = 1
-			}
-			ss.Bit = &bit
-		}
-		res.Segments = append(res.Segments, ss)
-		// Variant A (positive score) is bit 0; the decoder wants > 0 for 1.
-		scores[ref.Positions[k]%L] += max(-8, min(8, -z))
-		res.SegmentsUsed++
-	}
-	d, err := code.Decode(scores)
-	if err != nil {
-		return nil, err
-	}
-	if d.OK {
-		res.Verdict = "identified"
-		res.WMID = &d.WMID
-	}
-	return res, nil
+	return perSeg, sigma
 }
 
-// nearest is the index of the reference frame shown at time t, or -1
-// outside the reference.
 func nearest(times []time.Duration, t time.Duration) int {
 	i := sort.Search(len(times), func(i int) bool { return times[i] >= t })
 	switch {
@@ -239,10 +279,10 @@ type alignment struct {
 	crop   float64
 }
 
-// align finds the time offset and centred crop under which the suspect
+// align returns the time offsets and centred crops under which the suspect
 // looks most like the reference (smallest mean absolute difference over a
-// sample of suspect frames).
-func align(ref *Reference, mean [][]float32, times []time.Duration, suspect []Picture) alignment {
+// sample of suspect frames): the best and up to three within 25 % of it.
+func align(ref *Reference, mean [][]float32, times []time.Duration, suspect []Picture) []alignment {
 	sample := suspect
 	if len(sample) > 24 {
 		sample = make([]Picture, 24)
@@ -250,8 +290,11 @@ func align(ref *Reference, mean [][]float32, times []time.Duration, suspect []Pi
 			sample[i] = suspect[i*len(suspect)/24]
 		}
 	}
-	best := alignment{crop: 1}
-	bestCost := math.Inf(1)
+	type cand struct {
+		al   alignment
+		cost float64
+	}
+	var cands []cand
 	n := ref.W * ref.H
 	t0 := sample[0].PTS
 	for _, crop := range []float64{1, 0.95, 0.9, 0.85, 0.8} {
@@ -284,10 +327,20 @@ func align(ref *Reference, mean [][]float32, times []time.Duration, suspect []Pi
 			if used < len(sample)/2 {
 				continue
 			}
-			if cost /= float64(used); cost < bestCost {
-				bestCost, best = cost, alignment{offset: offset, crop: crop}
-			}
+			cands = append(cands, cand{alignment{offset: offset, crop: crop}, cost / float64(used)})
 		}
 	}
-	return best
+	if len(cands) == 0 {
+		return []alignment{{crop: 1}}
+	}
+	slices.SortFunc(cands, func(a, b cand) int { return cmp.Compare(a.cost, b.cost) })
+	// The best match and those close to it (at most 4 in all).
+	out := []alignment{cands[0].al}
+	for _, c := range cands[1:] {
+		if len(out) == 4 || c.cost > 1.25*cands[0].cost {
+			break
+		}
+		out = append(out, c.al)
+	}
+	return out
 }

@@ -108,6 +108,7 @@ func TestDetectLeak(t *testing.T) {
 		{"libx264 CRF 28 at 640x360", []string{"-c:v", "libx264", "-preset", "veryfast", "-crf", "28", "-vf", "scale=640:360"}},
 		{"libx264 CRF 35 at 426x240", []string{"-c:v", "libx264", "-preset", "veryfast", "-crf", "35", "-vf", "scale=426:240"}},
 		{"first 3.3 s trimmed, fps=30", []string{"-ss", "3.3", "-c:v", "libx264", "-preset", "veryfast", "-crf", "26", "-vf", "fps=30"}},
+		{"10% crop, rescaled", []string{"-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-vf", "crop=iw*0.9:ih*0.9,scale=640:360"}},
 	} {
 		r := detect(reencode(t, sess, at.args...))
 		wrong, called := 0, 0
