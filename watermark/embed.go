@@ -349,15 +349,23 @@ func (e *Embedder) EmbedPair(a []byte, strideA int, b []byte, strideB, w, h, seg
 			baseB, qb := kb>>fixShift, (kb&(1<<fixShift-1))>>(fixShift-6)
 			ma, mb := masks[phase|int(qa)&63], masks[phase|int(qb)&63]
 			var xa, xb uint64
-			if baseA >= 0 {
-				xa = addSat(x, uint64(baseA)*ones+ma)
+			if inMidRange(x) && baseA > -16 && baseA < 15 && baseB > -16 && baseB < 15 {
+				// No byte is below 16 or above 239 and no change exceeds 15:
+				// nothing saturates and no byte carries into the next, so
+				// plain 64-bit arithmetic gives the saturating result.
+				xa = x + uint64(baseA)*ones + ma
+				xb = x + uint64(baseB)*ones + mb
 			} else {
-				xa = subSat(x, uint64(-baseA)*ones-ma)
-			}
-			if baseB >= 0 {
-				xb = addSat(x, uint64(baseB)*ones+mb)
-			} else {
-				xb = subSat(x, uint64(-baseB)*ones-mb)
+				if baseA >= 0 {
+					xa = addSat(x, uint64(baseA)*ones+ma)
+				} else {
+					xa = subSat(x, uint64(-baseA)*ones-ma)
+				}
+				if baseB >= 0 {
+					xb = addSat(x, uint64(baseB)*ones+mb)
+				} else {
+					xb = subSat(x, uint64(-baseB)*ones-mb)
+				}
 			}
 			binary.LittleEndian.PutUint64(pa, xa)
 			binary.LittleEndian.PutUint64(pb, xb)
@@ -384,6 +392,15 @@ const (
 	ones = 0x0101010101010101
 	high = 0x8080808080808080
 )
+
+// inMidRange reports whether every byte of x is within 16..239 (its top
+// nibble is neither 0 nor 15).
+func inMidRange(x uint64) bool {
+	const lo, nib = 0x0101010101010101, 0x0f0f0f0f0f0f0f0f
+	n := (x >> 4) & nib
+	f := n ^ nib
+	return ((n-lo)&^n|(f-lo)&^f)&high == 0
+}
 
 // addSat adds the bytes of d (each < 128) to those of x, saturating at 255.
 func addSat(x, d uint64) uint64 {

@@ -324,3 +324,22 @@ func BenchmarkEmbedPair1080p(b *testing.B) {
 		e.EmbedPair(pa, w, pb, w, w, h, 0, pts)
 	}
 }
+
+// TestEmbedPairLimitedRange: on limited-range video (16..235), where the
+// fast path without saturation runs, EmbedPair still equals Embed.
+func TestEmbedPairLimitedRange(t *testing.T) {
+	const w, h = 1280, 720
+	orig := texture(w, h, w, 11)
+	for i, v := range orig {
+		orig[i] = 16 + byte(int(v)*219/255)
+	}
+	seqA, seqB := bytes.Clone(orig), bytes.Clone(orig)
+	e1 := embedder(t)
+	e1.Embed(seqB, w, w, h, 0, time.Second, -1)
+	e1.Embed(seqA, w, w, h, 0, time.Second, +1)
+	pairA, pairB := bytes.Clone(orig), bytes.Clone(orig)
+	embedder(t).EmbedPair(pairA, w, pairB, w, w, h, 0, time.Second)
+	if !bytes.Equal(seqA, pairA) || !bytes.Equal(seqB, pairB) || bytes.Equal(pairA, orig) {
+		t.Fatal("EmbedPair differs from Embed on limited-range video")
+	}
+}
