@@ -237,29 +237,12 @@ func (e *Embedder) Embed(luma []byte, stride, w, h, segment int, pts time.Durati
 	pat := e.quantPattern(w, h, segment)
 	amp := e.ampQ * env / 256 * int32(sign)
 	bw := (w + block - 1) / block
-	// Strengths are computed block row by block row, just before the row
-	// is marked, while its pixels are in cache; the other variant of the
-	// same frame reuses them.
-	recompute := e.str.w != w || e.str.h != h || e.str.pts != pts || e.str.segment != segment
-	if recompute {
-		e.str = strengthMap{w: w, h: h, pts: pts, segment: segment, s: e.str.s[:0]}
-		e.frame++
-	}
-	doff := int(e.frame*2654435761) & (ditherSize - 1)
-	if cap(e.scaled) < bw {
-		e.scaled = make([]int32, bw)
-	}
-	srow := e.scaled[:bw]
+	recompute, doff, srow := e.beginFrame(w, h, segment, pts, bw)
 	full := w &^ (block - 1)
 	nfull := full / block
 	for y := range h {
 		if y%block == 0 {
-			if recompute {
-				e.str.s = e.blockStrengths(luma, stride, w, y, min(block, h-y), e.str.s)
-			}
-			for i, v := range e.str.s[(y/block)*bw : (y/block+1)*bw] {
-				srow[i] = v * amp
-			}
+			e.scaleBlockRow(luma, stride, w, h, y, bw, recompute, amp, srow)
 		}
 		row := luma[y*stride : y*stride+w]
 		prow := pat[y*bw : (y+1)*bw]
@@ -295,6 +278,35 @@ func (e *Embedder) Embed(luma []byte, stride, w, h, segment int, pts time.Durati
 	}
 }
 
+// beginFrame prepares marking a frame of w×h (bw blocks per row): whether
+// its strengths must be computed (the other variant of the same frame, at
+// the same size and time, reuses them), its dither offset, and the row
+// buffer of scaled strengths.
+func (e *Embedder) beginFrame(w, h, segment int, pts time.Duration, bw int) (recompute bool, doff int, srow []int32) {
+	recompute = e.str.w != w || e.str.h != h || e.str.pts != pts || e.str.segment != segment
+	if recompute {
+		e.str = strengthMap{w: w, h: h, pts: pts, segment: segment, s: e.str.s[:0]}
+		e.frame++
+	}
+	doff = int(e.frame*2654435761) & (ditherSize - 1)
+	if cap(e.scaled) < bw {
+		e.scaled = make([]int32, bw)
+	}
+	return recompute, doff, e.scaled[:bw]
+}
+
+// scaleBlockRow fills srow with the strengths of the block row at y times
+// amp, computing them first when needed: block row by block row, just
+// before the row is marked, while its pixels are in cache.
+func (e *Embedder) scaleBlockRow(luma []byte, stride, w, h, y, bw int, recompute bool, amp int32, srow []int32) {
+	if recompute {
+		e.str.s = e.blockStrengths(luma, stride, w, y, min(block, h-y), e.str.s)
+	}
+	for i, v := range e.str.s[(y/block)*bw : (y/block+1)*bw] {
+		srow[i] = v * amp
+	}
+}
+
 // EmbedPair marks both variants of a frame in one pass: a is variant A
 // (sign +1) and b variant B (sign -1), two planes holding the same picture
 // (b may have another stride). The result is byte for byte that of Embed
@@ -311,26 +323,12 @@ func (e *Embedder) EmbedPair(a []byte, strideA int, b []byte, strideB, w, h, seg
 	pat := e.quantPattern(w, h, segment)
 	amp := e.ampQ * env / 256 // for A; B gets -amp
 	bw := (w + block - 1) / block
-	recompute := e.str.w != w || e.str.h != h || e.str.pts != pts || e.str.segment != segment
-	if recompute {
-		e.str = strengthMap{w: w, h: h, pts: pts, segment: segment, s: e.str.s[:0]}
-		e.frame++
-	}
-	doff := int(e.frame*2654435761) & (ditherSize - 1)
-	if cap(e.scaled) < bw {
-		e.scaled = make([]int32, bw)
-	}
-	srow := e.scaled[:bw]
+	recompute, doff, srow := e.beginFrame(w, h, segment, pts, bw)
 	full := w &^ (block - 1)
 	nfull := full / block
 	for y := range h {
 		if y%block == 0 {
-			if recompute {
-				e.str.s = e.blockStrengths(a, strideA, w, y, min(block, h-y), e.str.s)
-			}
-			for i, v := range e.str.s[(y/block)*bw : (y/block+1)*bw] {
-				srow[i] = v * amp
-			}
+			e.scaleBlockRow(a, strideA, w, h, y, bw, recompute, amp, srow)
 		}
 		rowA := a[y*strideA : y*strideA+w]
 		rowB := b[y*strideB : y*strideB+w]
