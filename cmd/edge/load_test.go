@@ -146,9 +146,6 @@ func BenchmarkEdgeLoad(b *testing.B) {
 // TestEdgeLoadSlice is a small, fast slice of BenchmarkEdgeLoad: the load
 // generator works and the edge answers every request under concurrency.
 func TestEdgeLoadSlice(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short")
-	}
 	*loadTime = time.Second
 	res := testing.Benchmark(BenchmarkEdgeLoad)
 	if res.N == 0 || res.Extra["edge-req/s"] <= 0 {

@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -278,7 +277,7 @@ func TestComposeSettings(t *testing.T) {
 		"ABSEAL_S3_ENDPOINT": m.Endpoint, "ABSEAL_EDGE_ADDR": "127.0.0.1:0"})...)
 	ecmd := exec.Command(edgeBin, edgeSvc.Command...)
 	ecmd.Env = edgeEnv
-	var elogs syncBuffer
+	var elogs fleet.LockedBuffer
 	ecmd.Stdout, ecmd.Stderr = &elogs, &elogs
 	ecmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := ecmd.Start(); err != nil {
@@ -322,24 +321,6 @@ func TestComposeSettings(t *testing.T) {
 	if resp.StatusCode != 200 || len(body) < 1000 || !bytes.Contains(body[:64], []byte("moof")) && !bytes.Contains(body[:64], []byte("styp")) {
 		t.Fatalf("segment through the edge: %d, %d bytes", resp.StatusCode, len(body))
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a process's output and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startNATS starts the in-process JetStream server the compose file's

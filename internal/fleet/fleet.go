@@ -178,23 +178,24 @@ func (f *Fleet) StartMinIO() {
 type Worker struct {
 	Name string
 	cmd  *exec.Cmd
-	Logs *lockedBuffer
+	Logs *LockedBuffer
 	done chan struct{}
 	err  error
 }
 
-type lockedBuffer struct {
+// LockedBuffer is a bytes.Buffer a process can write while a test reads it.
+type LockedBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+func (l *LockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *lockedBuffer) String() string {
+func (l *LockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
@@ -225,7 +226,7 @@ func (f *Fleet) StartWorker(name string, extra ...string) *Worker {
 	}, extra...)
 	cmd := exec.Command(WorkerBin(f.t), args...)
 	cmd.Env = append(os.Environ(), "ABSEAL_S3_SECRET_KEY="+f.MinIO.SecretKey)
-	w := &Worker{Name: name, cmd: cmd, Logs: &lockedBuffer{}, done: make(chan struct{})}
+	w := &Worker{Name: name, cmd: cmd, Logs: &LockedBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = w.Logs, w.Logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
