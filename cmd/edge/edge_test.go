@@ -181,6 +181,10 @@ func TestForensicLoop(t *testing.T) {
 	tokDirect := v.token("--asset", asset, "--wmid", "4660", "--direct")
 	tokECDH := v.token("--asset", asset, "--wmid", "4660", "--direct", "--encrypt", "--issuer-key-file", issuerKey)
 
+	if r, body := v.get("/healthz"); r.StatusCode != 200 || !strings.Contains(string(body), "ok") {
+		t.Fatalf("/healthz: %d", r.StatusCode)
+	}
+
 	// Refusals.
 	seg := "/assets/" + asset + "/360p/seg-00005.m4s"
 	if r, _ := v.get(seg); r.StatusCode != 401 {
