@@ -15,6 +15,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 )
 
 // MinIO is a MinIO server process on loopback.
@@ -136,7 +139,7 @@ func startMinIO(ctx context.Context, bin string, cfg MinIOConfig, port, console 
 		resp, err := client.Get(ready)
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if resp.StatusCode == http.StatusOK && m.serving(ctx) {
 				return m, nil
 			}
 		}
@@ -145,6 +148,27 @@ func startMinIO(ctx context.Context, bin string, cfg MinIOConfig, port, console 
 			return nil, fmt.Errorf("devenv: minio not ready at %s after 60s: %s", addr, out.String())
 		}
 	}
+}
+
+// serving reports whether authenticated S3 calls work: the health endpoint
+// can answer before the object layer, IAM and bucket metadata are up, and
+// until they are every S3 call fails with "Server not initialized yet".
+func (m *MinIO) serving(ctx context.Context) bool {
+	c, err := minio.New(m.Endpoint, &minio.Options{
+		Creds:      credentials.NewStaticV4(m.AccessKey, m.SecretKey, ""),
+		MaxRetries: 1,
+	})
+	if err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, err := c.ListBuckets(ctx); err != nil {
+		return false
+	}
+	// A bucket look-up that must answer "no such bucket", not "not ready".
+	_, err = c.BucketExists(ctx, "abseal-readiness-"+randomHex(4))
+	return err == nil
 }
 
 // Close stops the server (SIGTERM, then SIGKILL after 5 s) and waits for it.
