@@ -33,8 +33,8 @@ import (
 
 	"github.com/abseal/abseal/cmaf"
 	"github.com/abseal/abseal/envelope"
+	"github.com/abseal/abseal/internal/cliconf"
 	"github.com/abseal/abseal/pipeline"
-	"github.com/abseal/abseal/storage/s3"
 	"github.com/abseal/abseal/transcode"
 	"github.com/abseal/abseal/watermark"
 )
@@ -62,11 +62,17 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	opID := fl.Uint64("operator", 0, "operator id (wmopid)")
 	asJSON := fl.Bool("json", false, "print the result as JSON")
 	bucket := fl.String("bucket", "", "output bucket holding the sealed asset (instead of --asset)")
-	endpoint := fl.String("s3-endpoint", envOr("ABSEAL_S3_ENDPOINT", "127.0.0.1:9000"), "S3/MinIO endpoint")
-	access := fl.String("s3-access-key", os.Getenv("ABSEAL_S3_ACCESS_KEY"), "S3 access key")
-	secretFile := fl.String("s3-secret-key-file", os.Getenv("ABSEAL_S3_SECRET_KEY_FILE"), "file with the S3 secret key (or ABSEAL_S3_SECRET_KEY)")
-	kekURI := fl.String("kek-uri", os.Getenv("ABSEAL_KEK_URI"), "KEK (keyset path or KMS URI): opens the sealed asset and a wrapped watermark key")
+	var (
+		env     cliconf.Env
+		s3conf  cliconf.S3
+		kekconf cliconf.KEK
+	)
+	s3conf.Flags(fl, &env)
+	kekconf.Flags(fl, &env)
 	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	if err := env.Err(); err != nil {
 		return err
 	}
 	if (*asset == "") == (*bucket == "") || *suspect == "" || *keyFile == "" {
@@ -74,9 +80,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return errors.New("--suspect, --watermark-key and one of --asset and --bucket are required")
 	}
 	var kek *envelope.KEK
-	if *kekURI != "" {
+	if kekconf.URI != "" {
 		var err error
-		if kek, err = envelope.OpenKEK(ctx, *kekURI, envelope.KEKOptions{}); err != nil {
+		if kek, err = kekconf.Open(ctx); err != nil {
 			return err
 		}
 	}
@@ -101,15 +107,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		if kek == nil {
 			return errors.New("--kek-uri is required with --bucket (the asset is sealed)")
 		}
-		secret := os.Getenv("ABSEAL_S3_SECRET_KEY")
-		if *secretFile != "" {
-			b, err := os.ReadFile(*secretFile)
-			if err != nil {
-				return err
-			}
-			secret = strings.TrimSpace(string(b))
-		}
-		st, err := s3.New(s3.Config{Endpoint: *endpoint, Bucket: *bucket, AccessKey: *access, SecretKey: secret})
+		st, err := s3conf.Store(*bucket)
 		if err != nil {
 			return err
 		}
@@ -195,13 +193,6 @@ func largestRendition(asset string) (string, error) {
 		return "", fmt.Errorf("no watermarked rendition (with a/ and b/ variants) in %s", asset)
 	}
 	return best, nil
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
 }
 
 // readWatermarkKey reads the master key: wrapped by the KEK, or in clear.

@@ -49,6 +49,7 @@ import (
 
 	"github.com/abseal/abseal/delivery"
 	"github.com/abseal/abseal/envelope"
+	"github.com/abseal/abseal/internal/cliconf"
 	"github.com/abseal/abseal/pipeline"
 	"github.com/abseal/abseal/queue"
 	"github.com/abseal/abseal/storage/s3"
@@ -69,51 +70,42 @@ func main() {
 
 var errUsage = errors.New("usage")
 
-func env(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok {
-		return v
-	}
-	return def
-}
-
 // settings shared by the commands.
 type settings struct {
-	natsURL, endpoint, access, secretFile, bucket string
-	tls                                           bool
-	kekURI, wmKey, tokenKey, patternKey           string
+	natsURL, bucket             string
+	s3                          cliconf.S3
+	kekc                        cliconf.KEK
+	wmKey, tokenKey, patternKey string
+	env                         cliconf.Env
 }
 
 func (s *settings) flags(fl *flag.FlagSet) {
-	fl.StringVar(&s.natsURL, "nats-url", env("ABSEAL_NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL")
-	fl.StringVar(&s.endpoint, "s3-endpoint", env("ABSEAL_S3_ENDPOINT", "127.0.0.1:9000"), "S3/MinIO endpoint")
-	fl.StringVar(&s.access, "s3-access-key", env("ABSEAL_S3_ACCESS_KEY", ""), "S3 access key")
-	fl.StringVar(&s.secretFile, "s3-secret-key-file", env("ABSEAL_S3_SECRET_KEY_FILE", ""), "file with the S3 secret key (or ABSEAL_S3_SECRET_KEY)")
-	tls, _ := strconv.ParseBool(os.Getenv("ABSEAL_S3_TLS"))
-	fl.BoolVar(&s.tls, "s3-tls", tls, "HTTPS to S3")
-	fl.StringVar(&s.bucket, "bucket", env("ABSEAL_OUTPUT_BUCKET", "assets"), "the worker's output bucket")
-	fl.StringVar(&s.kekURI, "kek-uri", env("ABSEAL_KEK_URI", ""), "KEK: keyset path or KMS URI")
-	fl.StringVar(&s.wmKey, "watermark-key-file", env("ABSEAL_WATERMARK_KEY_FILE", ""), "watermark master key (wrapped by the KEK): indirect-mode tokens")
-	fl.StringVar(&s.tokenKey, "token-key-file", env("ABSEAL_TOKEN_KEY_FILE", ""), "token key: hex HMAC secret or PEM EC P-256 key")
-	fl.StringVar(&s.patternKey, "pattern-key-file", env("ABSEAL_PATTERN_KEY_FILE", ""), "key of encrypted direct-mode patterns: hex A256GCM key, or the edge's PEM EC P-256 key (ECDH-SS+A128KW)")
+	e := &s.env
+	cliconf.NATSFlag(fl, e, &s.natsURL)
+	s.s3.Flags(fl, e)
+	fl.StringVar(&s.bucket, "bucket", e.String("ABSEAL_OUTPUT_BUCKET", "assets"), "the worker's output bucket")
+	s.kekc.Flags(fl, e)
+	fl.StringVar(&s.wmKey, "watermark-key-file", e.String("ABSEAL_WATERMARK_KEY_FILE", ""), "watermark master key (wrapped by the KEK): indirect-mode tokens")
+	fl.StringVar(&s.tokenKey, "token-key-file", e.String("ABSEAL_TOKEN_KEY_FILE", ""), "token key: hex HMAC secret or PEM EC P-256 key")
+	fl.StringVar(&s.patternKey, "pattern-key-file", e.String("ABSEAL_PATTERN_KEY_FILE", ""), "key of encrypted direct-mode patterns: hex A256GCM key, or the edge's PEM EC P-256 key (ECDH-SS+A128KW)")
 }
 
-func (s *settings) store() (*s3.Store, error) {
-	secret := os.Getenv("ABSEAL_S3_SECRET_KEY")
-	if s.secretFile != "" {
-		b, err := os.ReadFile(s.secretFile)
-		if err != nil {
-			return nil, fmt.Errorf("s3-secret-key-file: %w", err)
-		}
-		secret = strings.TrimSpace(string(b))
+// parse parses the flags and reports environment variables that did not
+// parse.
+func (s *settings) parse(fl *flag.FlagSet, args []string) error {
+	if err := fl.Parse(args); err != nil {
+		return err
 	}
-	return s3.New(s3.Config{Endpoint: s.endpoint, Bucket: s.bucket, AccessKey: s.access, SecretKey: secret, Secure: s.tls})
+	return s.env.Err()
 }
+
+func (s *settings) store() (*s3.Store, error) { return s.s3.Store(s.bucket) }
 
 func (s *settings) kek(ctx context.Context) (*envelope.KEK, error) {
-	if s.kekURI == "" {
+	if s.kekc.URI == "" {
 		return nil, fmt.Errorf("%w: --kek-uri (or ABSEAL_KEK_URI) is required", errUsage)
 	}
-	return envelope.OpenKEK(ctx, s.kekURI, envelope.KEKOptions{})
+	return s.kekc.Open(ctx)
 }
 
 func (s *settings) master(kek *envelope.KEK) ([]byte, error) {
@@ -149,10 +141,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fl.SetOutput(stderr)
 	var s settings
 	s.flags(fl)
-	addr := fl.String("addr", env("ABSEAL_EDGE_ADDR", ":8443"), "listen address")
+	addr := fl.String("addr", s.env.String("ABSEAL_EDGE_ADDR", ":8443"), "listen address")
 	sequencing := fl.Bool("sequencing", true, "serve A/B per the token's pattern (off: variant A for everyone)")
-	level := fl.String("log-level", env("ABSEAL_LOG_LEVEL", "info"), "debug, info, warn, error")
-	if err := fl.Parse(args); err != nil {
+	level := fl.String("log-level", s.env.String("ABSEAL_LOG_LEVEL", "info"), "debug, info, warn, error")
+	if err := s.parse(fl, args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	var lv slog.Level
@@ -261,7 +253,7 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	encrypt := fl.Bool("encrypt", false, "direct mode: encrypt the pattern for --pattern-key-file (hex: A256GCM; the edges' PEM EC key: ECDH-SS+A128KW)")
 	issuerKey := fl.String("issuer-key-file", "", "ECDH-SS: the issuer's static PEM EC P-256 private key")
 	patLen := fl.Int("pattern-length", 0, "indirect mode: wmpatlen (default: from the asset manifest)")
-	if err := fl.Parse(args); err != nil {
+	if err := s.parse(fl, args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if *asset == "" || s.tokenKey == "" {
@@ -354,7 +346,7 @@ func runAssemble(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	opID := fl.Uint64("operator", 0, "operator id (wmopid)")
 	rendition := fl.String("rendition", "", "rendition (default: the largest)")
 	out := fl.String("o", "", "output file (fragmented MP4)")
-	if err := fl.Parse(args); err != nil {
+	if err := s.parse(fl, args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if *asset == "" || *out == "" {
@@ -409,7 +401,7 @@ func runRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	sub := fl.String("sub", "", "session subject to revoke")
 	reason := fl.String("reason", "revoked by an operator", "why (kept with the entry)")
 	undo := fl.Bool("undo", false, "take the session off the deny-list")
-	if err := fl.Parse(args); err != nil {
+	if err := s.parse(fl, args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	var key string

@@ -27,13 +27,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/abseal/abseal/internal/cliconf"
 	"github.com/abseal/abseal/pipeline"
 	"github.com/abseal/abseal/queue"
 	"github.com/abseal/abseal/storage"
@@ -73,25 +73,24 @@ func exitCode(err error) int {
 	return 1
 }
 
-func env(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok {
-		return v
-	}
-	return def
-}
-
 type conn struct {
-	natsURL, endpoint, access, secretFile string
-	tls                                   bool
+	natsURL string
+	s3      cliconf.S3
+	env     cliconf.Env
 }
 
 func (c *conn) flags(fl *flag.FlagSet) {
-	fl.StringVar(&c.natsURL, "nats-url", env("ABSEAL_NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL")
-	fl.StringVar(&c.endpoint, "s3-endpoint", env("ABSEAL_S3_ENDPOINT", "127.0.0.1:9000"), "S3/MinIO endpoint host:port")
-	fl.StringVar(&c.access, "s3-access-key", env("ABSEAL_S3_ACCESS_KEY", ""), "S3 access key")
-	fl.StringVar(&c.secretFile, "s3-secret-key-file", env("ABSEAL_S3_SECRET_KEY_FILE", ""), "file holding the S3 secret key (or ABSEAL_S3_SECRET_KEY)")
-	tls, _ := strconv.ParseBool(os.Getenv("ABSEAL_S3_TLS"))
-	fl.BoolVar(&c.tls, "s3-tls", tls, "use HTTPS for S3")
+	cliconf.NATSFlag(fl, &c.env, &c.natsURL)
+	c.s3.Flags(fl, &c.env)
+}
+
+// parse parses the flags and reports environment variables that did not
+// parse.
+func (c *conn) parse(fl *flag.FlagSet, args []string) error {
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	return c.env.Err()
 }
 
 func (c *conn) queue(ctx context.Context) (*queue.Queue, func(), error) {
@@ -107,17 +106,7 @@ func (c *conn) queue(ctx context.Context) (*queue.Queue, func(), error) {
 	return q, nc.Close, nil
 }
 
-func (c *conn) store(bucket string) (*s3.Store, error) {
-	secret := os.Getenv("ABSEAL_S3_SECRET_KEY")
-	if c.secretFile != "" {
-		b, err := os.ReadFile(c.secretFile)
-		if err != nil {
-			return nil, fmt.Errorf("s3-secret-key-file: %w", err)
-		}
-		secret = strings.TrimSpace(string(b))
-	}
-	return s3.New(s3.Config{Endpoint: c.endpoint, Bucket: bucket, AccessKey: c.access, SecretKey: secret, Secure: c.tls})
-}
+func (c *conn) store(bucket string) (*s3.Store, error) { return c.s3.Store(bucket) }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "status" {
@@ -136,8 +125,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	wait := fl.Bool("wait", false, "follow the job(s) to the end")
 	timeout := fl.Duration("timeout", 0, "with --wait: give up after this long (0: never)")
 	asJSON := fl.Bool("json", false, "print JSON lines instead of text")
-	user := fl.String("requested-by", env("USER", "operator"), "who asks, recorded in the job")
-	if err := fl.Parse(args); err != nil {
+	user := fl.String("requested-by", c.env.String("USER", "operator"), "who asks, recorded in the job")
+	if err := c.parse(fl, args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	switch {
@@ -293,7 +282,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	// Job ids and flags in any order.
 	var ids []string
 	for {
-		if err := fl.Parse(args); err != nil {
+		if err := c.parse(fl, args); err != nil {
 			return fmt.Errorf("%w: %v", errUsage, err)
 		}
 		if fl.NArg() == 0 {

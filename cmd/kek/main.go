@@ -3,10 +3,14 @@
 //
 //	kek create [PATH]   write a new keyset (one AES256-GCM key, mode 0600)
 //	kek rotate [PATH]   add a new key and make it primary; old DEKs still open
-//	kek check  [PATH]   open the keyset and wrap/unwrap a test DEK
+//	kek check  [KEK]    open the KEK (keyset path or KMS URI) and wrap/unwrap a test DEK
 //	kek watermark-key OUT [KEK]
 //	                    write a new watermark master key, wrapped by the KEK
 //	                    (a keyset path or KMS URI), to OUT (mode 0600)
+//
+// A KMS KEK takes its credentials from flags given before the command
+// (--vault-token-file, --aws-credentials-file, --gcp-credentials-file) or
+// the matching ABSEAL_* variables, as the worker does.
 //
 // PATH defaults to .data/kek.json. Key material is never printed.
 package main
@@ -22,6 +26,7 @@ import (
 	"syscall"
 
 	"github.com/abseal/abseal/envelope"
+	"github.com/abseal/abseal/internal/cliconf"
 )
 
 // DefaultPath is where the development KEK lives.
@@ -39,9 +44,18 @@ func main() {
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("kek", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: kek create|rotate|check [PATH] (default %s) | kek watermark-key OUT [KEK]\n", DefaultPath)
+		fmt.Fprintf(fs.Output(), "usage: kek [KMS credential flags] create|rotate|check [PATH] (default %s) | kek [KMS credential flags] watermark-key OUT [KEK]\n", DefaultPath)
+		fs.PrintDefaults()
 	}
+	var (
+		env cliconf.Env
+		kc  cliconf.KEK
+	)
+	kc.CredentialFlags(fs, &env)
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := env.Err(); err != nil {
 		return err
 	}
 	if fs.Arg(0) == "watermark-key" {
@@ -52,7 +66,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		if fs.NArg() == 3 {
 			kekURI = fs.Arg(2)
 		}
-		kek, err := envelope.OpenKEK(ctx, kekURI, envelope.KEKOptions{})
+		kc.URI = kekURI
+		kek, err := kc.Open(ctx)
 		if err != nil {
 			return err
 		}
@@ -82,7 +97,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "rotated KEK keyset %s: new primary key added, older keys kept for unwrapping\n", path)
 	case "check":
-		kek, err := envelope.OpenKEK(ctx, path, envelope.KEKOptions{})
+		kc.URI = path
+		kek, err := kc.Open(ctx)
 		if err != nil {
 			return err
 		}

@@ -66,7 +66,7 @@ func runDev(ctx context.Context, cfg *config, log *slog.Logger, stdout io.Writer
 		return err
 	}
 	defer m.Close()
-	cfg.NATSURL, cfg.S3Endpoint, cfg.S3AccessKey, cfg.S3SecretKey = ns.URL, m.Endpoint, m.AccessKey, m.SecretKey
+	cfg.NATSURL, cfg.S3.Endpoint, cfg.S3.AccessKey, cfg.S3SecretKey = ns.URL, m.Endpoint, m.AccessKey, m.SecretKey
 	if len(cfg.IngestBuckets) == 0 {
 		cfg.IngestBuckets = []string{"ingest"}
 	}
@@ -84,19 +84,19 @@ func runDev(ctx context.Context, cfg *config, log *slog.Logger, stdout io.Writer
 			}
 		}
 	}
-	if cfg.KEKURI == "" {
-		cfg.KEKURI = filepath.Join(dir, "kek.json")
-		if _, err := os.Stat(cfg.KEKURI); errors.Is(err, os.ErrNotExist) {
-			if err := envelope.CreateLocalKEK(cfg.KEKURI); err != nil {
+	if cfg.KEK.URI == "" {
+		cfg.KEK.URI = filepath.Join(dir, "kek.json")
+		if _, err := os.Stat(cfg.KEK.URI); errors.Is(err, os.ErrNotExist) {
+			if err := envelope.CreateLocalKEK(cfg.KEK.URI); err != nil {
 				return err
 			}
-			log.Info("dev: created a local KEK", "path", cfg.KEKURI)
+			log.Info("dev: created a local KEK", "path", cfg.KEK.URI)
 		}
 	}
 	if cfg.WatermarkKey == "" {
 		cfg.WatermarkKey = filepath.Join(dir, "watermark.key")
 		if _, err := os.Stat(cfg.WatermarkKey); errors.Is(err, os.ErrNotExist) {
-			kek, err := envelope.OpenKEK(ctx, cfg.KEKURI, envelope.KEKOptions{})
+			kek, err := cfg.KEK.Open(ctx)
 			if err != nil {
 				return err
 			}
@@ -167,7 +167,7 @@ func randomHex(n int) string {
 // upload event) to the end and prints what was made.
 func demo(ctx context.Context, s *service, cfg *config, endpoint string, stdout io.Writer) error {
 	start := time.Now()
-	ingest, err := s3.New(s3.Config{Endpoint: endpoint, Bucket: cfg.IngestBuckets[0], AccessKey: cfg.S3AccessKey, SecretKey: cfg.S3SecretKey})
+	ingest, err := s3.New(s3.Config{Endpoint: endpoint, Bucket: cfg.IngestBuckets[0], AccessKey: cfg.S3.AccessKey, SecretKey: cfg.S3SecretKey})
 	if err != nil {
 		return err
 	}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/abseal/abseal/envelope"
 	"github.com/abseal/abseal/pipeline"
 	"github.com/abseal/abseal/profile"
 	"github.com/abseal/abseal/queue"
@@ -78,9 +77,7 @@ func (s *service) serve(ctx context.Context, stdout io.Writer) error {
 
 // newService connects to NATS and S3, opens the keys and the queue.
 func newService(ctx context.Context, cfg *config, log *slog.Logger) (*service, func(), error) {
-	kek, err := envelope.OpenKEK(ctx, cfg.KEKURI, envelope.KEKOptions{
-		VaultTokenFile: cfg.KEKOpts.Vault, AWSCredentialsFile: cfg.KEKOpts.AWS, GCPCredentialsFile: cfg.KEKOpts.GCP,
-	})
+	kek, err := cfg.KEK.Open(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -98,8 +95,8 @@ func newService(ctx context.Context, cfg *config, log *slog.Logger) (*service, f
 		log.Warn("no watermark key: assets get variant a only, without the A/B watermark")
 	}
 	s3cfg := func(bucket string) s3.Config {
-		return s3.Config{Endpoint: cfg.S3Endpoint, Bucket: bucket, AccessKey: cfg.S3AccessKey,
-			SecretKey: cfg.S3SecretKey, Secure: cfg.S3TLS}
+		return s3.Config{Endpoint: cfg.S3.Endpoint, Bucket: bucket, AccessKey: cfg.S3.AccessKey,
+			SecretKey: cfg.S3SecretKey, Secure: cfg.S3.TLS}
 	}
 	ocfg := s3cfg(cfg.OutputBucket)
 	ocfg.PartSize = s3.MinPartSize // objects are segments: small parts keep concurrent uploads lean
