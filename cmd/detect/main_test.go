@@ -54,7 +54,9 @@ func reencode(t *testing.T, in string, args ...string) string {
 }
 
 // A session's stream, re-encoded with libx264 CRF 28 at 640x360, names the
-// session; an unmarked encode of the same source does not.
+// session (and survives the other attacks of the slice below); an unmarked
+// encode of the same source and a session of another asset made from the
+// same source do not.
 func TestDetectLeak(t *testing.T) {
 	src := testmedia.Clip(t, "forensic-56s.mp4")
 	p, err := profile.Parse([]byte(`{"name":"forensic","segment_duration":"0.5s","rungs":[
@@ -131,6 +133,31 @@ func TestDetectLeak(t *testing.T) {
 	if r := detect(unmarked); r.Verdict != "inconclusive" || r.WMID != nil {
 		t.Fatalf("unmarked encode: verdict %s wmid %v", r.Verdict, r.WMID)
 	}
+
+	// The same title ingested as another asset carries that asset's marks:
+	// its leak matches this asset's pictures frame for frame, yet must not
+	// name a session of this asset.
+	other := filepath.Join(t.TempDir(), "other")
+	ost, err := fs.New(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	okey, _ := watermark.DeriveAssetKey([]byte(masterKey), "other")
+	oemb, err := watermark.NewEmbedder(okey, watermark.DefaultParams(time.Duration(p.SegmentDuration)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ores, err := pipeline.Render(t.Context(), src, p, pipeline.RenderOptions{Threads: 2,
+		Watermark: &pipeline.WatermarkOptions{Embedder: oemb, Unmarked: 1}}, storeWriter{ost})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ocode, _ := watermark.NewCode(okey, 16, 0)
+	otherLeak := reencode(t, session(t, other, ocode, wmid, ores.Positions), "-c:v", "libx264", "-preset", "veryfast", "-crf", "28", "-vf", "scale=640:360")
+	if r := detect(otherLeak); r.Verdict != "inconclusive" || r.WMID != nil {
+		t.Fatalf("another asset's leak: verdict %s wmid %v", r.Verdict, r.WMID)
+	}
+
 	var out bytes.Buffer
 	if err := run(t.Context(), []string{"--asset", asset, "--suspect", leak, "--watermark-key", keyFile,
 		"--segment-duration", "500ms", "--wmid-bits", "16"}, &out); err != nil || !strings.Contains(out.String(), "verdict: identified") {

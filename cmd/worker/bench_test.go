@@ -44,7 +44,8 @@ func BenchmarkJobOverhead(b *testing.B) {
 			Watermark: &pipeline.WatermarkOptions{Embedder: emb, Unmarked: 1}}, discardWriter{}); err != nil {
 			b.Fatal(err)
 		}
-		bare += time.Since(start)
+		bareRun := time.Since(start)
+		bare += bareRun
 
 		fl := fleet.New(b)
 		os.Remove(filepath.Join(fl.Profiles, "default.json")) // the built-in ladder
@@ -54,13 +55,15 @@ func BenchmarkJobOverhead(b *testing.B) {
 		upload += time.Since(start)
 		start = time.Now() // the job: from the uploaded object to its asset
 		st := fl.WaitState(job, 20*time.Minute, fleet.Final)
-		e2e += time.Since(start)
+		e2eRun := time.Since(start)
+		e2e += e2eRun
 		if st.Status != pipeline.StatusDone {
 			b.Fatalf("job: %+v", st)
 		}
 		for _, d := range st.Stages {
 			worker += time.Duration(d * float64(time.Second))
 		}
+		b.Logf("run %d: bare %.2fs, end to end %.2fs, worker stages (s): %v", i, bareRun.Seconds(), e2eRun.Seconds(), st.Stages)
 	}
 	n := float64(b.N)
 	b.ReportMetric(bare.Seconds()/n, "bare-s")
