@@ -53,6 +53,33 @@ func reencode(t *testing.T, in string, args ...string) string {
 	return out
 }
 
+// renderAsset renders src with profile p as the watermarked asset id (key
+// derived from masterKey) into a directory named after it, and returns the
+// directory, the render's result and the asset's 16-bit wmid code.
+func renderAsset(t *testing.T, src string, p *profile.Profile, id string) (string, *pipeline.RenderResult, *watermark.Code) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), id)
+	st, err := fs.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := watermark.DeriveAssetKey([]byte(masterKey), id)
+	emb, err := watermark.NewEmbedder(key, watermark.DefaultParams(time.Duration(p.SegmentDuration)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := pipeline.Render(t.Context(), src, p, pipeline.RenderOptions{Threads: 2,
+		Watermark: &pipeline.WatermarkOptions{Embedder: emb, Unmarked: 1}}, storeWriter{st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, err := watermark.NewCode(key, 16, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, res, code
+}
+
 // A session's stream, re-encoded with libx264 CRF 28 at 640x360, names the
 // session (and survives the other attacks of the slice below); an unmarked
 // encode of the same source and a session of another asset made from the
@@ -64,22 +91,7 @@ func TestDetectLeak(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	asset := filepath.Join(t.TempDir(), "forensic")
-	st, err := fs.New(asset)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, _ := watermark.DeriveAssetKey([]byte(masterKey), "forensic")
-	emb, err := watermark.NewEmbedder(key, watermark.DefaultParams(time.Duration(p.SegmentDuration)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := pipeline.Render(t.Context(), src, p, pipeline.RenderOptions{Threads: 2,
-		Watermark: &pipeline.WatermarkOptions{Embedder: emb, Unmarked: 1}}, storeWriter{st})
-	if err != nil {
-		t.Fatal(err)
-	}
-	code, _ := watermark.NewCode(key, 16, 0)
+	asset, res, code := renderAsset(t, src, p, "forensic")
 	if len(res.Positions) < code.PatternLen()+1 {
 		t.Fatalf("%d segments, the pattern needs %d", len(res.Positions), code.PatternLen()+1)
 	}
@@ -137,22 +149,7 @@ func TestDetectLeak(t *testing.T) {
 	// The same title ingested as another asset carries that asset's marks:
 	// its leak matches this asset's pictures frame for frame, yet must not
 	// name a session of this asset.
-	other := filepath.Join(t.TempDir(), "other")
-	ost, err := fs.New(other)
-	if err != nil {
-		t.Fatal(err)
-	}
-	okey, _ := watermark.DeriveAssetKey([]byte(masterKey), "other")
-	oemb, err := watermark.NewEmbedder(okey, watermark.DefaultParams(time.Duration(p.SegmentDuration)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ores, err := pipeline.Render(t.Context(), src, p, pipeline.RenderOptions{Threads: 2,
-		Watermark: &pipeline.WatermarkOptions{Embedder: oemb, Unmarked: 1}}, storeWriter{ost})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ocode, _ := watermark.NewCode(okey, 16, 0)
+	other, ores, ocode := renderAsset(t, src, p, "other")
 	otherLeak := reencode(t, session(t, other, ocode, wmid, ores.Positions), "-c:v", "libx264", "-preset", "veryfast", "-crf", "28", "-vf", "scale=640:360")
 	if r := detect(otherLeak); r.Verdict != "inconclusive" || r.WMID != nil {
 		t.Fatalf("another asset's leak: verdict %s wmid %v", r.Verdict, r.WMID)
