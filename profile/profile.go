@@ -14,6 +14,8 @@ import (
 	"regexp"
 	"slices"
 	"time"
+
+	"github.com/abseal/abseal/asset"
 )
 
 //go:embed default.json
@@ -132,11 +134,13 @@ func (p *Profile) Validate() error {
 	if len(p.Rungs) == 0 {
 		return bad("no rungs")
 	}
-	seen := map[string]bool{"audio": true}
+	seen := map[string]bool{asset.AudioRung: true}
 	for i, r := range p.Rungs {
 		switch {
 		case !nameRE.MatchString(r.Name):
 			return bad("rungs[%d].name %q must match %s", i, r.Name, nameRE)
+		case !asset.ValidRung(r.Name):
+			return bad("rungs[%d].name %q is taken by the object layout", i, r.Name)
 		case seen[r.Name]:
 			return bad("rungs[%d].name %q is used twice (or reserved)", i, r.Name)
 		case r.Size < 64 || r.Size > 4320 || r.Size%2 != 0:

@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -138,18 +135,6 @@ func newService(ctx context.Context, cfg *config, log *slog.Logger) (*service, f
 		nc.Close()
 		return nil, nil, err
 	}
-	profiles := func(name string) (*profile.Profile, error) {
-		if cfg.ProfilesDir != "" {
-			p, err := profile.Load(filepath.Join(cfg.ProfilesDir, name+".json"))
-			if err == nil || !errors.Is(err, os.ErrNotExist) {
-				return p, err
-			}
-		}
-		if name == "default" {
-			return profile.Default(), nil
-		}
-		return nil, fmt.Errorf("no profile %q (have \"default\"%s)", name, dirNote(cfg.ProfilesDir))
-	}
 	runner := &pipeline.Runner{
 		Sources: func(bucket string) (storage.Store, error) {
 			if st, ok := sources[bucket]; ok {
@@ -157,18 +142,11 @@ func newService(ctx context.Context, cfg *config, log *slog.Logger) (*service, f
 			}
 			return nil, fmt.Errorf("bucket %q is not an ingest bucket of this worker (%s)", bucket, strings.Join(cfg.IngestBuckets, ", "))
 		},
-		Out: out, KEK: kek, Profiles: profiles, WatermarkKey: wmKey, WatermarkIDBits: cfg.WMIDBits, TempDir: cfg.TempDir,
+		Out: out, KEK: kek, Profiles: profile.Registry{Dir: cfg.ProfilesDir}.Lookup, WatermarkKey: wmKey, WatermarkIDBits: cfg.WMIDBits, TempDir: cfg.TempDir,
 		MaxSourceBytes: cfg.MaxSourceBytes, Threads: cfg.Threads, Log: log,
 	}
 	s := &service{cfg: cfg, log: log, nc: nc, q: q, out: out, runner: runner, m: newMetrics()}
 	return s, func() { nc.Drain(); nc.Close() }, nil
-}
-
-func dirNote(dir string) string {
-	if dir == "" {
-		return ""
-	}
-	return " and the files in " + dir
 }
 
 // runSetup creates (or updates) abseal's streams, consumer and job-state

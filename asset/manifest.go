@@ -1,0 +1,132 @@
+package asset
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// ManifestVersion is the schema version of Manifest.
+const ManifestVersion = 1
+
+// WatermarkScheme names abseal's A/B watermark in asset manifests.
+const WatermarkScheme = "abseal-luma-ab"
+
+// Manifest describes a finished asset: everything the delivery tier and
+// the detector need. It is written last; a reader that sees it sees a
+// complete asset. It holds wrapped keys only, never a key.
+type Manifest struct {
+	Schema    int            `json:"schema"`
+	AssetID   string         `json:"asset_id"`
+	JobID     string         `json:"job_id"`
+	Source    SourceInfo     `json:"source"`
+	Profile   string         `json:"profile"`
+	CreatedAt time.Time      `json:"created_at"`
+	Duration  float64        `json:"duration"`         // seconds
+	SegDur    float64        `json:"segment_duration"` // seconds
+	Watermark *WatermarkInfo `json:"watermark,omitempty"`
+	Video     []Rendition    `json:"video"`
+	Audio     *Rendition     `json:"audio,omitempty"`
+	HLS       string         `json:"hls"`  // key of the multivariant playlist
+	DASH      string         `json:"dash"` // key of the MPD
+}
+
+// SourceInfo identifies the source an asset was made from.
+type SourceInfo struct {
+	Source
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// WatermarkInfo describes the A/B watermark scheme of an asset (never its
+// key).
+type WatermarkInfo struct {
+	Scheme     string `json:"scheme"`
+	Version    int    `json:"version"`
+	PatternLen int    `json:"pattern_length"` // wmpatlen
+	IDBits     int    `json:"wmid_bits"`
+	KeyID      string `json:"key_id"`
+	Unmarked   int    `json:"unmarked"` // leading segments at position -1
+}
+
+// Rendition describes one sealed track.
+type Rendition struct {
+	Name        string  `json:"name"`
+	Kind        string  `json:"kind"` // video or audio
+	Codecs      string  `json:"codecs"`
+	Width       int     `json:"width,omitempty"`
+	Height      int     `json:"height,omitempty"`
+	FrameRate   float64 `json:"frame_rate,omitempty"`
+	SampleRate  int     `json:"sample_rate,omitempty"`
+	Channels    int     `json:"channels,omitempty"`
+	Bitrate     int64   `json:"bitrate"`      // average, bits/s
+	PeakBitrate int64   `json:"peak_bitrate"` // bits/s
+	Timescale   uint32  `json:"timescale"`
+	DEK         DEKInfo `json:"dek"`
+	Init        Object  `json:"init"`
+	Segments    []Seg   `json:"segments"`
+}
+
+// DEKInfo is a rendition's data key, wrapped by the KEK, with the
+// associated data envelope.RenditionAD(asset, rendition).
+type DEKInfo struct {
+	KEKURI  string `json:"kek_uri"`
+	Wrapped []byte `json:"wrapped"` // base64 in JSON
+}
+
+// Seg is one media segment of a rendition.
+type Seg struct {
+	Index    int               `json:"index"`  // 0-based
+	Number   int               `json:"number"` // 1-based, as in object names
+	Time     int64             `json:"time"`   // start, in the timescale
+	Duration int64             `json:"duration"`
+	Size     int64             `json:"size"`     // plaintext bytes (A and B are equal)
+	Position int               `json:"position"` // watermark bit position, -1 for none
+	Variants map[string]Object `json:"variants"` // "a" (always), "b" (watermarked)
+}
+
+// Object is a sealed object in the output bucket.
+type Object struct {
+	Key    string `json:"key"`
+	Size   int64  `json:"size"`   // ciphertext bytes
+	SHA256 string `json:"sha256"` // of the ciphertext
+}
+
+// DecodeManifest parses an asset manifest, rejecting unknown schemas.
+func DecodeManifest(data []byte) (*Manifest, error) {
+	var m Manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("asset: manifest: %w", err)
+	}
+	if m.Schema != ManifestVersion {
+		return nil, fmt.Errorf("asset: manifest: schema %d is not supported (want %d)", m.Schema, ManifestVersion)
+	}
+	return &m, nil
+}
+
+// FindRendition returns the named rendition of the manifest, or the first
+// (largest) video rendition when name is empty.
+func (m *Manifest) FindRendition(name string) (*Rendition, error) {
+	for i := range m.Video {
+		if name == "" || m.Video[i].Name == name {
+			return &m.Video[i], nil
+		}
+	}
+	if m.Audio != nil && m.Audio.Name == name {
+		return m.Audio, nil
+	}
+	return nil, fmt.Errorf("asset: %s has no rendition %q", m.AssetID, name)
+}
+
+// Segment returns the rendition's segment with this number.
+func (r *Rendition) Segment(number int) (Seg, bool) {
+	if i := number - 1; i >= 0 && i < len(r.Segments) && r.Segments[i].Number == number {
+		return r.Segments[i], true
+	}
+	for _, s := range r.Segments {
+		if s.Number == number {
+			return s, true
+		}
+	}
+	return Seg{}, false
+}
