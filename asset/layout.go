@@ -29,7 +29,7 @@ const (
 	hlsExt       = ".m3u8"
 	dashDir      = "dash"
 	mpdFile      = "manifest.mpd"
-	paceInfoDir  = "WMPaceInfo"
+	paceInfoDir  = "WMPaceInfo" // ETSI TS 104 002: /pathname/WMPaceInfo/filename
 	segPrefix    = "seg-"
 	segExt       = ".m4s"
 
@@ -50,7 +50,7 @@ var Variants = [2]string{VariantA, VariantB}
 const (
 	TypeHLS      = "application/vnd.apple.mpegurl"
 	TypeDASH     = "application/dash+xml"
-	TypePaceInfo = "application/cbor"
+	TypePaceInfo = "application/cbor" // WMPaceInfo (ETSI TS 104 002)
 	TypeManifest = "application/json"
 	TypeSealed   = "application/octet-stream"
 )

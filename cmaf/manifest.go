@@ -8,13 +8,9 @@ import (
 
 	"github.com/Eyevinn/dash-mpd/mpd"
 	m3u8 "github.com/Eyevinn/hls-m3u8/m3u8"
+
+	"github.com/abseal/abseal/asset"
 )
-
-// InitName is a track's init segment file name.
-const InitName = "init.mp4"
-
-// SegmentName is the file name of media segment number n (1-based).
-func SegmentName(number int) string { return fmt.Sprintf("seg-%05d.m4s", number) }
 
 // Rendition is what the manifests say about one published track. Its
 // segments are those of variant A (variants have identical timing and size).
@@ -59,9 +55,9 @@ func (r Rendition) Duration() float64 {
 }
 
 // Paths relative to the manifests: HLS playlists live in hls/, the MPD in
-// dash/, and the tracks in <rendition>/ beside them. The names carry no
-// variant: the delivery tier picks a/ or b/ per session.
-func trackPath(name, file string) string { return "../" + name + "/" + file }
+// dash/, and the tracks in <rendition>/ beside them (asset's layout). The
+// names carry no variant: the delivery tier picks a/ or b/ per session.
+func trackPath(r asset.Ref) string { return "../" + r.Path() }
 
 // HLSMediaPlaylist is a rendition's VOD media playlist (fMP4 segments,
 // EXT-X-MAP, EXT-X-INDEPENDENT-SEGMENTS).
@@ -72,12 +68,12 @@ func HLSMediaPlaylist(r Rendition) ([]byte, error) {
 	}
 	pl.MediaType = m3u8.VOD
 	pl.SetIndependentSegments(true)
-	pl.SetDefaultMap(trackPath(r.Name, InitName), 0, 0)
+	pl.SetDefaultMap(trackPath(asset.Init(r.Name)), 0, 0)
 	maxDur := 0.0
 	for _, s := range r.Segments {
 		d := float64(s.Duration) / float64(r.Timescale)
 		maxDur = math.Max(maxDur, d)
-		if err := pl.Append(trackPath(r.Name, SegmentName(s.Number)), d, ""); err != nil {
+		if err := pl.Append(trackPath(asset.Segment(r.Name, "", s.Number)), d, ""); err != nil {
 			return nil, fmt.Errorf("cmaf: hls playlist %s: %w", r.Name, err)
 		}
 	}
@@ -99,7 +95,7 @@ func HLSMultivariant(video []Rendition, audio *Rendition) []byte {
 	if audio != nil {
 		audioPeak, audioAvg = audio.Bandwidth()
 		alts = []*m3u8.Alternative{{
-			Type: "AUDIO", GroupId: "audio", Name: "audio", URI: audio.Name + ".m3u8",
+			Type: "AUDIO", GroupId: "audio", Name: "audio", URI: asset.HLSMedia(audio.Name).File(),
 			Default: true, Autoselect: true, Channels: &m3u8.Channels{Amount: audio.Channels},
 		}}
 	}
@@ -117,7 +113,7 @@ func HLSMultivariant(video []Rendition, audio *Rendition) []byte {
 			params.Codecs += "," + audio.Codecs
 			params.Audio = "audio"
 		}
-		master.Append(v.Name+".m3u8", nil, params)
+		master.Append(asset.HLSMedia(v.Name).File(), nil, params)
 	}
 	return master.Encode().Bytes()
 }
@@ -182,8 +178,8 @@ func DASHManifest(video []Rendition, audio *Rendition) ([]byte, error) {
 // of an adaptation set share their segment boundaries).
 func template(r Rendition) *mpd.SegmentTemplateType {
 	st := &mpd.SegmentTemplateType{
-		Initialization: "$RepresentationID$/" + InitName,
-		Media:          "$RepresentationID$/seg-$Number%05d$.m4s",
+		Initialization: asset.DASHInitTemplate,
+		Media:          asset.DASHMediaTemplate,
 	}
 	st.Timescale = mpd.Ptr(r.Timescale)
 	st.StartNumber = mpd.Ptr(uint32(1))

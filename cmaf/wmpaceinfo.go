@@ -8,15 +8,9 @@ import (
 	"github.com/fxamacker/cbor/v2"
 )
 
-// WMPaceInfoDir is the directory, beside a rendition's segments, that holds
-// one WMPaceInfo sidecar per segment under the segment's file name
-// (ETSI TS 104 002: /pathname/WMPaceInfo/filename, application/cbor).
-const WMPaceInfoDir = "WMPaceInfo"
-
-// WMPaceInfoContentType is the media type of a WMPaceInfo sidecar.
-const WMPaceInfoContentType = "application/cbor"
-
-// PaceInfo is the WMPaceInfo of one segment: which watermark bit position
+// PaceInfo is the WMPaceInfo of one segment (stored beside it, see
+// asset.PaceInfo: ETSI TS 104 002's /pathname/WMPaceInfo/filename,
+// application/cbor): which watermark bit position
 // it carries (-1: not watermarked, every session gets variant A) and its
 // size, the same for every variant. Keys are the spec's integer keys
 // (1 version, 2 segments, 3 fileSize, 4 startRange, 5 segmentRegex,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -75,21 +76,39 @@ func (k *KEK) CreateWatermarkKey(path string) error {
 	return f.Close()
 }
 
-// ReadWatermarkKey reads a watermark master key file: one wrapped by the
-// KEK (CreateWatermarkKey), or, for old set-ups, the key in clear
-// (clear=true tells the caller to warn).
-func (k *KEK) ReadWatermarkKey(path string) (key []byte, clear bool, err error) {
+// ErrClearWatermarkKey is matched by the error for a watermark master key
+// file that is not wrapped by the KEK when a clear key was not allowed.
+var ErrClearWatermarkKey = errors.New("the watermark master key is in clear: wrap it with `kek watermark-key OUT KEK`, or allow a clear key explicitly")
+
+// MinWatermarkKeyLen is the shortest watermark master key accepted.
+const MinWatermarkKeyLen = 16
+
+// ReadWatermarkKey is the one reader of watermark master key files. A file
+// made by CreateWatermarkKey opens through kek only. A key in clear (the
+// file's trimmed bytes) is refused with ErrClearWatermarkKey unless
+// allowClear; then clear is true and the caller warns. A key shorter than
+// MinWatermarkKeyLen bytes is refused either way.
+func ReadWatermarkKey(path string, kek *KEK, allowClear bool) (key []byte, clear bool, err error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, false, errorf("watermark key: %w", err)
 	}
 	if IsWrappedSecret(data) {
-		key, err := k.UnwrapSecret(data, WatermarkKeyPurpose)
-		return key, false, err
+		if kek == nil {
+			return nil, false, errorf("watermark key %s is wrapped by a KEK: give the KEK", path)
+		}
+		key, err = kek.UnwrapSecret(data, WatermarkKeyPurpose)
+		clear = false
+	} else if !allowClear {
+		return nil, true, errorf("watermark key %s: %w", path, ErrClearWatermarkKey)
+	} else {
+		key, clear = bytes.TrimSpace(data), true
 	}
-	key = bytes.TrimSpace(data)
-	if len(key) < 16 {
-		return nil, true, errorf("watermark key %s: shorter than 16 bytes", path)
+	if err != nil {
+		return nil, clear, err
 	}
-	return key, true, nil
+	if len(key) < MinWatermarkKeyLen {
+		return nil, clear, errorf("watermark key %s: shorter than %d bytes", path, MinWatermarkKeyLen)
+	}
+	return key, clear, nil
 }

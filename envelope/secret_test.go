@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/abseal/abseal/envelope"
@@ -22,7 +23,7 @@ func TestWrappedWatermarkKey(t *testing.T) {
 	if err := kek.CreateWatermarkKey(path); err == nil {
 		t.Fatal("overwrote an existing key")
 	}
-	key, clear, err := kek.ReadWatermarkKey(path)
+	key, clear, err := envelope.ReadWatermarkKey(path, kek, false)
 	if err != nil || clear || len(key) != 32 {
 		t.Fatalf("read: %d bytes, clear %v, %v", len(key), clear, err)
 	}
@@ -30,7 +31,7 @@ func TestWrappedWatermarkKey(t *testing.T) {
 	if !envelope.IsWrappedSecret(data) {
 		t.Fatal("the file is not a wrapped secret")
 	}
-	if _, _, err := other.ReadWatermarkKey(path); !errors.Is(err, envelope.ErrUnwrap) {
+	if _, _, err := envelope.ReadWatermarkKey(path, other, false); !errors.Is(err, envelope.ErrUnwrap) {
 		t.Fatalf("another KEK: %v", err)
 	}
 	if _, err := kek.UnwrapSecret(data, "some other purpose"); !errors.Is(err, envelope.ErrUnwrap) {
@@ -42,7 +43,21 @@ func TestWrappedWatermarkKey(t *testing.T) {
 	}
 	clearPath := filepath.Join(t.TempDir(), "clear.key")
 	os.WriteFile(clearPath, []byte("0123456789abcdef0123\n"), 0o600)
-	if key, clear, err := kek.ReadWatermarkKey(clearPath); err != nil || !clear || string(key) != "0123456789abcdef0123" {
+	if key, clear, err := envelope.ReadWatermarkKey(clearPath, kek, true); err != nil || !clear || string(key) != "0123456789abcdef0123" {
 		t.Fatalf("clear key: %q %v %v", key, clear, err)
+	}
+	// A clear key needs an explicit allowance, with or without a KEK.
+	for _, k := range []*envelope.KEK{kek, nil} {
+		if _, _, err := envelope.ReadWatermarkKey(clearPath, k, false); !errors.Is(err, envelope.ErrClearWatermarkKey) {
+			t.Fatalf("clear key not allowed (KEK %v): %v", k != nil, err)
+		}
+	}
+	if _, _, err := envelope.ReadWatermarkKey(path, nil, true); err == nil || !strings.Contains(err.Error(), "give the KEK") {
+		t.Fatalf("a wrapped key without a KEK: %v", err)
+	}
+	short := filepath.Join(t.TempDir(), "short.key")
+	os.WriteFile(short, []byte("0123456789abcde\n"), 0o600)
+	if _, _, err := envelope.ReadWatermarkKey(short, nil, true); err == nil || !strings.Contains(err.Error(), "shorter than 16 bytes") {
+		t.Fatalf("a 15-byte key: %v", err)
 	}
 }

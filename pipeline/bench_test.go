@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/abseal/abseal/asset"
 	"github.com/abseal/abseal/internal/testmedia"
 	"github.com/abseal/abseal/pipeline"
 	"github.com/abseal/abseal/profile"
@@ -21,7 +22,7 @@ func TestMain(m *testing.M) { os.Exit(testmedia.Main(m)) }
 
 type discard struct{}
 
-func (discard) WriteObject(context.Context, string, []byte) error { return nil }
+func (discard) WriteObject(context.Context, asset.Ref, []byte) error { return nil }
 
 func threadCPU() time.Duration {
 	var ts unix.Timespec

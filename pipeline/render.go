@@ -3,22 +3,35 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"fmt"
-	"path"
 	"sync/atomic"
 	"time"
 
+	"github.com/abseal/abseal/asset"
 	"github.com/abseal/abseal/cmaf"
 	"github.com/abseal/abseal/profile"
+	"github.com/abseal/abseal/storage"
 	"github.com/abseal/abseal/transcode"
 	"github.com/abseal/abseal/watermark"
 )
 
-// ObjectWriter receives the objects of an asset. Keys are relative to the
-// asset's root ("720p/init.mp4", "720p/a/seg-00001.m4s", "hls/master.m3u8").
+// ObjectWriter receives the objects of an asset, each named by its place
+// in the asset's layout.
 type ObjectWriter interface {
-	WriteObject(ctx context.Context, key string, data []byte) error
+	WriteObject(ctx context.Context, ref asset.Ref, data []byte) error
+}
+
+// StoreWriter writes an asset's objects into a store at their
+// asset-relative paths: a local asset directory (fs) as `worker process`
+// and the tests lay it out.
+type StoreWriter struct{ Store storage.Store }
+
+// WriteObject implements ObjectWriter.
+func (w StoreWriter) WriteObject(ctx context.Context, ref asset.Ref, data []byte) error {
+	_, err := w.Store.Put(ctx, ref.Path(), bytes.NewReader(data), storage.PutOptions{ContentType: ref.ContentType()})
+	return err
 }
 
 // RenderOptions tune a render.
@@ -45,15 +58,6 @@ type WatermarkOptions struct {
 	Unmarked int
 }
 
-// Position is the watermark bit position of a segment: -1 for the first
-// unmarked segments, then 0, 1, 2, … (the edge uses pattern[p mod wmpatlen]).
-func Position(segment, unmarked int) int {
-	if segment < unmarked {
-		return -1
-	}
-	return segment - unmarked
-}
-
 // RenderResult describes a rendered asset.
 type RenderResult struct {
 	Info       *transcode.Info
@@ -66,9 +70,6 @@ type RenderResult struct {
 	Bytes     int64
 	Duration  time.Duration
 }
-
-// Variant names, as in object keys (a/, b/).
-var variantNames = []string{"a", "b"}
 
 // Render probes src, transcodes it along p's ladder (never upscaling),
 // packages CMAF and writes the tracks and the neutral HLS and DASH
@@ -124,7 +125,7 @@ func Render(ctx context.Context, src string, p *profile.Profile, opts RenderOpti
 	}
 	rr := &RenderResult{Info: info, Duration: res.Duration}
 	for _, t := range s.tracks {
-		if t.Variant != "a" && t.Variant != "" {
+		if t.Variant != asset.VariantA && t.Variant != "" {
 			continue
 		}
 		r := cmaf.Rendition{
@@ -145,7 +146,7 @@ func Render(ctx context.Context, src string, p *profile.Profile, opts RenderOpti
 	}
 	if len(rr.Renditions) > 0 {
 		for _, seg := range rr.Renditions[0].Segments {
-			rr.Positions = append(rr.Positions, Position(seg.Index, unmarked))
+			rr.Positions = append(rr.Positions, asset.Position(seg.Index, unmarked))
 		}
 	}
 	for _, r := range append(append([]cmaf.Rendition{}, rr.Renditions...), deref(rr.Audio)...) {
@@ -153,7 +154,7 @@ func Render(ctx context.Context, src string, p *profile.Profile, opts RenderOpti
 		if err != nil {
 			return nil, err
 		}
-		if err := w.put(path.Join("hls", r.Name+".m3u8"), pl); err != nil {
+		if err := w.put(asset.HLSMedia(r.Name), pl); err != nil {
 			return nil, err
 		}
 	}
@@ -161,10 +162,10 @@ func Render(ctx context.Context, src string, p *profile.Profile, opts RenderOpti
 	if err != nil {
 		return nil, err
 	}
-	if err := w.put("dash/manifest.mpd", mpd); err != nil {
+	if err := w.put(asset.DASH(), mpd); err != nil {
 		return nil, err
 	}
-	if err := w.put("hls/master.m3u8", cmaf.HLSMultivariant(rr.Renditions, rr.Audio)); err != nil {
+	if err := w.put(asset.HLSMaster(), cmaf.HLSMultivariant(rr.Renditions, rr.Audio)); err != nil {
 		return nil, err
 	}
 	rr.Objects, rr.Bytes = int(w.objects.Load()), w.bytes.Load()
@@ -178,21 +179,16 @@ func deref(r *cmaf.Rendition) []cmaf.Rendition {
 	return []cmaf.Rendition{*r}
 }
 
-// TrackKey is the object key of a track's file: <rendition>/init.mp4,
-// <rendition>/<variant>/seg-NNNNN.m4s, audio/seg-NNNNN.m4s.
-func TrackKey(t cmaf.Track, file string) string {
-	if t.Variant == "" || file == cmaf.InitName {
-		return path.Join(t.Name, file)
-	}
-	return path.Join(t.Name, t.Variant, file)
-}
+// trackRef names a track's segment number n: <rendition>/<variant>/seg-N,
+// or <rendition>/seg-N for a track without variants (audio).
+func trackRef(t cmaf.Track, n int) asset.Ref { return asset.Segment(t.Name, t.Variant, n) }
 
 // markPair embeds the watermark in both variants of a frame in one pass:
 // variant a (0) with sign +1, b (1) with -1; segments before the first
 // position stay unmarked.
 func markPair(wm *WatermarkOptions) transcode.PairHook {
 	return func(a, b *transcode.Frame) error {
-		if Position(a.Segment, wm.Unmarked) >= 0 {
+		if asset.Position(a.Segment, wm.Unmarked) >= 0 {
 			wm.Embedder.EmbedPair(a.Luma, a.Stride, b.Luma, b.Stride, a.Width, a.Height, a.Segment, a.PTS)
 		}
 		return nil
@@ -222,9 +218,9 @@ type pendingSegment struct {
 	data    []byte
 }
 
-func (w *trackWriter) put(key string, data []byte) error {
-	if err := w.out.WriteObject(w.ctx, key, data); err != nil {
-		return fmt.Errorf("pipeline: write %s: %w", key, err)
+func (w *trackWriter) put(ref asset.Ref, data []byte) error {
+	if err := w.out.WriteObject(w.ctx, ref, data); err != nil {
+		return fmt.Errorf("pipeline: write %s: %w", ref, err)
 	}
 	w.objects.Add(1)
 	w.bytes.Add(int64(len(data)))
@@ -232,17 +228,17 @@ func (w *trackWriter) put(key string, data []byte) error {
 }
 
 func (w *trackWriter) WriteInit(t cmaf.Track, data []byte) error {
-	if t.Variant != "a" && t.Variant != "" {
+	if t.Variant != asset.VariantA && t.Variant != "" {
 		return nil // variants share the init segment (identical settings)
 	}
-	return w.put(TrackKey(t, cmaf.InitName), data)
+	return w.put(asset.Init(t.Name), data)
 }
 
 func (w *trackWriter) WriteSegment(t cmaf.Track, s cmaf.Segment, data []byte) error {
 	k := segKey{t.Name, s.Number}
 	if t.Variant == "" || w.variants < 2 {
 		w.sizes[k] = int64(len(data))
-		return w.put(TrackKey(t, cmaf.SegmentName(s.Number)), data)
+		return w.put(trackRef(t, s.Number), data)
 	}
 	other, ok := w.pending[k]
 	if !ok {
@@ -254,7 +250,7 @@ func (w *trackWriter) WriteSegment(t cmaf.Track, s cmaf.Segment, data []byte) er
 		return fmt.Errorf("pipeline: %s segment %d: variant %s written twice", t.Name, s.Number, t.Variant)
 	}
 	a, b := data, other.data
-	if t.Variant == "b" {
+	if t.Variant == asset.VariantB {
 		a, b = other.data, data
 	}
 	a, b, err := cmaf.PadEqual(a, b)
@@ -262,12 +258,10 @@ func (w *trackWriter) WriteSegment(t cmaf.Track, s cmaf.Segment, data []byte) er
 		return err
 	}
 	w.sizes[k] = int64(len(a))
-	ta, tb := t, t
-	ta.Variant, tb.Variant = "a", "b"
-	if err := w.put(TrackKey(ta, cmaf.SegmentName(s.Number)), a); err != nil {
+	if err := w.put(asset.Segment(t.Name, asset.VariantA, s.Number), a); err != nil {
 		return err
 	}
-	return w.put(TrackKey(tb, cmaf.SegmentName(s.Number)), b)
+	return w.put(asset.Segment(t.Name, asset.VariantB, s.Number), b)
 }
 
 // unpaired reports a segment whose other variant never came.
@@ -295,7 +289,7 @@ func (s *packagerSink) Tracks(ts []transcode.Track) error {
 			ct.Kind = "audio"
 		} else {
 			ct.Kind = "video"
-			ct.Variant = variantNames[t.Variant]
+			ct.Variant = asset.Variants[t.Variant]
 		}
 		if err := s.pk.AddTrack(ct); err != nil {
 			return err

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/abseal/abseal/asset"
 	"github.com/abseal/abseal/cmaf"
 	"github.com/abseal/abseal/internal/testmedia"
 	"github.com/abseal/abseal/pipeline"
@@ -20,7 +21,8 @@ type memStore struct {
 	order []string
 }
 
-func (m *memStore) WriteObject(_ context.Context, key string, data []byte) error {
+func (m *memStore) WriteObject(_ context.Context, ref asset.Ref, data []byte) error {
+	key := ref.Path()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.objs == nil {
@@ -57,8 +59,8 @@ func TestRenderWatermark(t *testing.T) {
 	}
 	r := res.Renditions[0]
 	for _, s := range r.Segments {
-		a := out.objs["180p/a/"+cmaf.SegmentName(s.Number)]
-		b := out.objs["180p/b/"+cmaf.SegmentName(s.Number)]
+		a := out.objs["180p/a/"+asset.SegmentFile(s.Number)]
+		b := out.objs["180p/b/"+asset.SegmentFile(s.Number)]
 		if len(a) == 0 || len(a) != len(b) || int64(len(a)) != s.Size {
 			t.Errorf("segment %d: a %d bytes, b %d bytes, manifest says %d", s.Number, len(a), len(b), s.Size)
 		}

@@ -13,6 +13,7 @@ import (
 	"path"
 	"time"
 
+	"github.com/abseal/abseal/asset"
 	"github.com/abseal/abseal/cmaf"
 	"github.com/abseal/abseal/envelope"
 	"github.com/abseal/abseal/profile"
@@ -32,9 +33,6 @@ var ErrSourceTooLarge = errors.New("source over the size limit")
 // ErrUnknownProfile is matched by the (permanent) error for a job naming a
 // profile the worker does not have.
 var ErrUnknownProfile = errors.New("unknown profile")
-
-// WatermarkScheme names abseal's A/B watermark in asset manifests.
-const WatermarkScheme = "abseal-luma-ab"
 
 // Runner runs jobs: fetch the source, transcode and watermark it, package
 // CMAF, seal every object with its rendition's DEK, store it, and write the
@@ -80,7 +78,7 @@ type Progress struct {
 
 // Result is what a job produced.
 type Result struct {
-	Manifest    *AssetManifest
+	Manifest    *asset.Manifest
 	ManifestKey string
 	// Skipped is true when the asset was already complete for the same
 	// source digest and profile: nothing was redone.
@@ -92,7 +90,7 @@ type Result struct {
 }
 
 // Run runs job. Its errors are classified by IsPermanent.
-func (r *Runner) Run(ctx context.Context, job *Job, progress func(Progress)) (*Result, error) {
+func (r *Runner) Run(ctx context.Context, job *asset.Job, progress func(Progress)) (*Result, error) {
 	if err := job.Validate(); err != nil {
 		return nil, err
 	}
@@ -107,7 +105,7 @@ func (r *Runner) Run(ctx context.Context, job *Job, progress func(Progress)) (*R
 	if err != nil {
 		return nil, Permanent(fmt.Errorf("pipeline: %w %q: %v", ErrUnknownProfile, job.Profile, err))
 	}
-	res := &Result{ManifestKey: ManifestKey(job.AssetID), Stages: map[string]time.Duration{}}
+	res := &Result{ManifestKey: asset.ManifestKey(job.AssetID), Stages: map[string]time.Duration{}}
 	stage := func(name string, start time.Time) { res.Stages[name] += time.Since(start) }
 
 	jd, err := newJobDir(r.TempDir)
@@ -143,7 +141,7 @@ func (r *Runner) Run(ctx context.Context, job *Job, progress func(Progress)) (*R
 	if r.Unmarked != nil {
 		unmarked = *r.Unmarked
 	}
-	var wm *WatermarkInfo
+	var wm *asset.WatermarkInfo
 	if r.WatermarkKey != nil {
 		key, err := watermark.DeriveAssetKey(r.WatermarkKey, job.AssetID)
 		if err != nil {
@@ -155,15 +153,15 @@ func (r *Runner) Run(ctx context.Context, job *Job, progress func(Progress)) (*R
 		}
 		idBits := r.WatermarkIDBits
 		if idBits == 0 {
-			idBits = 32
+			idBits = watermark.DefaultIDBits
 		}
-		code, err := watermark.NewCode(key, idBits, 0)
+		code, err := watermark.SessionCode(r.WatermarkKey, job.AssetID, idBits, 0)
 		if err != nil {
 			return nil, Permanent(err)
 		}
 		ropts.Watermark = &WatermarkOptions{Embedder: emb, Unmarked: unmarked}
 		kid := sha256.Sum256(append([]byte("abseal.watermark.keyid.v1:"), r.WatermarkKey...))
-		wm = &WatermarkInfo{Scheme: WatermarkScheme, Version: 1, PatternLen: code.PatternLen(), IDBits: idBits,
+		wm = &asset.WatermarkInfo{Scheme: asset.WatermarkScheme, Version: 1, PatternLen: code.PatternLen(), IDBits: idBits,
 			KeyID: hex.EncodeToString(kid[:8]), Unmarked: unmarked}
 	}
 	ropts.Progress = func(done, total time.Duration) {
@@ -187,12 +185,12 @@ func (r *Runner) Run(ctx context.Context, job *Job, progress func(Progress)) (*R
 
 	t0 = time.Now()
 	progress(Progress{Stage: "manifest", Percent: 96})
-	m := &AssetManifest{
-		Schema: ManifestVersion, AssetID: job.AssetID, JobID: job.JobID,
-		Source: SourceInfo{Source: job.Source, Size: src.Size, SHA256: src.SHA256}, Profile: job.Profile,
+	m := &asset.Manifest{
+		Schema: asset.ManifestVersion, AssetID: job.AssetID, JobID: job.JobID,
+		Source: asset.SourceInfo{Source: job.Source, Size: src.Size, SHA256: src.SHA256}, Profile: job.Profile,
 		CreatedAt: time.Now().UTC(), Duration: rr.Duration.Seconds(),
 		SegDur: time.Duration(p.SegmentDuration).Seconds(), Watermark: wm,
-		HLS: AssetPrefix(job.AssetID) + "hls/master.m3u8", DASH: AssetPrefix(job.AssetID) + "dash/manifest.mpd",
+		HLS: asset.HLSMaster().Key(job.AssetID), DASH: asset.DASH().Key(job.AssetID),
 	}
 	for _, cr := range rr.Renditions {
 		mr, err := sw.rendition(cr, rr.Positions)
@@ -212,7 +210,7 @@ func (r *Runner) Run(ctx context.Context, job *Job, progress func(Progress)) (*R
 	if err != nil {
 		return nil, err
 	}
-	if err := sw.putRetry(res.ManifestKey, data, "application/json"); err != nil {
+	if err := sw.putRetry(res.ManifestKey, data, asset.ManifestRef().ContentType()); err != nil {
 		return nil, err
 	}
 	stage("manifest", t0)
@@ -232,7 +230,7 @@ type localSource struct {
 
 // fetch streams the source into a private temp file, bounded by
 // MaxSourceBytes, hashing it on the way.
-func (r *Runner) fetch(ctx context.Context, s Source, dir string) (*localSource, error) {
+func (r *Runner) fetch(ctx context.Context, s asset.Source, dir string) (*localSource, error) {
 	limit := r.MaxSourceBytes
 	if limit <= 0 {
 		limit = 20 << 30
@@ -278,15 +276,15 @@ func (r *Runner) fetch(ctx context.Context, s Source, dir string) (*localSource,
 
 // existing returns the asset's manifest when the asset is already complete
 // for the same source digest and profile.
-func (r *Runner) existing(ctx context.Context, job *Job, src *localSource) (*AssetManifest, error) {
-	data, err := storage.ReadAll(ctx, r.Out, ManifestKey(job.AssetID))
+func (r *Runner) existing(ctx context.Context, job *asset.Job, src *localSource) (*asset.Manifest, error) {
+	data, err := storage.ReadAll(ctx, r.Out, asset.ManifestKey(job.AssetID))
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: read manifest: %w", err)
 	}
-	m, err := DecodeManifest(data)
+	m, err := asset.DecodeManifest(data)
 	if err != nil {
 		return nil, nil // unreadable: redo and overwrite it
 	}
@@ -296,20 +294,8 @@ func (r *Runner) existing(ctx context.Context, job *Job, src *localSource) (*Ass
 	return nil, nil
 }
 
-// keyParts splits an asset-relative key ("720p/a/seg-00001.m4s") into
-// rendition, variant and object name.
-func keyParts(key string) (rung, variant, object string) {
-	dir, object := path.Split(key)
-	dir = path.Clean(dir)
-	rung, variant = path.Split(dir)
-	if rung == "" {
-		return variant, "", object
-	}
-	return path.Clean(rung), variant, object
-}
-
 // writePaceInfo writes the WMPaceInfo sidecar of every video segment:
-// <rung>/WMPaceInfo/seg-NNNNN.m4s, its watermark position and size.
+// its watermark position and size, beside the segment (asset.PaceInfo).
 func writePaceInfo(ctx context.Context, w ObjectWriter, rr *RenderResult) error {
 	for _, r := range rr.Renditions {
 		for i, seg := range r.Segments {
@@ -321,7 +307,7 @@ func writePaceInfo(ctx context.Context, w ObjectWriter, rr *RenderResult) error 
 			if err != nil {
 				return Permanent(err)
 			}
-			if err := w.WriteObject(ctx, path.Join(r.Name, cmaf.WMPaceInfoDir, cmaf.SegmentName(seg.Number)), b); err != nil {
+			if err := w.WriteObject(ctx, asset.PaceInfo(r.Name, seg.Number), b); err != nil {
 				return err
 			}
 		}

@@ -6,32 +6,33 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/abseal/abseal/asset"
 	"github.com/abseal/abseal/cmaf"
 	"github.com/abseal/abseal/envelope"
+	"github.com/abseal/abseal/sealed"
 	"github.com/abseal/abseal/storage"
 )
 
 // sealWriter is the ObjectWriter of a job: it seals every track object with
-// its rendition's DEK (associated data: the object's place) and uploads it
-// under the asset's prefix, a few uploads at a time so the encoders do not
-// wait on the network. Playlists (hls/, dash/) and WMPaceInfo sidecars hold
-// no media and are stored as they are.
+// its rendition's DEK (associated data: the object's place, sealed.Place)
+// and uploads it at its key, a few uploads at a time so the encoders do not
+// wait on the network. Playlists and WMPaceInfo sidecars hold no media and
+// are stored as they are.
 type sealWriter struct {
-	ctx    context.Context
-	cancel context.CancelFunc
-	r      *Runner
-	asset  string
-	queue  chan upload
-	wg     sync.WaitGroup
+	ctx     context.Context
+	cancel  context.CancelFunc
+	r       *Runner
+	assetID string
+	queue   chan upload
+	wg      sync.WaitGroup
 
 	mu   sync.Mutex
 	deks map[string]*envelope.DEK
-	objs map[string]Object // by asset-relative key
+	objs map[asset.Ref]asset.Object
 	err  error
 
 	objects atomic.Int64
@@ -44,14 +45,14 @@ type upload struct {
 	ctype string
 }
 
-func newSealWriter(ctx context.Context, r *Runner, asset string) *sealWriter {
+func newSealWriter(ctx context.Context, r *Runner, assetID string) *sealWriter {
 	ctx, cancel := context.WithCancel(ctx)
 	n := r.Uploads
 	if n <= 0 {
 		n = 4
 	}
-	w := &sealWriter{ctx: ctx, cancel: cancel, r: r, asset: asset, queue: make(chan upload, n),
-		deks: map[string]*envelope.DEK{}, objs: map[string]Object{}}
+	w := &sealWriter{ctx: ctx, cancel: cancel, r: r, assetID: assetID, queue: make(chan upload, n),
+		deks: map[string]*envelope.DEK{}, objs: map[asset.Ref]asset.Object{}}
 	for range n {
 		w.wg.Add(1)
 		go func() {
@@ -91,23 +92,23 @@ func (w *sealWriter) wait() error {
 	return w.failed()
 }
 
-// WriteObject implements ObjectWriter.
-func (w *sealWriter) WriteObject(ctx context.Context, key string, data []byte) error {
+// WriteObject implements ObjectWriter. A sealed object is buffered whole:
+// its digest goes into the manifest before the upload is queued.
+func (w *sealWriter) WriteObject(ctx context.Context, ref asset.Ref, data []byte) error {
 	if err := w.failed(); err != nil {
 		return err
 	}
-	full := AssetPrefix(w.asset) + key
-	if ctype := metadataType(key); ctype != "" {
-		return w.enqueue(ctx, upload{key: full, data: data, ctype: ctype})
+	key := ref.Key(w.assetID)
+	if !ref.Sealed() {
+		return w.enqueue(ctx, upload{key: key, data: data, ctype: ref.ContentType()})
 	}
-	rung, variant, object := keyParts(key)
-	dek, err := w.dek(rung)
+	dek, err := w.dek(ref.Rung)
 	if err != nil {
 		return err
 	}
 	var buf bytes.Buffer
 	buf.Grow(len(data) + len(data)/1024 + 256)
-	place := envelope.Place{Asset: w.asset, Rung: rung, Variant: variant, Object: object}
+	place := sealed.Place(w.assetID, ref)
 	sw, err := dek.Seal(&buf, place.AD())
 	if err != nil {
 		return fmt.Errorf("pipeline: seal %s: %w", place, err)
@@ -120,23 +121,9 @@ func (w *sealWriter) WriteObject(ctx context.Context, key string, data []byte) e
 	}
 	sum := sha256.Sum256(buf.Bytes())
 	w.mu.Lock()
-	w.objs[key] = Object{Key: full, Size: int64(buf.Len()), SHA256: hex.EncodeToString(sum[:])}
+	w.objs[ref] = asset.Object{Key: key, Size: int64(buf.Len()), SHA256: hex.EncodeToString(sum[:])}
 	w.mu.Unlock()
-	return w.enqueue(ctx, upload{key: full, data: buf.Bytes(), ctype: "application/octet-stream"})
-}
-
-// metadataType returns the content type of an object that holds no media
-// and is stored as it is (playlists, WMPaceInfo sidecars), or "".
-func metadataType(key string) string {
-	switch {
-	case strings.HasPrefix(key, "hls/"):
-		return "application/vnd.apple.mpegurl"
-	case strings.HasPrefix(key, "dash/"):
-		return "application/dash+xml"
-	case strings.Contains(key, "/"+cmaf.WMPaceInfoDir+"/"):
-		return cmaf.WMPaceInfoContentType
-	}
-	return ""
+	return w.enqueue(ctx, upload{key: key, data: buf.Bytes(), ctype: ref.ContentType()})
 }
 
 func (w *sealWriter) enqueue(ctx context.Context, u upload) error {
@@ -160,9 +147,9 @@ func (w *sealWriter) dek(rung string) (*envelope.DEK, error) {
 	if d, ok := w.deks[rung]; ok {
 		return d, nil
 	}
-	d, err := w.r.KEK.NewDEK(envelope.RenditionAD(w.asset, rung))
+	d, err := w.r.KEK.NewDEK(envelope.RenditionAD(w.assetID, rung))
 	if err != nil {
-		return nil, fmt.Errorf("pipeline: new data key for %s/%s: %w", w.asset, rung, err)
+		return nil, fmt.Errorf("pipeline: new data key for %s/%s: %w", w.assetID, rung, err)
 	}
 	w.deks[rung] = d
 	return d, nil
@@ -200,11 +187,11 @@ func (w *sealWriter) putRetry(key string, data []byte, ctype string) error {
 }
 
 // rendition describes a sealed rendition for the asset manifest.
-func (w *sealWriter) rendition(r cmaf.Rendition, positions []int) (Rendition, error) {
+func (w *sealWriter) rendition(r cmaf.Rendition, positions []int) (asset.Rendition, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	peak, avg := r.Bandwidth()
-	out := Rendition{
+	out := asset.Rendition{
 		Name: r.Name, Kind: r.Kind, Codecs: r.Codecs, Width: r.Width, Height: r.Height,
 		FrameRate: r.FrameRate, SampleRate: r.SampleRate, Channels: r.Channels,
 		Bitrate: avg, PeakBitrate: peak, Timescale: r.Timescale,
@@ -213,27 +200,26 @@ func (w *sealWriter) rendition(r cmaf.Rendition, positions []int) (Rendition, er
 	if dek == nil {
 		return out, fmt.Errorf("pipeline: rendition %s has no data key", r.Name)
 	}
-	out.DEK = DEKInfo{KEKURI: dek.KEKURI(), Wrapped: dek.Wrapped()}
+	out.DEK = asset.DEKInfo{KEKURI: dek.KEKURI(), Wrapped: dek.Wrapped()}
 	var ok bool
-	if out.Init, ok = w.objs[r.Name+"/"+cmaf.InitName]; !ok {
+	if out.Init, ok = w.objs[asset.Init(r.Name)]; !ok {
 		return out, fmt.Errorf("pipeline: rendition %s has no init segment", r.Name)
 	}
 	for i, s := range r.Segments {
-		seg := Seg{Index: s.Index, Number: s.Number, Time: s.Start, Duration: s.Duration, Size: s.Size,
-			Position: -1, Variants: map[string]Object{}}
+		seg := asset.Seg{Index: s.Index, Number: s.Number, Time: s.Start, Duration: s.Duration, Size: s.Size,
+			Position: -1, Variants: map[string]asset.Object{}}
 		if r.Kind == "video" && i < len(positions) {
 			seg.Position = positions[i]
 		}
-		name := cmaf.SegmentName(s.Number)
-		if o, ok := w.objs[r.Name+"/"+name]; ok { // a track without variants (audio)
-			seg.Variants["a"] = o
+		if o, ok := w.objs[asset.Segment(r.Name, "", s.Number)]; ok { // a track without variants (audio)
+			seg.Variants[asset.VariantA] = o
 		}
-		for _, v := range variantNames {
-			if o, ok := w.objs[r.Name+"/"+v+"/"+name]; ok {
+		for _, v := range asset.Variants {
+			if o, ok := w.objs[asset.Segment(r.Name, v, s.Number)]; ok {
 				seg.Variants[v] = o
 			}
 		}
-		if _, ok := seg.Variants["a"]; !ok {
+		if _, ok := seg.Variants[asset.VariantA]; !ok {
 			return out, fmt.Errorf("pipeline: %s segment %d was not stored", r.Name, s.Number)
 		}
 		out.Segments = append(out.Segments, seg)

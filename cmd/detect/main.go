@@ -27,14 +27,13 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
-	"github.com/abseal/abseal/cmaf"
+	"github.com/abseal/abseal/detect"
 	"github.com/abseal/abseal/envelope"
 	"github.com/abseal/abseal/internal/cliconf"
-	"github.com/abseal/abseal/pipeline"
+	"github.com/abseal/abseal/sealed"
 	"github.com/abseal/abseal/transcode"
 	"github.com/abseal/abseal/watermark"
 )
@@ -51,14 +50,13 @@ func main() {
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fl := flag.NewFlagSet("detect", flag.ContinueOnError)
-	asset := fl.String("asset", "", "asset directory (worker process output)")
+	assetDir := fl.String("asset", "", "asset directory (worker process output)")
 	suspect := fl.String("suspect", "", "suspect video file")
-	keyFile := fl.String("watermark-key", "", "file holding the watermark master key")
 	assetID := fl.String("asset-id", "", "asset id the key was derived for (default: the asset directory's name)")
 	rendition := fl.String("rendition", "", "reference rendition (default: the largest)")
 	unmarked := fl.Int("unmarked", 1, "leading unmarked segments of the asset")
 	segDur := fl.Duration("segment-duration", 2*time.Second, "segment duration of the asset")
-	idBits := fl.Int("wmid-bits", 32, "wmid size in bits")
+	idBits := fl.Int("wmid-bits", watermark.DefaultIDBits, "wmid size in bits")
 	opID := fl.Uint64("operator", 0, "operator id (wmopid)")
 	asJSON := fl.Bool("json", false, "print the result as JSON")
 	bucket := fl.String("bucket", "", "output bucket holding the sealed asset (instead of --asset)")
@@ -66,16 +64,18 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		env     cliconf.Env
 		s3conf  cliconf.S3
 		kekconf cliconf.KEK
+		wk      cliconf.WatermarkKey
 	)
 	s3conf.Flags(fl, &env)
 	kekconf.Flags(fl, &env)
+	wk.Flags(fl, &env, "watermark-key", "", "file holding the watermark master key (wrapped by the KEK)")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
 	if err := env.Err(); err != nil {
 		return err
 	}
-	if (*asset == "") == (*bucket == "") || *suspect == "" || *keyFile == "" {
+	if (*assetDir == "") == (*bucket == "") || *suspect == "" || wk.Path == "" {
 		fl.Usage()
 		return errors.New("--suspect, --watermark-key and one of --asset and --bucket are required")
 	}
@@ -86,20 +86,16 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 	}
-	master, err := readWatermarkKey(*keyFile, kek)
+	master, err := wk.Read(kek, slog.New(slog.NewTextHandler(os.Stderr, nil)))
 	if err != nil {
 		return err
 	}
 	id := *assetID
-	if id == "" && *asset != "" {
-		id = filepath.Base(filepath.Clean(*asset))
+	if id == "" && *assetDir != "" {
+		id = filepath.Base(filepath.Clean(*assetDir))
 	}
 	if id == "" {
 		return errors.New("--asset-id is required with --bucket")
-	}
-	key, err := watermark.DeriveAssetKey(master, id)
-	if err != nil {
-		return err
 	}
 	start := time.Now()
 	var ref *watermark.Reference
@@ -111,7 +107,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		m, err := pipeline.ReadManifest(ctx, st, id)
+		m, err := sealed.ReadManifest(ctx, st, id)
 		if err != nil {
 			return err
 		}
@@ -121,25 +117,25 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		if m.Watermark.IDBits > 0 {
 			*idBits = m.Watermark.IDBits
 		}
-		if ref, err = pipeline.SealedReference(ctx, st, kek, m, *rendition); err != nil {
+		if ref, err = detect.SealedReference(ctx, st, kek, m, *rendition); err != nil {
 			return err
 		}
 	} else {
 		rung := *rendition
 		if rung == "" {
-			if rung, err = largestRendition(*asset); err != nil {
+			if rung, err = detect.LargestRendition(*assetDir); err != nil {
 				return err
 			}
 		}
-		if ref, err = pipeline.LocalReference(ctx, *asset, rung, *segDur, *unmarked); err != nil {
+		if ref, err = detect.LocalReference(ctx, *assetDir, rung, *segDur, *unmarked); err != nil {
 			return err
 		}
 	}
-	code, err := watermark.NewCode(key, *idBits, *opID)
+	code, err := watermark.SessionCode(master, id, *idBits, *opID)
 	if err != nil {
 		return err
 	}
-	sus, susDur, err := pipeline.DecodeSuspect(ctx, *suspect)
+	sus, susDur, err := detect.DecodeSuspect(ctx, *suspect)
 	if err != nil {
 		return err
 	}
@@ -167,45 +163,4 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		res.SegmentsUsed, called, res.Offset.Round(time.Millisecond), 100*res.Crop)
 	fmt.Fprintf(stdout, "detection took %s for %s of suspect video\n", took.Round(time.Millisecond), susDur.Round(time.Second))
 	return nil
-}
-
-// largestRendition picks the video rendition with the most bytes per
-// segment (the largest picture).
-func largestRendition(asset string) (string, error) {
-	entries, err := os.ReadDir(asset)
-	if err != nil {
-		return "", err
-	}
-	best, bestSize := "", int64(-1)
-	for _, e := range entries {
-		if !e.IsDir() {
-			continue
-		}
-		fi, err := os.Stat(filepath.Join(asset, e.Name(), "a", cmaf.SegmentName(1)))
-		if err != nil {
-			continue
-		}
-		if fi.Size() > bestSize {
-			best, bestSize = e.Name(), fi.Size()
-		}
-	}
-	if best == "" {
-		return "", fmt.Errorf("no watermarked rendition (with a/ and b/ variants) in %s", asset)
-	}
-	return best, nil
-}
-
-// readWatermarkKey reads the master key: wrapped by the KEK, or in clear.
-func readWatermarkKey(path string, kek *envelope.KEK) ([]byte, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("watermark key: %w", err)
-	}
-	if envelope.IsWrappedSecret(data) {
-		if kek == nil {
-			return nil, errors.New("the watermark key is wrapped by the KEK: give --kek-uri")
-		}
-		return kek.UnwrapSecret(data, envelope.WatermarkKeyPurpose)
-	}
-	return []byte(strings.TrimSpace(string(data))), nil
 }

@@ -2,20 +2,21 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/abseal/abseal/asset"
+	"github.com/abseal/abseal/detect"
+	"github.com/abseal/abseal/envelope"
 	"github.com/abseal/abseal/internal/fleet"
 	"github.com/abseal/abseal/internal/testmedia"
 	"github.com/abseal/abseal/pipeline"
 	"github.com/abseal/abseal/profile"
-	"github.com/abseal/abseal/storage"
+	"github.com/abseal/abseal/sealed"
 	"github.com/abseal/abseal/storage/fs"
 	"github.com/abseal/abseal/watermark"
 )
@@ -24,31 +25,15 @@ func TestMain(m *testing.M) { os.Exit(testmedia.Main(m)) }
 
 const masterKey = "forensic test master key, 32 b.."
 
-type storeWriter struct{ st storage.Store }
-
-func (w storeWriter) WriteObject(ctx context.Context, key string, data []byte) error {
-	_, err := w.st.Put(ctx, key, bytes.NewReader(data), storage.PutOptions{})
-	return err
-}
-
 // session writes the stream a session with wmid receives.
-func session(t *testing.T, asset string, code *watermark.Code, wmid uint64, positions []int) string {
+func session(t *testing.T, assetID string, code *watermark.Code, wmid uint64, positions []int) string {
 	pat, err := code.Pattern(wmid)
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "session.mp4")
-	if err := pipeline.AssembleSession(asset, "360p", pat, positions, out); err != nil {
+	if err := detect.AssembleSession(assetID, "360p", pat, positions, out); err != nil {
 		t.Fatal(err)
-	}
-	return out
-}
-
-func reencode(t *testing.T, in string, args ...string) string {
-	out := filepath.Join(t.TempDir(), "leak.mp4")
-	cmd := exec.Command("ffmpeg", append(append([]string{"-hide_banner", "-v", "error", "-y", "-i", in}, args...), out)...)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("ffmpeg: %v\n%s", err, b)
 	}
 	return out
 }
@@ -69,11 +54,11 @@ func renderAsset(t *testing.T, src string, p *profile.Profile, id string) (strin
 		t.Fatal(err)
 	}
 	res, err := pipeline.Render(t.Context(), src, p, pipeline.RenderOptions{Threads: 2,
-		Watermark: &pipeline.WatermarkOptions{Embedder: emb, Unmarked: 1}}, storeWriter{st})
+		Watermark: &pipeline.WatermarkOptions{Embedder: emb, Unmarked: 1}}, pipeline.StoreWriter{Store: st})
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, err := watermark.NewCode(key, 16, 0)
+	code, err := watermark.SessionCode([]byte(masterKey), id, 16, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +76,7 @@ func TestDetectLeak(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	asset, res, code := renderAsset(t, src, p, "forensic")
+	assetID, res, code := renderAsset(t, src, p, "forensic")
 	if len(res.Positions) < code.PatternLen()+1 {
 		t.Fatalf("%d segments, the pattern needs %d", len(res.Positions), code.PatternLen()+1)
 	}
@@ -100,7 +85,7 @@ func TestDetectLeak(t *testing.T) {
 
 	detect := func(suspect string) watermark.Result {
 		var out bytes.Buffer
-		err := run(t.Context(), []string{"--asset", asset, "--suspect", suspect, "--watermark-key", keyFile,
+		err := run(t.Context(), []string{"--asset", assetID, "--suspect", suspect, "--watermark-key", keyFile, "--allow-clear-watermark-key",
 			"--segment-duration", "500ms", "--wmid-bits", "16", "--json"}, &out)
 		if err != nil {
 			t.Fatal(err)
@@ -113,18 +98,18 @@ func TestDetectLeak(t *testing.T) {
 	}
 	const wmid = 0xBEEF
 	pat, _ := code.Pattern(wmid)
-	sess := session(t, asset, code, wmid, res.Positions)
+	sess := session(t, assetID, code, wmid, res.Positions)
 	// A small slice of the attack matrix of make wm-report.
 	for _, at := range []struct {
 		name string
 		args []string
 	}{
-		{"libx264 CRF 28 at 640x360", []string{"-c:v", "libx264", "-preset", "veryfast", "-crf", "28", "-vf", "scale=640:360"}},
+		{"libx264 CRF 28 at 640x360", testmedia.CRF28At360p},
 		{"libx264 CRF 35 at 426x240", []string{"-c:v", "libx264", "-preset", "veryfast", "-crf", "35", "-vf", "scale=426:240"}},
 		{"first 3.3 s trimmed, fps=30", []string{"-ss", "3.3", "-c:v", "libx264", "-preset", "veryfast", "-crf", "26", "-vf", "fps=30"}},
 		{"10% crop, rescaled", []string{"-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-vf", "crop=iw*0.9:ih*0.9,scale=640:360"}},
 	} {
-		r := detect(reencode(t, sess, at.args...))
+		r := detect(testmedia.Reencode(t, sess, at.args...))
 		wrong, called := 0, 0
 		for _, s := range r.Segments {
 			if s.Bit != nil {
@@ -139,9 +124,9 @@ func TestDetectLeak(t *testing.T) {
 			t.Fatalf("%s: verdict %s wmid %v, want %d", at.name, r.Verdict, r.WMID, wmid)
 		}
 	}
-	leak := reencode(t, sess, "-c:v", "libx264", "-preset", "veryfast", "-crf", "28", "-vf", "scale=640:360")
+	leak := testmedia.Reencode(t, sess, testmedia.CRF28At360p...)
 
-	unmarked := reencode(t, src, "-c:v", "libx264", "-preset", "veryfast", "-crf", "28")
+	unmarked := testmedia.Reencode(t, src, "-c:v", "libx264", "-preset", "veryfast", "-crf", "28")
 	if r := detect(unmarked); r.Verdict != "inconclusive" || r.WMID != nil {
 		t.Fatalf("unmarked encode: verdict %s wmid %v", r.Verdict, r.WMID)
 	}
@@ -150,13 +135,13 @@ func TestDetectLeak(t *testing.T) {
 	// its leak matches this asset's pictures frame for frame, yet must not
 	// name a session of this asset.
 	other, ores, ocode := renderAsset(t, src, p, "other")
-	otherLeak := reencode(t, session(t, other, ocode, wmid, ores.Positions), "-c:v", "libx264", "-preset", "veryfast", "-crf", "28", "-vf", "scale=640:360")
+	otherLeak := testmedia.Reencode(t, session(t, other, ocode, wmid, ores.Positions), testmedia.CRF28At360p...)
 	if r := detect(otherLeak); r.Verdict != "inconclusive" || r.WMID != nil {
 		t.Fatalf("another asset's leak: verdict %s wmid %v", r.Verdict, r.WMID)
 	}
 
 	var out bytes.Buffer
-	if err := run(t.Context(), []string{"--asset", asset, "--suspect", leak, "--watermark-key", keyFile,
+	if err := run(t.Context(), []string{"--asset", assetID, "--suspect", leak, "--watermark-key", keyFile, "--allow-clear-watermark-key",
 		"--segment-duration", "500ms", "--wmid-bits", "16"}, &out); err != nil || !strings.Contains(out.String(), "verdict: identified") {
 		t.Fatalf("summary: %v\n%s", err, out.String())
 	}
@@ -171,20 +156,22 @@ func TestDetectFromBucket(t *testing.T) {
 	fleet.WriteFile(t, filepath.Join(f.Profiles, "default.json"), `{"name":"default","segment_duration":"0.5s","rungs":[
 		{"name":"360p","size":360,"bitrate":1000000,"crf":23,"preset":"ultrafast","h264_profile":"main"}],"audio":{"bitrate":0}}`)
 	f.StartWorker("w1", "--wmid-bits", "16", "--threads", "2")
-	job, asset := f.Upload("uploads/forensic.mp4", testmedia.Clip(t, "forensic-56s.mp4"))
-	if st := f.WaitState(job, 5*time.Minute, fleet.Final); st.Status != pipeline.StatusDone {
+	job, assetID := f.Upload("uploads/forensic.mp4", testmedia.Clip(t, "forensic-56s.mp4"))
+	if st := f.WaitState(job, 5*time.Minute, fleet.Final); st.Status != asset.StatusDone {
 		t.Fatalf("job: %+v", st)
 	}
-	m := f.CheckAsset(asset)
+	m := f.CheckAsset(assetID)
 	if m.Watermark.IDBits != 16 || m.Watermark.PatternLen != 108 || m.SegDur != 0.5 {
 		t.Fatalf("manifest watermark %+v, segment duration %v", m.Watermark, m.SegDur)
 	}
-	master, _, err := f.KEK.ReadWatermarkKey(f.WMKey)
+	master, _, err := envelope.ReadWatermarkKey(f.WMKey, f.KEK, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, _ := watermark.DeriveAssetKey(master, asset)
-	code, _ := watermark.NewCode(key, 16, 0)
+	code, err := sealed.SessionCode(master, m, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
 	const wmid = 0x5EA1
 	pat, _ := code.Pattern(wmid)
 	sess := filepath.Join(t.TempDir(), "session.mp4")
@@ -192,14 +179,14 @@ func TestDetectFromBucket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := pipeline.WriteSession(t.Context(), f.Out, f.KEK, m, "", pat, fh); err != nil {
+	if err := sealed.WriteSession(t.Context(), f.Out, f.KEK, m, "", pat, fh); err != nil {
 		t.Fatal(err)
 	}
 	fh.Close()
-	leak := reencode(t, sess, "-c:v", "libx264", "-preset", "veryfast", "-crf", "28", "-vf", "scale=640:360")
+	leak := testmedia.Reencode(t, sess, testmedia.CRF28At360p...)
 	t.Setenv("ABSEAL_S3_SECRET_KEY", f.MinIO.SecretKey)
 	var out bytes.Buffer
-	err = run(t.Context(), []string{"--bucket", "assets", "--asset-id", asset, "--s3-endpoint", f.MinIO.Endpoint,
+	err = run(t.Context(), []string{"--bucket", "assets", "--asset-id", assetID, "--s3-endpoint", f.MinIO.Endpoint,
 		"--s3-access-key", f.MinIO.AccessKey, "--kek-uri", f.KEKPath, "--watermark-key", f.WMKey,
 		"--suspect", leak, "--json"}, &out)
 	if err != nil {
@@ -213,7 +200,7 @@ func TestDetectFromBucket(t *testing.T) {
 		t.Fatalf("verdict %s wmid %v, want %d", r.Verdict, r.WMID, wmid)
 	}
 	// Without the KEK the sealed asset cannot be read.
-	err = run(t.Context(), []string{"--bucket", "assets", "--asset-id", asset, "--s3-endpoint", f.MinIO.Endpoint,
+	err = run(t.Context(), []string{"--bucket", "assets", "--asset-id", assetID, "--s3-endpoint", f.MinIO.Endpoint,
 		"--s3-access-key", f.MinIO.AccessKey, "--watermark-key", f.WMKey, "--suspect", leak}, &out)
 	if err == nil || !strings.Contains(err.Error(), "--kek-uri") {
 		t.Fatalf("without a KEK: %v", err)

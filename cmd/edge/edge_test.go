@@ -16,27 +16,30 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/abseal/abseal/asset"
+	"github.com/abseal/abseal/detect"
+	"github.com/abseal/abseal/edge"
+	"github.com/abseal/abseal/envelope"
 	"github.com/abseal/abseal/internal/fleet"
 	"github.com/abseal/abseal/internal/testmedia"
-	"github.com/abseal/abseal/pipeline"
+	"github.com/abseal/abseal/sealed"
 	"github.com/abseal/abseal/watermark"
 )
 
 func TestMain(m *testing.M) { os.Exit(testmedia.Main(m)) }
 
 type testEnv struct {
-	t     *testing.T
-	f     *fleet.Fleet
-	s     settings
-	asset string
-	srv   *httptest.Server
-	e     *edge
+	t       *testing.T
+	f       *fleet.Fleet
+	s       settings
+	assetID string
+	srv     *httptest.Server
+	e       *edge.Server
 }
 
 func (v *testEnv) args() []string {
@@ -83,7 +86,7 @@ func (v *testEnv) get(path string, hdr ...string) (*http.Response, []byte) {
 // to the playlist. It returns the init segment and the media segments.
 func (v *testEnv) session(tok, rendition string) ([]byte, [][]byte) {
 	v.t.Helper()
-	base := v.srv.URL + "/t/" + tok + "/assets/" + v.asset + "/hls/" + rendition + ".m3u8"
+	base := v.srv.URL + "/t/" + tok + "/assets/" + v.assetID + "/hls/" + rendition + ".m3u8"
 	resp, pl := v.get(strings.TrimPrefix(base, v.srv.URL))
 	if resp.StatusCode != 200 {
 		v.t.Fatalf("playlist: %d %s", resp.StatusCode, pl)
@@ -127,17 +130,6 @@ func writeStream(t *testing.T, init []byte, segs [][]byte) string {
 	return p
 }
 
-func reencode(t *testing.T, in string, args ...string) string {
-	out := filepath.Join(t.TempDir(), "leak.mp4")
-	cmd := exec.Command("ffmpeg", append(append([]string{"-hide_banner", "-v", "error", "-y", "-i", in}, args...), out)...)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("ffmpeg: %v\n%s", err, b)
-	}
-	return out
-}
-
-var crf28at360p = []string{"-c:v", "libx264", "-preset", "veryfast", "-crf", "28", "-vf", "scale=640:360"}
-
 // TestForensicLoop: process a clip with the real worker; two sessions
 // fetch it through the edge with their own tokens; each leak is traced to
 // its session; an unmarked encode and a two-colluder mix never name an
@@ -148,11 +140,11 @@ func TestForensicLoop(t *testing.T) {
 		{"name":"360p","size":360,"bitrate":1000000,"crf":23,"preset":"ultrafast","h264_profile":"main"}],"audio":{"bitrate":0}}`)
 	f.StartWorker("w1", "--wmid-bits", "16", "--threads", "2")
 	src := testmedia.Clip(t, "forensic-56s.mp4")
-	job, asset := f.Upload("uploads/forensic.mp4", src)
-	if st := f.WaitState(job, 5*time.Minute, fleet.Final); st.Status != pipeline.StatusDone {
+	job, assetID := f.Upload("uploads/forensic.mp4", src)
+	if st := f.WaitState(job, 5*time.Minute, fleet.Final); st.Status != asset.StatusDone {
 		t.Fatalf("job: %+v", st)
 	}
-	v := &testEnv{t: t, f: f, asset: asset}
+	v := &testEnv{t: t, f: f, assetID: assetID}
 	v.s.tokenKey = filepath.Join(t.TempDir(), "token.key")
 	fleet.WriteFile(t, v.s.tokenKey, hex.EncodeToString([]byte("edge test token key, 32 bytes..."))+"\n")
 	t.Setenv("ABSEAL_S3_SECRET_KEY", f.MinIO.SecretKey)
@@ -172,21 +164,21 @@ func TestForensicLoop(t *testing.T) {
 	}
 	defer closeFn()
 	v.e = e
-	v.srv = httptest.NewServer(e.handler())
+	v.srv = httptest.NewServer(e.Handler())
 	defer v.srv.Close()
 
 	const alice, bob = 0x1234, 0x5678
-	tokA := v.token("--asset", asset, "--wmid", "4660", "--sub", "alice")
-	tokB := v.token("--asset", asset, "--wmid", "22136", "--sub", "bob")
-	tokDirect := v.token("--asset", asset, "--wmid", "4660", "--direct")
-	tokECDH := v.token("--asset", asset, "--wmid", "4660", "--direct", "--encrypt", "--issuer-key-file", issuerKey)
+	tokA := v.token("--asset", assetID, "--wmid", "4660", "--sub", "alice")
+	tokB := v.token("--asset", assetID, "--wmid", "22136", "--sub", "bob")
+	tokDirect := v.token("--asset", assetID, "--wmid", "4660", "--direct")
+	tokECDH := v.token("--asset", assetID, "--wmid", "4660", "--direct", "--encrypt", "--issuer-key-file", issuerKey)
 
 	if r, body := v.get("/healthz"); r.StatusCode != 200 || !strings.Contains(string(body), "ok") {
 		t.Fatalf("/healthz: %d", r.StatusCode)
 	}
 
 	// Refusals.
-	seg := "/assets/" + asset + "/360p/seg-00005.m4s"
+	seg := "/assets/" + assetID + "/360p/seg-00005.m4s"
 	if r, _ := v.get(seg); r.StatusCode != 401 {
 		t.Fatalf("no token: %d", r.StatusCode)
 	}
@@ -196,10 +188,10 @@ func TestForensicLoop(t *testing.T) {
 	if r, _ := v.get("/t/" + v.token("--asset", "other-asset", "--wmid", "1", "--pattern-length", "108") + seg); r.StatusCode != 403 {
 		t.Fatalf("token for another asset: %d", r.StatusCode)
 	}
-	if r, _ := v.get("/t/" + v.token("--asset", asset, "--wmid", "1", "--ttl", "-2m") + seg); r.StatusCode != 401 {
+	if r, _ := v.get("/t/" + v.token("--asset", assetID, "--wmid", "1", "--ttl", "-2m") + seg); r.StatusCode != 401 {
 		t.Fatalf("expired token: %d", r.StatusCode)
 	}
-	if r, _ := v.get("/t/" + tokA + "/assets/" + asset + "/360p/WMPaceInfo/seg-00005.m4s"); r.StatusCode != 404 {
+	if r, _ := v.get("/t/" + tokA + "/assets/" + assetID + "/360p/WMPaceInfo/seg-00005.m4s"); r.StatusCode != 404 {
 		t.Fatalf("sidecar through the edge: %d", r.StatusCode)
 	}
 	// The header form, a byte range, and headers that do not tell variants apart.
@@ -217,7 +209,7 @@ func TestForensicLoop(t *testing.T) {
 		t.Fatalf("range: %d, %d bytes", r.StatusCode, len(part))
 	}
 
-	if r, mpd := v.get("/t/" + tokA + "/assets/" + asset + "/dash/manifest.mpd"); r.StatusCode != 200 ||
+	if r, mpd := v.get("/t/" + tokA + "/assets/" + assetID + "/dash/manifest.mpd"); r.StatusCode != 200 ||
 		r.Header.Get("Content-Type") != "application/dash+xml" || !bytes.Contains(mpd, []byte("SegmentTemplate")) {
 		t.Fatalf("DASH manifest: %d %s", r.StatusCode, r.Header.Get("Content-Type"))
 	}
@@ -244,7 +236,7 @@ func TestForensicLoop(t *testing.T) {
 	}
 	// edge assemble writes exactly what the session received.
 	assembled := filepath.Join(t.TempDir(), "alice.mp4")
-	if err := run(t.Context(), append(append([]string{"assemble"}, v.args()...), "--asset", asset, "--wmid", "4660", "-o", assembled), io.Discard, io.Discard); err != nil {
+	if err := run(t.Context(), append(append([]string{"assemble"}, v.args()...), "--asset", assetID, "--wmid", "4660", "-o", assembled), io.Discard, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := os.ReadFile(assembled); !bytes.Equal(got, mustRead(t, writeStream(t, initA, segsA))) {
@@ -252,19 +244,21 @@ func TestForensicLoop(t *testing.T) {
 	}
 
 	// Detection from the sealed asset.
-	m := f.CheckAsset(asset)
-	ref, err := pipeline.SealedReference(t.Context(), f.Out, f.KEK, m, "")
+	m := f.CheckAsset(assetID)
+	ref, err := detect.SealedReference(t.Context(), f.Out, f.KEK, m, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	master, _, err := f.KEK.ReadWatermarkKey(f.WMKey)
+	master, _, err := envelope.ReadWatermarkKey(f.WMKey, f.KEK, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, _ := watermark.DeriveAssetKey(master, asset)
-	code, _ := watermark.NewCode(key, 16, 0)
+	code, err := sealed.SessionCode(master, m, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
 	detect := func(name, file string) *watermark.Result {
-		pics, _, err := pipeline.DecodeSuspect(t.Context(), file)
+		pics, _, err := detect.DecodeSuspect(t.Context(), file)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -281,12 +275,12 @@ func TestForensicLoop(t *testing.T) {
 		segs [][]byte
 		wmid uint64
 	}{{"alice", initA, segsA, alice}, {"bob", initB, segsB, bob}} {
-		r := detect(s.name+" at CRF 28 640x360", reencode(t, writeStream(t, s.init, s.segs), crf28at360p...))
+		r := detect(s.name+" at CRF 28 640x360", testmedia.Reencode(t, writeStream(t, s.init, s.segs), testmedia.CRF28At360p...))
 		if r.Verdict != "identified" || r.WMID == nil || *r.WMID != s.wmid {
 			t.Fatalf("%s's leak: %s %v", s.name, r.Verdict, deref(r.WMID))
 		}
 	}
-	if r := detect("unmarked encode", reencode(t, src, crf28at360p...)); r.Verdict != "inconclusive" {
+	if r := detect("unmarked encode", testmedia.Reencode(t, src, testmedia.CRF28At360p...)); r.Verdict != "inconclusive" {
 		t.Fatalf("unmarked encode: %s %v", r.Verdict, deref(r.WMID))
 	}
 	mixed := make([][]byte, len(segsA))
@@ -297,21 +291,21 @@ func TestForensicLoop(t *testing.T) {
 			mixed[i] = segsB[i]
 		}
 	}
-	if r := detect("two colluders", reencode(t, writeStream(t, initA, mixed), crf28at360p...)); r.WMID != nil && *r.WMID != alice && *r.WMID != bob {
+	if r := detect("two colluders", testmedia.Reencode(t, writeStream(t, initA, mixed), testmedia.CRF28At360p...)); r.WMID != nil && *r.WMID != alice && *r.WMID != bob {
 		t.Fatalf("two colluders named an innocent wmid %d", *r.WMID)
 	}
 
 	// A segment without its WMPaceInfo cannot be sequenced: 400 (a fresh
 	// edge, so nothing is cached).
-	if err := f.Out.Delete(t.Context(), pipeline.AssetPrefix(asset)+"360p/WMPaceInfo/seg-00009.m4s"); err != nil {
+	if err := f.Out.Delete(t.Context(), asset.Prefix(assetID)+"360p/WMPaceInfo/seg-00009.m4s"); err != nil {
 		t.Fatal(err)
 	}
 	e2, close2, err := newEdgeFromSettings(t.Context(), &v.s, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv2 := httptest.NewServer(e2.handler())
-	r400, err := http.Get(srv2.URL + "/t/" + tokA + "/assets/" + asset + "/360p/seg-00009.m4s")
+	srv2 := httptest.NewServer(e2.Handler())
+	r400, err := http.Get(srv2.URL + "/t/" + tokA + "/assets/" + assetID + "/360p/seg-00009.m4s")
 	if err != nil || r400.StatusCode != 400 {
 		t.Fatalf("segment without WMPaceInfo: %v %v", r400.StatusCode, err)
 	}
@@ -326,7 +320,7 @@ func TestForensicLoop(t *testing.T) {
 	}
 	start := time.Now()
 	for {
-		ra, _ := v.get("/t/" + tokA + "/assets/" + asset + "/360p/seg-00005.m4s")
+		ra, _ := v.get("/t/" + tokA + "/assets/" + assetID + "/360p/seg-00005.m4s")
 		if ra.StatusCode == 403 {
 			break
 		}
@@ -335,7 +329,7 @@ func TestForensicLoop(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if rb, _ := v.get("/t/" + tokB + "/assets/" + asset + "/360p/seg-00005.m4s"); rb.StatusCode != 200 {
+	if rb, _ := v.get("/t/" + tokB + "/assets/" + assetID + "/360p/seg-00005.m4s"); rb.StatusCode != 200 {
 		t.Fatalf("bob after alice's revocation: %d", rb.StatusCode)
 	}
 	if _, metrics := v.get("/metrics"); !strings.Contains(string(metrics), `abseal_edge_requests_total{code="403",kind="segment"}`) {

@@ -15,10 +15,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/abseal/abseal/cmaf"
+	"github.com/abseal/abseal/asset"
 	"github.com/abseal/abseal/internal/fleet"
 	"github.com/abseal/abseal/internal/testmedia"
-	"github.com/abseal/abseal/pipeline"
+	"github.com/abseal/abseal/sealed"
 )
 
 var loadTime = flag.Duration("load-time", 10*time.Second, "duration of each load run in BenchmarkEdgeLoad")
@@ -79,18 +79,18 @@ func load(tb testing.TB, urls []string, conc int, d time.Duration) (rps float64,
 func BenchmarkEdgeLoad(b *testing.B) {
 	f := fleet.New(b)
 	f.StartWorker("w1", "--threads", "2")
-	job, asset := f.Upload("uploads/load.mp4", testmedia.Clip(b, "main.mp4"))
-	if st := f.WaitState(job, 5*time.Minute, fleet.Final); st.Status != pipeline.StatusDone {
+	job, assetID := f.Upload("uploads/load.mp4", testmedia.Clip(b, "main.mp4"))
+	if st := f.WaitState(job, 5*time.Minute, fleet.Final); st.Status != asset.StatusDone {
 		b.Fatalf("job: %+v", st)
 	}
-	m, err := pipeline.ReadManifest(b.Context(), f.Out, asset)
+	m, err := sealed.ReadManifest(b.Context(), f.Out, assetID)
 	if err != nil {
 		b.Fatal(err)
 	}
 	var s settings
 	fl := flag.NewFlagSet("bench", flag.ContinueOnError)
 	s.flags(fl)
-	s.natsURL, s.s3.Endpoint, s.s3.AccessKey, s.kekc.URI, s.wmKey = f.NATS.URL, f.MinIO.Endpoint, f.MinIO.AccessKey, f.KEKPath, f.WMKey
+	s.natsURL, s.s3.Endpoint, s.s3.AccessKey, s.kekc.URI, s.wmKey.Path = f.NATS.URL, f.MinIO.Endpoint, f.MinIO.AccessKey, f.KEKPath, f.WMKey
 	s.tokenKey = filepath.Join(b.TempDir(), "token.key")
 	fleet.WriteFile(b, s.tokenKey, hex.EncodeToString([]byte("edge bench token key, 32 bytes.."))+"\n")
 	b.Setenv("ABSEAL_S3_SECRET_KEY", f.MinIO.SecretKey)
@@ -99,7 +99,7 @@ func BenchmarkEdgeLoad(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer closeFn()
-	edgeSrv := httptest.NewServer(e.handler())
+	edgeSrv := httptest.NewServer(e.Handler())
 	defer edgeSrv.Close()
 	// The same objects as stored: one GET from MinIO, streamed out.
 	rawSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -116,7 +116,7 @@ func BenchmarkEdgeLoad(b *testing.B) {
 
 	var out, errb = new(bytesBuffer), new(bytesBuffer)
 	args := []string{"token", "--nats-url", s.natsURL, "--s3-endpoint", s.s3.Endpoint, "--s3-access-key", s.s3.AccessKey,
-		"--token-key-file", s.tokenKey, "--asset", asset, "--wmid", "77"}
+		"--token-key-file", s.tokenKey, "--asset", assetID, "--wmid", "77"}
 	if err := run(b.Context(), args, out, errb); err != nil {
 		b.Fatalf("token: %v %s", err, errb)
 	}
@@ -124,7 +124,7 @@ func BenchmarkEdgeLoad(b *testing.B) {
 	r := m.Video[0]
 	var edgeURLs, rawURLs []string
 	for _, sg := range r.Segments {
-		edgeURLs = append(edgeURLs, edgeSrv.URL+"/t/"+tok+"/assets/"+asset+"/"+r.Name+"/"+cmaf.SegmentName(sg.Number))
+		edgeURLs = append(edgeURLs, edgeSrv.URL+"/t/"+tok+"/assets/"+assetID+"/"+r.Name+"/"+asset.SegmentFile(sg.Number))
 		rawURLs = append(rawURLs, rawSrv.URL+"/"+sg.Variants["a"].Key)
 	}
 	const conc = 16

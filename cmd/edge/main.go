@@ -48,12 +48,12 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/abseal/abseal/delivery"
+	"github.com/abseal/abseal/edge"
 	"github.com/abseal/abseal/envelope"
 	"github.com/abseal/abseal/internal/cliconf"
-	"github.com/abseal/abseal/pipeline"
 	"github.com/abseal/abseal/queue"
+	"github.com/abseal/abseal/sealed"
 	"github.com/abseal/abseal/storage/s3"
-	"github.com/abseal/abseal/watermark"
 )
 
 func main() {
@@ -72,11 +72,13 @@ var errUsage = errors.New("usage")
 
 // settings shared by the commands.
 type settings struct {
-	natsURL, bucket             string
-	s3                          cliconf.S3
-	kekc                        cliconf.KEK
-	wmKey, tokenKey, patternKey string
-	env                         cliconf.Env
+	natsURL, bucket      string
+	s3                   cliconf.S3
+	kekc                 cliconf.KEK
+	tokenKey, patternKey string
+	wmKey                cliconf.WatermarkKey
+	noSequencing         bool
+	env                  cliconf.Env
 }
 
 func (s *settings) flags(fl *flag.FlagSet) {
@@ -85,7 +87,7 @@ func (s *settings) flags(fl *flag.FlagSet) {
 	s.s3.Flags(fl, e)
 	fl.StringVar(&s.bucket, "bucket", e.String("ABSEAL_OUTPUT_BUCKET", "assets"), "the worker's output bucket")
 	s.kekc.Flags(fl, e)
-	fl.StringVar(&s.wmKey, "watermark-key-file", e.String("ABSEAL_WATERMARK_KEY_FILE", ""), "watermark master key (wrapped by the KEK): indirect-mode tokens")
+	s.wmKey.Flags(fl, e, "watermark-key-file", "ABSEAL_WATERMARK_KEY_FILE", "watermark master key, wrapped by the KEK: indirect-mode tokens")
 	fl.StringVar(&s.tokenKey, "token-key-file", e.String("ABSEAL_TOKEN_KEY_FILE", ""), "token key: hex HMAC secret or PEM EC P-256 key")
 	fl.StringVar(&s.patternKey, "pattern-key-file", e.String("ABSEAL_PATTERN_KEY_FILE", ""), "key of encrypted direct-mode patterns: hex A256GCM key, or the edge's PEM EC P-256 key (ECDH-SS+A128KW)")
 }
@@ -108,12 +110,9 @@ func (s *settings) kek(ctx context.Context) (*envelope.KEK, error) {
 	return s.kekc.Open(ctx)
 }
 
-func (s *settings) master(kek *envelope.KEK) ([]byte, error) {
-	if s.wmKey == "" {
-		return nil, nil
-	}
-	key, _, err := kek.ReadWatermarkKey(s.wmKey)
-	return key, err
+// master reads the watermark master key (nil without one).
+func (s *settings) master(kek *envelope.KEK, log *slog.Logger) ([]byte, error) {
+	return s.wmKey.Read(kek, log)
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -152,32 +151,37 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("%w: log-level: %v", errUsage, err)
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lv}))
+	s.noSequencing = !*sequencing
 	e, closeFn, err := newEdgeFromSettings(ctx, &s, log)
 	if err != nil {
 		return err
 	}
 	defer closeFn()
-	e.sequencing = *sequencing
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: e.handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: e.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	log.Info("edge listening", "addr", ln.Addr().String(), "bucket", s.bucket, "sequencing", *sequencing)
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(sctx)
-	}()
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		return err
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err // the listener failed
+	case <-ctx.Done():
 	}
-	return nil
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	if serr := <-served; !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	return err
 }
 
-// newEdgeFromSettings opens the store, keys and the revocation watch.
-func newEdgeFromSettings(ctx context.Context, s *settings, log *slog.Logger) (*edge, func(), error) {
+// newEdgeFromSettings opens the store, keys and the revocation watch and
+// makes the edge; the returned function closes it and its NATS connection.
+func newEdgeFromSettings(ctx context.Context, s *settings, log *slog.Logger) (*edge.Server, func(), error) {
 	st, err := s.store()
 	if err != nil {
 		return nil, nil, err
@@ -193,12 +197,12 @@ func newEdgeFromSettings(ctx context.Context, s *settings, log *slog.Logger) (*e
 	if err != nil {
 		return nil, nil, err
 	}
-	e := newEdge(st, kek, delivery.NewKeys(tk.Public()), log)
-	if e.wmMaster, err = s.master(kek); err != nil {
+	cfg := edge.Config{Store: st, KEK: kek, Tokens: delivery.NewKeys(tk.Public()), DisableSequencing: s.noSequencing, Log: log}
+	if cfg.WatermarkMaster, err = s.master(kek, log); err != nil {
 		return nil, nil, err
 	}
 	if s.patternKey != "" {
-		if e.patternKeys, _, err = delivery.LoadPatternKey(s.patternKey); err != nil {
+		if cfg.PatternKeys, _, err = delivery.LoadPatternKey(s.patternKey); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -211,32 +215,16 @@ func newEdgeFromSettings(ctx context.Context, s *settings, log *slog.Logger) (*e
 		nc.Close()
 		return nil, nil, err
 	}
-	rev, err := queue.OpenRevocations(ctx, q)
+	if cfg.Revocations, err = queue.OpenRevocations(ctx, q); err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	e, err := edge.New(ctx, cfg)
 	if err != nil {
 		nc.Close()
 		return nil, nil, err
 	}
-	wctx, cancel := context.WithCancel(context.Background())
-	if err := rev.Watch(wctx); err != nil {
-		cancel()
-		nc.Close()
-		return nil, nil, err
-	}
-	e.revoked = rev
-	return e, func() { cancel(); nc.Close() }, nil
-}
-
-// sessionCode returns the payload code of an asset (indirect mode and
-// assemble): from the watermark master key and the manifest's wmid size.
-func sessionCode(master []byte, m *pipeline.AssetManifest, opID uint64) (*watermark.Code, error) {
-	if m.Watermark == nil {
-		return nil, fmt.Errorf("asset %s carries no watermark", m.AssetID)
-	}
-	key, err := watermark.DeriveAssetKey(master, m.AssetID)
-	if err != nil {
-		return nil, err
-	}
-	return watermark.NewCode(key, m.Watermark.IDBits, opID)
+	return e, func() { e.Close(); nc.Close() }, nil
 }
 
 func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -244,7 +232,7 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fl.SetOutput(stderr)
 	var s settings
 	s.flags(fl)
-	asset := fl.String("asset", "", "asset id the token opens")
+	assetID := fl.String("asset", "", "asset id the token opens")
 	wmid := fl.Uint64("wmid", 0, "session id (wmid)")
 	sub := fl.String("sub", "", "session subject (for logs and revocation)")
 	opID := fl.Uint64("operator", 0, "operator id (wmopid)")
@@ -256,79 +244,39 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := s.parse(fl, args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	if *asset == "" || s.tokenKey == "" {
+	if *assetID == "" || s.tokenKey == "" {
 		return fmt.Errorf("%w: --asset and --token-key-file are required", errUsage)
 	}
 	key, err := delivery.LoadKey(s.tokenKey)
 	if err != nil {
 		return err
 	}
-	now := time.Now()
-	c := &delivery.Claims{Subject: *sub, Audience: *asset, IssuedAt: now.Unix(), Expiry: now.Add(*ttl).Unix(), Version: 1}
+	opts := edge.TokenOptions{Direct: *direct, PatternLen: *patLen}
 	if *direct || *patLen == 0 {
 		st, err := s.store()
 		if err != nil {
 			return err
 		}
-		m, err := pipeline.ReadManifest(ctx, st, *asset)
+		if opts.Manifest, err = sealed.ReadManifest(ctx, st, *assetID); err != nil {
+			return err
+		}
+	}
+	if *direct {
+		kek, err := s.kek(ctx)
 		if err != nil {
 			return err
 		}
-		if m.Watermark == nil {
-			return fmt.Errorf("asset %s carries no watermark", *asset)
+		opts.WatermarkMaster, err = s.master(kek, slog.New(slog.NewTextHandler(stderr, nil)))
+		if err != nil || opts.WatermarkMaster == nil {
+			return fmt.Errorf("direct mode needs --watermark-key-file: %v", err)
 		}
-		c.PatternLen = uint16(m.Watermark.PatternLen)
-		c.SegDur = []uint64{uint64(m.SegDur * 1000), 1000}
-		if *direct {
-			kek, err := s.kek(ctx)
-			if err != nil {
+		if *encrypt {
+			if opts.SealPattern, err = patternSealer(s.patternKey, *issuerKey); err != nil {
 				return err
-			}
-			master, err := s.master(kek)
-			if err != nil || master == nil {
-				return fmt.Errorf("direct mode needs --watermark-key-file: %v", err)
-			}
-			code, err := sessionCode(master, m, *opID)
-			if err != nil {
-				return err
-			}
-			bits, err := code.Pattern(*wmid)
-			if err != nil {
-				return err
-			}
-			c.Pattern = delivery.PackBits(bits)
-			if *encrypt {
-				if s.patternKey == "" {
-					return fmt.Errorf("%w: --encrypt needs --pattern-key-file", errUsage)
-				}
-				pk, edgePub, err := delivery.LoadPatternKey(s.patternKey)
-				if err != nil {
-					return err
-				}
-				if edgePub != nil {
-					if *issuerKey == "" {
-						return fmt.Errorf("%w: ECDH-SS pattern encryption needs --issuer-key-file", errUsage)
-					}
-					issuer, err := delivery.LoadECDHKey(*issuerKey)
-					if err != nil {
-						return err
-					}
-					c.Pattern, err = delivery.EncryptPatternECDH(issuer, edgePub, nil, c.Pattern)
-					if err != nil {
-						return err
-					}
-				} else if c.Pattern, err = delivery.EncryptPattern(pk.AES, c.Pattern); err != nil {
-					return err
-				}
 			}
 		}
-	} else {
-		c.PatternLen = uint16(*patLen)
 	}
-	if !*direct {
-		c.WMID, c.OpID = wmid, opID
-	}
-	tok, err := delivery.Mint(c, key)
+	tok, err := edge.MintToken(edge.Session{Asset: *assetID, WMID: *wmid, Subject: *sub, OpID: *opID, TTL: *ttl}, opts, key, time.Now())
 	if err != nil {
 		return err
 	}
@@ -336,12 +284,36 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
+// patternSealer encrypts direct-mode patterns for the edges' pattern key:
+// A256GCM for a hex key, ECDH-SS+A128KW (with the issuer's static key) for
+// the edges' EC key.
+func patternSealer(patternKey, issuerKey string) (func([]byte) ([]byte, error), error) {
+	if patternKey == "" {
+		return nil, fmt.Errorf("%w: --encrypt needs --pattern-key-file", errUsage)
+	}
+	pk, edgePub, err := delivery.LoadPatternKey(patternKey)
+	if err != nil {
+		return nil, err
+	}
+	if edgePub == nil {
+		return func(p []byte) ([]byte, error) { return delivery.EncryptPattern(pk.AES, p) }, nil
+	}
+	if issuerKey == "" {
+		return nil, fmt.Errorf("%w: ECDH-SS pattern encryption needs --issuer-key-file", errUsage)
+	}
+	issuer, err := delivery.LoadECDHKey(issuerKey)
+	if err != nil {
+		return nil, err
+	}
+	return func(p []byte) ([]byte, error) { return delivery.EncryptPatternECDH(issuer, edgePub, nil, p) }, nil
+}
+
 func runAssemble(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("edge assemble", flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	var s settings
 	s.flags(fl)
-	asset := fl.String("asset", "", "asset id")
+	assetID := fl.String("asset", "", "asset id")
 	wmid := fl.Uint64("wmid", 0, "session id (wmid)")
 	opID := fl.Uint64("operator", 0, "operator id (wmopid)")
 	rendition := fl.String("rendition", "", "rendition (default: the largest)")
@@ -349,7 +321,7 @@ func runAssemble(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := s.parse(fl, args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	if *asset == "" || *out == "" {
+	if *assetID == "" || *out == "" {
 		return fmt.Errorf("%w: --asset and -o are required", errUsage)
 	}
 	st, err := s.store()
@@ -360,15 +332,15 @@ func runAssemble(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	master, err := s.master(kek)
+	master, err := s.master(kek, slog.New(slog.NewTextHandler(stderr, nil)))
 	if err != nil || master == nil {
 		return fmt.Errorf("assemble needs --watermark-key-file: %v", err)
 	}
-	m, err := pipeline.ReadManifest(ctx, st, *asset)
+	m, err := sealed.ReadManifest(ctx, st, *assetID)
 	if err != nil {
 		return err
 	}
-	code, err := sessionCode(master, m, *opID)
+	code, err := sealed.SessionCode(master, m, *opID)
 	if err != nil {
 		return err
 	}
@@ -380,7 +352,7 @@ func runAssemble(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	if err := pipeline.WriteSession(ctx, st, kek, m, *rendition, bits, f); err != nil {
+	if err := sealed.WriteSession(ctx, st, kek, m, *rendition, bits, f); err != nil {
 		f.Close()
 		os.Remove(*out)
 		return err
@@ -388,7 +360,7 @@ func runAssemble(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := f.Close(); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "wrote %s: asset %s as session wmid %d receives it\n", *out, *asset, *wmid)
+	fmt.Fprintf(stdout, "wrote %s: asset %s as session wmid %d receives it\n", *out, *assetID, *wmid)
 	return nil
 }
 
@@ -410,9 +382,10 @@ func runRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if _, err := strconv.ParseUint(*wmid, 10, 64); err != nil {
 			return fmt.Errorf("%w: --wmid %q is not a number", errUsage, *wmid)
 		}
-		key = "wmid-" + *wmid
+		n, _ := strconv.ParseUint(*wmid, 10, 64)
+		key = edge.WMIDRevocationKey(n)
 	case *sub != "" && *wmid == "":
-		key = "sub-" + *sub
+		key = edge.SubjectRevocationKey(*sub)
 	default:
 		return fmt.Errorf("%w: give one of --wmid and --sub", errUsage)
 	}

@@ -33,8 +33,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/abseal/abseal/asset"
 	"github.com/abseal/abseal/internal/cliconf"
-	"github.com/abseal/abseal/pipeline"
 	"github.com/abseal/abseal/queue"
 	"github.com/abseal/abseal/storage"
 	"github.com/abseal/abseal/storage/s3"
@@ -166,7 +166,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	defer closeQ()
 
 	out := printer{w: stdout, json: *asJSON}
-	var jobs []*pipeline.Job
+	var jobs []*asset.Job
 	var firstErr error
 	for _, k := range keys {
 		j, err := submit(ctx, st, q, *bucket, k, *assetID, *profile, *priority, *user, out)
@@ -195,7 +195,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	return firstErr
 }
 
-func submit(ctx context.Context, st *s3.Store, q *queue.Queue, bucket, key, assetID, profile, priority, user string, out printer) (*pipeline.Job, error) {
+func submit(ctx context.Context, st *s3.Store, q *queue.Queue, bucket, key, assetID, profile, priority, user string, out printer) (*asset.Job, error) {
 	info, err := st.Stat(ctx, key)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, fmt.Errorf("%w: s3://%s/%s", errNoSource, bucket, key)
@@ -203,7 +203,7 @@ func submit(ctx context.Context, st *s3.Store, q *queue.Queue, bucket, key, asse
 	if err != nil {
 		return nil, err
 	}
-	j, err := pipeline.NewJob(pipeline.Source{Bucket: bucket, Key: key, ETag: info.ETag}, assetID, profile, user, time.Now())
+	j, err := asset.NewJob(asset.Source{Bucket: bucket, Key: key, ETag: info.ETag}, assetID, profile, user, time.Now())
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -224,7 +224,7 @@ func submit(ctx context.Context, st *s3.Store, q *queue.Queue, bucket, key, asse
 
 // follow watches a job's state to its end.
 func follow(ctx context.Context, q *queue.Queue, jobID string, out printer, stderr io.Writer) error {
-	var last pipeline.State
+	var last asset.State
 	shown := ""
 	err := q.WatchState(ctx, jobID, func(b []byte) bool {
 		if json.Unmarshal(b, &last) != nil {
@@ -245,7 +245,7 @@ func follow(ctx context.Context, q *queue.Queue, jobID string, out printer, stde
 	return report(last, out)
 }
 
-func orUnknown(s pipeline.Status) string {
+func orUnknown(s asset.Status) string {
 	if s == "" {
 		return "not started yet"
 	}
@@ -253,12 +253,12 @@ func orUnknown(s pipeline.Status) string {
 }
 
 // report prints a final state; a failed job is an errJobFailed error.
-func report(st pipeline.State, out printer) error {
+func report(st asset.State, out printer) error {
 	out.print(st, func() string {
 		switch st.Status {
-		case pipeline.StatusDone:
+		case asset.StatusDone:
 			return fmt.Sprintf("%s done: manifest s3://%s", st.JobID, st.Manifest)
-		case pipeline.StatusFailed:
+		case asset.StatusFailed:
 			return fmt.Sprintf("%s failed: %s", st.JobID, st.Reason)
 		}
 		s := fmt.Sprintf("%s %s %s %.0f%%", st.JobID, st.Status, st.Stage, st.Percent)
@@ -267,7 +267,7 @@ func report(st pipeline.State, out printer) error {
 		}
 		return s
 	})
-	if st.Status == pipeline.StatusFailed {
+	if st.Status == asset.StatusFailed {
 		return fmt.Errorf("%w: %s: %s", errJobFailed, st.JobID, st.Reason)
 	}
 	return nil
@@ -307,7 +307,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			firstErr = cmp(firstErr, err)
 			continue
 		}
-		var st pipeline.State
+		var st asset.State
 		if err := json.Unmarshal(b, &st); err != nil {
 			return fmt.Errorf("job %s: state: %w", id, err)
 		}

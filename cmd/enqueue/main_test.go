@@ -7,9 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/abseal/abseal/asset"
 	"github.com/abseal/abseal/internal/fleet"
 	"github.com/abseal/abseal/internal/testmedia"
-	"github.com/abseal/abseal/pipeline"
 	"github.com/abseal/abseal/storage"
 )
 
@@ -81,8 +81,8 @@ func TestEnqueue(t *testing.T) {
 		t.Fatalf("second submit: %+v (%v)", r, err)
 	}
 	r = enqueue(t, f, "", "status", jobID, "--json")
-	var st pipeline.State
-	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || r.code != 0 || st.Status != pipeline.StatusDone {
+	var st asset.State
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || r.code != 0 || st.Status != asset.StatusDone {
 		t.Fatalf("status: %+v (%v)", r, err)
 	}
 	if r := enqueue(t, f, "", "status", "job-nope"); r.code != 1 || !strings.Contains(r.stderr, "no such job") {

@@ -25,6 +25,8 @@ import (
 
 	"log/slog"
 
+	"github.com/abseal/abseal/asset"
+	"github.com/abseal/abseal/detect"
 	"github.com/abseal/abseal/internal/devenv"
 	"github.com/abseal/abseal/pipeline"
 	"github.com/abseal/abseal/profile"
@@ -115,7 +117,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// The marked asset, measuring each frame before and after the mark.
 	var q quality
 	hook := func(f *transcode.Frame) error {
-		if pipeline.Position(f.Segment, unmarked) < 0 {
+		if asset.Position(f.Segment, unmarked) < 0 {
 			return nil
 		}
 		orig := append([]byte(nil), f.Luma...)
@@ -124,8 +126,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	logf("rendering the watermarked asset (variants a and b)")
-	asset := filepath.Join(dir, "asset")
-	marked, err := render(ctx, src, p, asset, pipeline.RenderOptions{Variants: 2, Hook: hook})
+	assetDir := filepath.Join(dir, "asset")
+	marked, err := render(ctx, src, p, assetDir, pipeline.RenderOptions{Variants: 2, Hook: hook})
 	if err != nil {
 		return err
 	}
@@ -133,10 +135,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if _, err := render(ctx, src, p, filepath.Join(dir, "plain"), pipeline.RenderOptions{}); err != nil {
 		return err
 	}
-	sizeA, sizeB, sizePlain := variantBytes(asset, "a"), variantBytes(asset, "b"), variantBytes(filepath.Join(dir, "plain"), "a")
+	sizeA, sizeB, sizePlain := variantBytes(assetDir, "a"), variantBytes(assetDir, "b"), variantBytes(filepath.Join(dir, "plain"), "a")
 
 	logf("decoding the reference")
-	ref, err := pipeline.LocalReference(ctx, asset, "360p", segDur, unmarked)
+	ref, err := detect.LocalReference(ctx, assetDir, "360p", segDur, unmarked)
 	if err != nil {
 		return err
 	}
@@ -148,7 +150,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// are the same function of the segment index.
 	var positions []int
 	for k := range len(marked.Renditions[0].Segments) {
-		positions = append(positions, pipeline.Position(k, unmarked))
+		positions = append(positions, asset.Position(k, unmarked))
 	}
 	if n := len(positions) - unmarked; n < code.PatternLen() {
 		return fmt.Errorf("%d marked segments, the pattern needs %d", n, code.PatternLen())
@@ -166,7 +168,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			wmid := uint64(r.Uint32()) & (1<<idBits - 1)
 			pat, _ := code.Pattern(wmid)
 			sess := filepath.Join(dir, fmt.Sprintf("session-%d.mp4", s))
-			if err := pipeline.AssembleSession(asset, "360p", pat, positions, sess); err != nil {
+			if err := detect.AssembleSession(assetDir, "360p", pat, positions, sess); err != nil {
 				return err
 			}
 			leak := filepath.Join(dir, "leak.mp4")
@@ -175,7 +177,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				return fmt.Errorf("attack %s: %v: %s", at.name, err, out)
 			}
 			t0 := time.Now()
-			sus, dur, err := pipeline.DecodeSuspect(ctx, leak)
+			sus, dur, err := detect.DecodeSuspect(ctx, leak)
 			if err != nil {
 				return err
 			}
@@ -249,7 +251,7 @@ func render(ctx context.Context, src string, p *profile.Profile, dir string, opt
 		return nil, err
 	}
 	opts.Threads = 0
-	return pipeline.Render(ctx, src, p, opts, writer{st})
+	return pipeline.Render(ctx, src, p, opts, pipeline.StoreWriter{Store: st})
 }
 
 // variantBytes is the total size of a variant's segments of the 360p rung.

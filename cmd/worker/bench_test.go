@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/abseal/abseal/asset"
 	"github.com/abseal/abseal/internal/fleet"
 	"github.com/abseal/abseal/internal/testmedia"
 	"github.com/abseal/abseal/pipeline"
@@ -17,7 +18,7 @@ import (
 
 type discardWriter struct{}
 
-func (discardWriter) WriteObject(context.Context, string, []byte) error { return nil }
+func (discardWriter) WriteObject(context.Context, asset.Ref, []byte) error { return nil }
 
 // BenchmarkJobOverhead measures one job on a generated 30 s 1080p clip
 // with the default ladder and the A/B watermark, two ways in the same run:
@@ -57,7 +58,7 @@ func BenchmarkJobOverhead(b *testing.B) {
 		st := fl.WaitState(job, 20*time.Minute, fleet.Final)
 		e2eRun := time.Since(start)
 		e2e += e2eRun
-		if st.Status != pipeline.StatusDone {
+		if st.Status != asset.StatusDone {
 			b.Fatalf("job: %+v", st)
 		}
 		for _, d := range st.Stages {
@@ -95,7 +96,7 @@ func BenchmarkJobsPerHour(b *testing.B) {
 					jobs = append(jobs, id)
 				}
 				for _, id := range jobs {
-					if st := fl.WaitState(id, 20*time.Minute, fleet.Final); st.Status != pipeline.StatusDone {
+					if st := fl.WaitState(id, 20*time.Minute, fleet.Final); st.Status != asset.StatusDone {
 						b.Fatalf("job %s: %+v", id, st)
 					}
 				}

@@ -19,11 +19,11 @@ import (
 	"github.com/nats-io/nats.go"
 	yaml "go.yaml.in/yaml/v3"
 
+	"github.com/abseal/abseal/asset"
 	"github.com/abseal/abseal/envelope"
 	"github.com/abseal/abseal/internal/devenv"
 	"github.com/abseal/abseal/internal/fleet"
 	"github.com/abseal/abseal/internal/testmedia"
-	"github.com/abseal/abseal/pipeline"
 	"github.com/abseal/abseal/queue"
 	"github.com/abseal/abseal/storage"
 	"github.com/abseal/abseal/storage/s3"
@@ -255,18 +255,18 @@ func TestComposeSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := pipeline.Source{Bucket: ingest, Key: "uploads/compose.mp4", ETag: info.ETag}
-	jobID, asset := pipeline.JobID(src, pipeline.AssetIDFor(src), "default"), pipeline.AssetIDFor(src)
+	src := asset.Source{Bucket: ingest, Key: "uploads/compose.mp4", ETag: info.ETag}
+	jobID, assetID := asset.JobID(src, asset.AssetIDFor(src), "default"), asset.AssetIDFor(src)
 	msg, err := ready.NextMsg(3 * time.Minute)
 	if err != nil {
 		b, _ := q.GetState(t.Context(), jobID)
 		t.Fatalf("no asset-ready event: %v (job state %s)", err, b)
 	}
-	var evt ReadyEvent
-	if err := json.Unmarshal(msg.Data, &evt); err != nil || evt.AssetID != asset || evt.JobID != jobID || evt.Bucket != output {
+	var evt asset.ReadyEvent
+	if err := json.Unmarshal(msg.Data, &evt); err != nil || evt.AssetID != assetID || evt.JobID != jobID || evt.Bucket != output {
 		t.Fatalf("asset-ready event %s (%v)", msg.Data, err)
 	}
-	if _, err := store(output).Stat(t.Context(), pipeline.ManifestKey(asset)); err != nil {
+	if _, err := store(output).Stat(t.Context(), asset.ManifestKey(assetID)); err != nil {
 		t.Fatalf("manifest: %v", err)
 	}
 
@@ -302,13 +302,13 @@ func TestComposeSettings(t *testing.T) {
 	if addr == "" {
 		t.Fatal("the edge did not start")
 	}
-	mint := exec.Command(edgeBin, "token", "--asset", asset, "--wmid", "7")
+	mint := exec.Command(edgeBin, "token", "--asset", assetID, "--wmid", "7")
 	mint.Env = edgeEnv
 	tok, err := mint.Output()
 	if err != nil {
 		t.Fatalf("edge token: %v", err)
 	}
-	seg := "/assets/" + asset + "/360p/seg-00002.m4s"
+	seg := "/assets/" + assetID + "/360p/seg-00002.m4s"
 	if resp, err := http.Get("http://" + addr + seg); err != nil || resp.StatusCode != 401 {
 		t.Fatalf("without a token: %v %v", resp, err)
 	}

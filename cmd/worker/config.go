@@ -20,7 +20,7 @@ type config struct {
 	IngestBuckets  []string
 	OutputBucket   string
 	KEK            cliconf.KEK
-	WatermarkKey   string // file
+	WatermarkKey   cliconf.WatermarkKey
 	WMIDBits       int
 	ProfilesDir    string
 	Concurrency    int
@@ -53,7 +53,7 @@ func (c *config) flags(fl *flag.FlagSet) {
 	ingest := fl.String("ingest-buckets", env("ABSEAL_INGEST_BUCKETS", "ingest"), "buckets whose uploads become jobs, comma-separated")
 	fl.StringVar(&c.OutputBucket, "output-bucket", env("ABSEAL_OUTPUT_BUCKET", "assets"), "bucket the sealed assets go to (never triggers jobs)")
 	c.KEK.Flags(fl, e)
-	fl.StringVar(&c.WatermarkKey, "watermark-key-file", env("ABSEAL_WATERMARK_KEY_FILE", ""), "watermark master key file (empty: no A/B watermark, variant a only)")
+	c.WatermarkKey.Flags(fl, e, "watermark-key-file", "ABSEAL_WATERMARK_KEY_FILE", "watermark master key file, wrapped by the KEK (empty: no A/B watermark, variant a only)")
 	fl.IntVar(&c.WMIDBits, "wmid-bits", envInt("ABSEAL_WMID_BITS", 32), "session id (wmid) size in bits, 8-64: sets the pattern length")
 	fl.StringVar(&c.ProfilesDir, "profiles-dir", env("ABSEAL_PROFILES_DIR", ""), "directory of NAME.json profiles (\"default\" is built in)")
 	fl.IntVar(&c.Concurrency, "concurrency", envInt("ABSEAL_CONCURRENCY", 1), "jobs run at once by this worker")

@@ -16,9 +16,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/abseal/abseal/asset"
 	"github.com/abseal/abseal/envelope"
 	"github.com/abseal/abseal/internal/devenv"
-	"github.com/abseal/abseal/pipeline"
 	"github.com/abseal/abseal/queue"
 	"github.com/abseal/abseal/storage"
 	"github.com/abseal/abseal/storage/s3"
@@ -93,17 +93,17 @@ func runDev(ctx context.Context, cfg *config, log *slog.Logger, stdout io.Writer
 			log.Info("dev: created a local KEK", "path", cfg.KEK.URI)
 		}
 	}
-	if cfg.WatermarkKey == "" {
-		cfg.WatermarkKey = filepath.Join(dir, "watermark.key")
-		if _, err := os.Stat(cfg.WatermarkKey); errors.Is(err, os.ErrNotExist) {
+	if cfg.WatermarkKey.Path == "" {
+		cfg.WatermarkKey.Path = filepath.Join(dir, "watermark.key")
+		if _, err := os.Stat(cfg.WatermarkKey.Path); errors.Is(err, os.ErrNotExist) {
 			kek, err := cfg.KEK.Open(ctx)
 			if err != nil {
 				return err
 			}
-			if err := kek.CreateWatermarkKey(cfg.WatermarkKey); err != nil {
+			if err := kek.CreateWatermarkKey(cfg.WatermarkKey.Path); err != nil {
 				return err
 			}
-			log.Info("dev: created a watermark master key, wrapped by the KEK", "path", cfg.WatermarkKey)
+			log.Info("dev: created a watermark master key, wrapped by the KEK", "path", cfg.WatermarkKey.Path)
 		}
 	}
 	if cfg.Demo != "" {
@@ -183,14 +183,14 @@ func demo(ctx context.Context, s *service, cfg *config, endpoint string, stdout 
 	}
 	fmt.Fprintf(stdout, "demo: uploaded %s to s3://%s/%s (%d bytes); waiting for the upload event's job\n",
 		cfg.Demo, cfg.IngestBuckets[0], key, info.Size)
-	src := pipeline.Source{Bucket: cfg.IngestBuckets[0], Key: key, ETag: info.ETag}
-	jobID := pipeline.JobID(src, pipeline.AssetIDFor(src), "default")
-	var final pipeline.State
+	src := asset.Source{Bucket: cfg.IngestBuckets[0], Key: key, ETag: info.ETag}
+	jobID := asset.JobID(src, asset.AssetIDFor(src), "default")
+	var final asset.State
 	lastLine := ""
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
 	defer cancel()
 	err = s.q.WatchState(wctx, jobID, func(b []byte) bool {
-		var st pipeline.State
+		var st asset.State
 		if json.Unmarshal(b, &st) != nil {
 			return true
 		}
@@ -204,7 +204,7 @@ func demo(ctx context.Context, s *service, cfg *config, endpoint string, stdout 
 	if err != nil {
 		return fmt.Errorf("demo: waiting for job %s: %w", jobID, err)
 	}
-	if final.Status != pipeline.StatusDone {
+	if final.Status != asset.StatusDone {
 		return fmt.Errorf("demo: job %s failed: %s", jobID, final.Reason)
 	}
 	return printSummary(ctx, s, final.AssetID, time.Since(start), stdout)
@@ -213,17 +213,17 @@ func demo(ctx context.Context, s *service, cfg *config, endpoint string, stdout 
 // printSummary reads the asset manifest and prints renditions, segments,
 // objects, bytes and stage times, and checks that one sealed segment opens.
 func printSummary(ctx context.Context, s *service, assetID string, took time.Duration, stdout io.Writer) error {
-	data, err := storage.ReadAll(ctx, s.out, pipeline.ManifestKey(assetID))
+	data, err := storage.ReadAll(ctx, s.out, asset.ManifestKey(assetID))
 	if err != nil {
 		return err
 	}
-	m, err := pipeline.DecodeManifest(data)
+	m, err := asset.DecodeManifest(data)
 	if err != nil {
 		return err
 	}
 	var objects int
 	var bytes int64
-	for oi, err := range s.out.List(ctx, pipeline.AssetPrefix(assetID)) {
+	for oi, err := range s.out.List(ctx, asset.Prefix(assetID)) {
 		if err != nil {
 			return err
 		}
@@ -248,9 +248,9 @@ func printSummary(ctx context.Context, s *service, assetID string, took time.Dur
 			r.Name, dim, r.Codecs, len(r.Segments), variants, r.Bitrate/1000)
 	}
 	fmt.Fprintf(stdout, "  %d objects, %d bytes in s3://%s/%s (segments sealed with a DEK per rendition)\n",
-		objects, bytes, s.cfg.OutputBucket, pipeline.AssetPrefix(assetID))
+		objects, bytes, s.cfg.OutputBucket, asset.Prefix(assetID))
 	if st, err := s.q.GetState(ctx, m.JobID); err == nil {
-		var js pipeline.State
+		var js asset.State
 		if json.Unmarshal(st, &js) == nil && len(js.Stages) > 0 {
 			fmt.Fprintf(stdout, "  stages:")
 			for _, name := range []string{"fetch", "transcode", "manifest"} {
@@ -266,14 +266,14 @@ func printSummary(ctx context.Context, s *service, assetID string, took time.Dur
 	}
 	fmt.Fprintf(stdout, "  verified: %s opens with its rendition's unwrapped DEK at its place\n", m.Video[0].Segments[0].Variants["a"].Key)
 	fmt.Fprintf(stdout, "  manifest: s3://%s/%s\n  playlists: s3://%s/%s, s3://%s/%s\n  total %s\n",
-		s.cfg.OutputBucket, pipeline.ManifestKey(assetID), s.cfg.OutputBucket, m.HLS, s.cfg.OutputBucket, m.DASH,
+		s.cfg.OutputBucket, asset.ManifestKey(assetID), s.cfg.OutputBucket, m.HLS, s.cfg.OutputBucket, m.DASH,
 		took.Round(time.Millisecond))
 	return nil
 }
 
 // verifyOne opens the first sealed segment of the top rendition with its
 // unwrapped DEK, as the delivery tier will.
-func verifyOne(ctx context.Context, s *service, m *pipeline.AssetManifest) error {
+func verifyOne(ctx context.Context, s *service, m *asset.Manifest) error {
 	if len(m.Video) == 0 || len(m.Video[0].Segments) == 0 {
 		return errors.New("demo: the asset has no video segments")
 	}
@@ -303,9 +303,9 @@ func verifyOne(ctx context.Context, s *service, m *pipeline.AssetManifest) error
 	return nil
 }
 
-func derefR(r *pipeline.Rendition) []pipeline.Rendition {
+func derefR(r *asset.Rendition) []asset.Rendition {
 	if r == nil {
 		return nil
 	}
-	return []pipeline.Rendition{*r}
+	return []asset.Rendition{*r}
 }

@@ -1,21 +1,23 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/abseal/abseal/asset"
 	"github.com/abseal/abseal/cmaf"
+	"github.com/abseal/abseal/envelope"
+	"github.com/abseal/abseal/internal/cliconf"
 	"github.com/abseal/abseal/pipeline"
 	"github.com/abseal/abseal/profile"
-	"github.com/abseal/abseal/storage"
 	"github.com/abseal/abseal/storage/fs"
 	"github.com/abseal/abseal/watermark"
 )
@@ -29,10 +31,19 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	variants := fl.Int("variants", 1, "encoders per rendition: 1 (a) or 2 (a and b)")
 	play := fl.String("play", "a", "link the neutral segment paths to this variant so the manifests play locally (a, b or none)")
 	threads := fl.Int("threads", 0, "CPU budget (0: all CPUs)")
-	wmKey := fl.String("watermark-key", "", "file holding the watermark master key (enables the A/B watermark and --variants 2)")
+	var (
+		env  cliconf.Env
+		kekc cliconf.KEK
+		wk   cliconf.WatermarkKey
+	)
+	kekc.Flags(fl, &env)
+	wk.Flags(fl, &env, "watermark-key", "", "watermark master key file, wrapped by --kek-uri's KEK (enables the A/B watermark and --variants 2)")
 	assetID := fl.String("asset-id", "", "asset id for the watermark key (default: the input's base name)")
 	unmarked := fl.Int("unmarked", 1, "leading segments left unmarked (watermark position -1)")
 	if err := fl.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if err := env.Err(); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if *in == "" || *out == "" {
@@ -42,7 +53,7 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *play != "a" && *play != "b" && *play != "none" {
 		return fmt.Errorf("%w: --play must be a, b or none", errUsage)
 	}
-	if *play == "b" && *variants < 2 && *wmKey == "" {
+	if *play == "b" && *variants < 2 && wk.Path == "" {
 		return fmt.Errorf("%w: --play b needs --variants 2", errUsage)
 	}
 	p := profile.Default()
@@ -56,16 +67,23 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("%w: output directory %s is not empty", errUsage, *out)
 	}
 	ropts := pipeline.RenderOptions{Variants: *variants, Threads: *threads}
-	if *wmKey != "" {
-		master, err := os.ReadFile(*wmKey)
+	if wk.Path != "" {
+		var kek *envelope.KEK
+		if kekc.URI != "" {
+			var err error
+			if kek, err = kekc.Open(ctx); err != nil {
+				return err
+			}
+		}
+		master, err := wk.Read(kek, slog.New(slog.NewTextHandler(stderr, nil)))
 		if err != nil {
-			return fmt.Errorf("watermark key: %w", err)
+			return err
 		}
 		id := *assetID
 		if id == "" {
 			id = strings.TrimSuffix(filepath.Base(*in), filepath.Ext(*in))
 		}
-		key, err := watermark.DeriveAssetKey(bytes.TrimSpace(master), id)
+		key, err := watermark.DeriveAssetKey(master, id)
 		if err != nil {
 			return err
 		}
@@ -85,7 +103,7 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			fmt.Fprintf(stderr, "\rprocess: %5.1f%% (%s of %s)", 100*done.Seconds()/total.Seconds(), done.Round(time.Second), total.Round(time.Second))
 		}
 	}
-	res, err := pipeline.Render(ctx, *in, p, ropts, storeWriter{st})
+	res, err := pipeline.Render(ctx, *in, p, ropts, pipeline.StoreWriter{Store: st})
 	fmt.Fprintln(stderr)
 	if err != nil {
 		// Nothing half-done is left behind.
@@ -106,7 +124,7 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			r.Name, r.Codecs, r.Width, r.Height, len(r.Segments), avg/1000, peak/1000)
 	}
 	fmt.Fprintf(stdout, "  %d objects, %d bytes in %s; manifests: %s, %s\n", res.Objects, res.Bytes, *out,
-		filepath.Join(*out, "hls", "master.m3u8"), filepath.Join(*out, "dash", "manifest.mpd"))
+		filepath.Join(*out, filepath.FromSlash(asset.HLSMaster().Path())), filepath.Join(*out, filepath.FromSlash(asset.DASH().Path())))
 	return nil
 }
 
@@ -117,22 +135,14 @@ func deref(r *cmaf.Rendition) []cmaf.Rendition {
 	return []cmaf.Rendition{*r}
 }
 
-// storeWriter writes objects into a storage.Store.
-type storeWriter struct{ st storage.Store }
-
-func (w storeWriter) WriteObject(ctx context.Context, key string, data []byte) error {
-	_, err := w.st.Put(ctx, key, bytes.NewReader(data), storage.PutOptions{})
-	return err
-}
-
 // linkVariant makes <rendition>/seg-N.m4s a symlink to <variant>/seg-N.m4s,
 // so the neutral manifests play as the session that always gets variant v.
 func linkVariant(root string, res *pipeline.RenderResult, v string) error {
 	for _, r := range res.Renditions {
 		for _, s := range r.Segments {
-			name := cmaf.SegmentName(s.Number)
-			link := filepath.Join(root, r.Name, name)
-			if err := os.Symlink(filepath.Join(v, name), link); err != nil && !errors.Is(err, os.ErrExist) {
+			name := asset.Segment(r.Name, "", s.Number)
+			link := filepath.Join(root, filepath.FromSlash(name.Path()))
+			if err := os.Symlink(filepath.Join(v, name.File()), link); err != nil && !errors.Is(err, os.ErrExist) {
 				return fmt.Errorf("link %s: %w", link, err)
 			}
 		}

@@ -78,17 +78,11 @@ func newService(ctx context.Context, cfg *config, log *slog.Logger) (*service, f
 	if err != nil {
 		return nil, nil, err
 	}
-	var wmKey []byte
-	if cfg.WatermarkKey != "" {
-		key, clear, err := kek.ReadWatermarkKey(cfg.WatermarkKey)
-		if err != nil {
-			return nil, nil, err
-		}
-		if clear {
-			log.Warn("the watermark master key file is not wrapped by the KEK; make a wrapped one with `kek watermark-key`", "path", cfg.WatermarkKey)
-		}
-		wmKey = key
-	} else {
+	wmKey, err := cfg.WatermarkKey.Read(kek, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	if wmKey == nil {
 		log.Warn("no watermark key: assets get variant a only, without the A/B watermark")
 	}
 	s3cfg := func(bucket string) s3.Config {

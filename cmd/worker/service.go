@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/abseal/abseal/asset"
 	"github.com/abseal/abseal/pipeline"
 	"github.com/abseal/abseal/queue"
 	"github.com/abseal/abseal/storage/s3"
@@ -30,20 +31,6 @@ type service struct {
 	out    *s3.Store
 	runner *pipeline.Runner
 	m      *metrics
-}
-
-// ReadyEvent is published on abseal.assets.ready.<asset> when an asset is
-// complete.
-type ReadyEvent struct {
-	V        int     `json:"v"`
-	AssetID  string  `json:"asset_id"`
-	JobID    string  `json:"job_id"`
-	Bucket   string  `json:"bucket"`
-	Manifest string  `json:"manifest"`
-	HLS      string  `json:"hls"`
-	DASH     string  `json:"dash"`
-	Source   string  `json:"source"`
-	Duration float64 `json:"duration"`
 }
 
 type metrics struct {
@@ -152,7 +139,7 @@ func (s *service) run(ctx context.Context) error {
 // jobForUpload makes the job of an upload event: default asset id and
 // profile, deterministic job id.
 func (s *service) jobForUpload(u queue.Upload) (string, []byte, error) {
-	j, err := pipeline.NewJob(pipeline.Source{Bucket: u.Bucket, Key: u.Key, VersionID: u.VersionID, ETag: u.ETag},
+	j, err := asset.NewJob(asset.Source{Bucket: u.Bucket, Key: u.Key, VersionID: u.VersionID, ETag: u.ETag},
 		"", "", "upload-event", time.Now())
 	if err != nil {
 		return "", nil, err
@@ -166,7 +153,7 @@ func bg() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), 10*time.Second)
 }
 
-func (s *service) putState(st *pipeline.State) {
+func (s *service) putState(st *asset.State) {
 	st.UpdatedAt = time.Now().UTC()
 	st.Worker = s.cfg.Name
 	data, _ := json.Marshal(st)
@@ -181,15 +168,15 @@ func (s *service) putState(st *pipeline.State) {
 func (s *service) handle(ctx context.Context, m *queue.Msg) {
 	s.m.inFlight.Inc()
 	defer s.m.inFlight.Dec()
-	job, err := pipeline.DecodeJob(m.Data())
+	job, err := asset.DecodeJob(m.Data())
 	if err != nil {
 		s.log.Warn("job rejected", "job_id", m.JobID(), "err", err)
-		s.fail(m, &pipeline.State{JobID: m.JobID()}, err, m.Data())
+		s.fail(m, &asset.State{JobID: m.JobID()}, err, m.Data())
 		return
 	}
 	log := s.log.With("job_id", job.JobID, "asset_id", job.AssetID, "attempt", m.Attempt())
-	st := &pipeline.State{JobID: job.JobID, AssetID: job.AssetID, Source: job.Source.String(),
-		Status: pipeline.StatusRunning, Stage: "fetch", Attempt: m.Attempt()}
+	st := &asset.State{JobID: job.JobID, AssetID: job.AssetID, Source: job.Source.String(),
+		Status: asset.StatusRunning, Stage: "fetch", Attempt: m.Attempt()}
 	s.putState(st)
 	log.Info("job started", "source", job.Source.String(), "profile", job.Profile)
 
@@ -218,7 +205,7 @@ func (s *service) handle(ctx context.Context, m *queue.Msg) {
 		case ctx.Err() != nil:
 			// Shutdown: hand the job back at once for another worker.
 			log.Warn("job interrupted by shutdown, handed back", "err", err)
-			st.Status, st.Reason = pipeline.StatusQueued, "interrupted by a worker shutdown"
+			st.Status, st.Reason = asset.StatusQueued, "interrupted by a worker shutdown"
 			s.putState(st)
 			m.Nak(0)
 			s.m.jobs.WithLabelValues("interrupted").Inc()
@@ -228,7 +215,7 @@ func (s *service) handle(ctx context.Context, m *queue.Msg) {
 		default:
 			delay := s.q.RetryDelay(m.Attempt())
 			log.Warn("job failed, will retry", "err", err, "in", delay)
-			st.Status, st.Reason = pipeline.StatusRetrying, err.Error()
+			st.Status, st.Reason = asset.StatusRetrying, err.Error()
 			s.putState(st)
 			m.Nak(delay)
 			s.m.jobs.WithLabelValues("retry").Inc()
@@ -240,7 +227,7 @@ func (s *service) handle(ctx context.Context, m *queue.Msg) {
 	}
 	s.m.bytesIn.Add(float64(res.BytesIn))
 	s.m.bytesOut.Add(float64(res.BytesOut))
-	ev, _ := json.Marshal(ReadyEvent{V: 1, AssetID: job.AssetID, JobID: job.JobID, Bucket: s.cfg.OutputBucket,
+	ev, _ := json.Marshal(asset.ReadyEvent{V: asset.ReadyEventVersion, AssetID: job.AssetID, JobID: job.JobID, Bucket: s.cfg.OutputBucket,
 		Manifest: res.ManifestKey, HLS: res.Manifest.HLS, DASH: res.Manifest.DASH, Source: job.Source.String(),
 		Duration: res.Manifest.Duration})
 	pctx, pcancel := bg()
@@ -257,7 +244,7 @@ func (s *service) handle(ctx context.Context, m *queue.Msg) {
 		outcome = "skipped"
 	}
 	s.m.jobs.WithLabelValues(outcome).Inc()
-	st.Status, st.Stage, st.Percent, st.Reason = pipeline.StatusDone, "done", 100, ""
+	st.Status, st.Stage, st.Percent, st.Reason = asset.StatusDone, "done", 100, ""
 	st.Manifest = s.cfg.OutputBucket + "/" + res.ManifestKey
 	st.Stages, st.Objects, st.BytesOut = stageSeconds(res.Stages), res.Objects, res.BytesOut
 	log.Info("job done", "skipped", res.Skipped, "objects", res.Objects, "bytes_out", res.BytesOut,
@@ -277,7 +264,7 @@ func stageSeconds(st map[string]time.Duration) map[string]float64 {
 }
 
 // fail dead-letters a job with its reason and terminates it.
-func (s *service) fail(m *queue.Msg, st *pipeline.State, err error, payload []byte) {
+func (s *service) fail(m *queue.Msg, st *asset.State, err error, payload []byte) {
 	reason := err.Error()
 	ctx, cancel := bg()
 	defer cancel()
@@ -293,7 +280,7 @@ func (s *service) fail(m *queue.Msg, st *pipeline.State, err error, payload []by
 		return
 	}
 	if st.JobID != "" {
-		st.Status, st.Reason = pipeline.StatusFailed, reason
+		st.Status, st.Reason = asset.StatusFailed, reason
 		s.putState(st)
 	}
 	m.Term(truncate(reason, 256))
@@ -313,8 +300,8 @@ func (s *service) exhausted(ctx context.Context, e queue.Exhausted) {
 		s.log.Error("dead letter not stored", "job_id", e.JobID, "err", err)
 		return
 	}
-	st := &pipeline.State{JobID: e.JobID, Status: pipeline.StatusFailed, Reason: reason}
-	if j, err := pipeline.DecodeJob(e.Payload); err == nil {
+	st := &asset.State{JobID: e.JobID, Status: asset.StatusFailed, Reason: reason}
+	if j, err := asset.DecodeJob(e.Payload); err == nil {
 		st.AssetID, st.Source = j.AssetID, j.Source.String()
 	}
 	s.putState(st)

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/abseal/abseal/asset"
 	"github.com/abseal/abseal/internal/fleet"
 	"github.com/abseal/abseal/internal/testmedia"
-	"github.com/abseal/abseal/pipeline"
 )
 
 // httpAddr returns the worker's /healthz address from its log.
@@ -51,17 +51,17 @@ func TestFleetUploadToReady(t *testing.T) {
 		t.Fatalf("/readyz: %d %s", code, body)
 	}
 	clip := testmedia.Clip(t, "main.mp4")
-	jobID, asset := f.Upload("uploads/My Clip+1.mp4", clip)
+	jobID, assetID := f.Upload("uploads/My Clip+1.mp4", clip)
 	st := f.WaitState(jobID, 3*time.Minute, fleet.Final)
-	if st.Status != pipeline.StatusDone || st.Manifest != "assets/"+pipeline.ManifestKey(asset) {
+	if st.Status != asset.StatusDone || st.Manifest != "assets/"+asset.ManifestKey(assetID) {
 		t.Fatalf("state %+v", st)
 	}
-	m := f.CheckAsset(asset)
+	m := f.CheckAsset(assetID)
 	if m.Source.Key != "uploads/My Clip+1.mp4" || m.JobID != jobID || m.Audio == nil {
 		t.Fatalf("manifest source %+v job %s audio %v", m.Source, m.JobID, m.Audio != nil)
 	}
 	evs := f.ReadyEvents()
-	if len(evs) != 1 || evs[0]["asset_id"] != asset || evs[0]["manifest"] != pipeline.ManifestKey(asset) {
+	if len(evs) != 1 || evs[0]["asset_id"] != assetID || evs[0]["manifest"] != asset.ManifestKey(assetID) {
 		t.Fatalf("ready events %+v", evs)
 	}
 	// The same object uploaded again: a second event, the same job id.
@@ -72,18 +72,18 @@ func TestFleetUploadToReady(t *testing.T) {
 	}
 	// The same asset and source under another job id: acked as complete
 	// without redoing it.
-	again := pipeline.Job{V: 1, JobID: "job-again", AssetID: asset, Profile: "default", RequestedBy: "test",
+	again := asset.Job{V: 1, JobID: "job-again", AssetID: assetID, Profile: "default", RequestedBy: "test",
 		CreatedAt: time.Now(), Source: m.Source.Source}
 	if _, err := f.Q.Submit(t.Context(), "", again.JobID, again.Encode()); err != nil {
 		t.Fatal(err)
 	}
-	if st := f.WaitState("job-again", time.Minute, fleet.Final); st.Status != pipeline.StatusDone {
+	if st := f.WaitState("job-again", time.Minute, fleet.Final); st.Status != asset.StatusDone {
 		t.Fatalf("job-again: %+v", st)
 	}
 	if l := w.Lines("job done"); len(l) != 2 || l[1]["skipped"] != true {
 		t.Fatalf("job-again was not skipped: %v", l)
 	}
-	if m2 := f.CheckAsset(asset); m2.JobID != jobID {
+	if m2 := f.CheckAsset(assetID); m2.JobID != jobID {
 		t.Fatalf("the skipped job rewrote the manifest (job %s)", m2.JobID)
 	}
 	_, metrics := get(t, "http://"+addr+"/metrics")
@@ -106,17 +106,17 @@ func TestFleetBadInputThenGood(t *testing.T) {
 	fleet.WriteFile(t, badPath, strings.Repeat("this is not a video\n", 500))
 	badJob, _ := f.Upload("uploads/garbage.mp4", badPath)
 	st := f.WaitState(badJob, time.Minute, fleet.Final)
-	if st.Status != pipeline.StatusFailed || !strings.Contains(st.Reason, "not a video") {
+	if st.Status != asset.StatusFailed || !strings.Contains(st.Reason, "not a video") {
 		t.Fatalf("corrupt source: state %+v, want failed with \"not a video\"", st)
 	}
 	if _, err := f.Q.Submit(t.Context(), "", "job-broken", []byte(`{"v":2,"job_id":"job-broken"}`)); err != nil {
 		t.Fatal(err)
 	}
-	good, asset := f.Upload("uploads/good.mp4", testmedia.Clip(t, "main.mp4"))
-	if st := f.WaitState(good, 3*time.Minute, fleet.Final); st.Status != pipeline.StatusDone {
+	good, assetID := f.Upload("uploads/good.mp4", testmedia.Clip(t, "main.mp4"))
+	if st := f.WaitState(good, 3*time.Minute, fleet.Final); st.Status != asset.StatusDone {
 		t.Fatalf("good job after bad ones: %+v", st)
 	}
-	f.CheckAsset(asset)
+	f.CheckAsset(assetID)
 	dl, err := f.Q.DeadLetters(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -138,15 +138,15 @@ func TestFleetBadInputThenGood(t *testing.T) {
 func TestFleetKillMidJob(t *testing.T) {
 	f := fleet.New(t)
 	a := f.StartWorker("victim")
-	job, asset := f.Upload("uploads/long.mp4", testmedia.Clip(t, "forensic-56s.mp4"))
-	f.WaitState(job, 2*time.Minute, func(s pipeline.State) bool { return s.Stage == "transcode" && s.Percent >= 20 })
+	job, assetID := f.Upload("uploads/long.mp4", testmedia.Clip(t, "forensic-56s.mp4"))
+	f.WaitState(job, 2*time.Minute, func(s asset.State) bool { return s.Stage == "transcode" && s.Percent >= 20 })
 	a.Stop(t, syscall.SIGKILL)
 	b := f.StartWorker("survivor")
 	st := f.WaitState(job, 4*time.Minute, fleet.Final)
-	if st.Status != pipeline.StatusDone || st.Worker != "survivor" || st.Attempt != 2 {
+	if st.Status != asset.StatusDone || st.Worker != "survivor" || st.Attempt != 2 {
 		t.Fatalf("state %+v, want done by survivor on attempt 2", st)
 	}
-	f.CheckAsset(asset)
+	f.CheckAsset(assetID)
 	if n := f.Manifests(); n != 1 {
 		t.Fatalf("%d manifests, want 1", n)
 	}
@@ -160,8 +160,8 @@ func TestFleetKillMidJob(t *testing.T) {
 func TestFleetGracefulShutdown(t *testing.T) {
 	f := fleet.New(t)
 	a := f.StartWorker("leaving", "--shutdown-grace", "1s")
-	job, asset := f.Upload("uploads/long.mp4", testmedia.Clip(t, "forensic-56s.mp4"))
-	f.WaitState(job, 2*time.Minute, func(s pipeline.State) bool { return s.Stage == "transcode" && s.Percent >= 15 })
+	job, assetID := f.Upload("uploads/long.mp4", testmedia.Clip(t, "forensic-56s.mp4"))
+	f.WaitState(job, 2*time.Minute, func(s asset.State) bool { return s.Stage == "transcode" && s.Percent >= 15 })
 	start := time.Now()
 	a.Stop(t, syscall.SIGTERM)
 	if d := time.Since(start); d > 15*time.Second {
@@ -172,10 +172,10 @@ func TestFleetGracefulShutdown(t *testing.T) {
 	}
 	f.StartWorker("staying")
 	st := f.WaitState(job, 4*time.Minute, fleet.Final)
-	if st.Status != pipeline.StatusDone || st.Worker != "staying" {
+	if st.Status != asset.StatusDone || st.Worker != "staying" {
 		t.Fatalf("state %+v", st)
 	}
-	f.CheckAsset(asset)
+	f.CheckAsset(assetID)
 }
 
 // TestFleetMinIOOutage: the object store goes away for 10 s in the middle
@@ -183,16 +183,16 @@ func TestFleetGracefulShutdown(t *testing.T) {
 func TestFleetMinIOOutage(t *testing.T) {
 	f := fleet.New(t)
 	f.StartWorker("w1")
-	job, asset := f.Upload("uploads/long.mp4", testmedia.Clip(t, "forensic-56s.mp4"))
-	f.WaitState(job, 2*time.Minute, func(s pipeline.State) bool { return s.Stage == "transcode" && s.Percent >= 15 })
+	job, assetID := f.Upload("uploads/long.mp4", testmedia.Clip(t, "forensic-56s.mp4"))
+	f.WaitState(job, 2*time.Minute, func(s asset.State) bool { return s.Stage == "transcode" && s.Percent >= 15 })
 	f.MinIO.Close()
 	time.Sleep(10 * time.Second)
 	f.StartMinIO()
 	st := f.WaitState(job, 4*time.Minute, fleet.Final)
-	if st.Status != pipeline.StatusDone {
+	if st.Status != asset.StatusDone {
 		t.Fatalf("state %+v", st)
 	}
-	f.CheckAsset(asset)
+	f.CheckAsset(assetID)
 }
 
 // TestFleetNATSRestart: the NATS server restarts under a running worker;
@@ -200,25 +200,25 @@ func TestFleetMinIOOutage(t *testing.T) {
 func TestFleetNATSRestart(t *testing.T) {
 	f := fleet.New(t)
 	w := f.StartWorker("w1")
-	job, asset := f.Upload("uploads/long.mp4", testmedia.Clip(t, "forensic-56s.mp4"))
-	f.WaitState(job, 2*time.Minute, func(s pipeline.State) bool { return s.Stage == "transcode" && s.Percent >= 15 })
+	job, assetID := f.Upload("uploads/long.mp4", testmedia.Clip(t, "forensic-56s.mp4"))
+	f.WaitState(job, 2*time.Minute, func(s asset.State) bool { return s.Stage == "transcode" && s.Percent >= 15 })
 	f.NATS.Close()
 	time.Sleep(2 * time.Second)
 	f.StartNATS()
 	st := f.WaitState(job, 4*time.Minute, fleet.Final)
-	if st.Status != pipeline.StatusDone {
+	if st.Status != asset.StatusDone {
 		t.Fatalf("state %+v", st)
 	}
-	f.CheckAsset(asset)
+	f.CheckAsset(assetID)
 	// The next job, submitted after the restart.
-	j, err := pipeline.NewJob(pipeline.Source{Bucket: "ingest", Key: "uploads/long.mp4"}, "after-restart", "", "test", time.Now())
+	j, err := asset.NewJob(asset.Source{Bucket: "ingest", Key: "uploads/long.mp4"}, "after-restart", "", "test", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.Q.Submit(t.Context(), "", j.JobID, j.Encode()); err != nil {
 		t.Fatal(err)
 	}
-	if st := f.WaitState(j.JobID, 4*time.Minute, fleet.Final); st.Status != pipeline.StatusDone {
+	if st := f.WaitState(j.JobID, 4*time.Minute, fleet.Final); st.Status != asset.StatusDone {
 		t.Fatalf("job after the restart: %+v", st)
 	}
 	if len(w.Lines("nats reconnected")) == 0 {
@@ -238,7 +238,7 @@ func TestFleetThreeWorkersSixJobs(t *testing.T) {
 		jobs = append(jobs, j)
 	}
 	for _, j := range jobs {
-		if st := f.WaitState(j, 4*time.Minute, fleet.Final); st.Status != pipeline.StatusDone {
+		if st := f.WaitState(j, 4*time.Minute, fleet.Final); st.Status != asset.StatusDone {
 			t.Fatalf("job %s: %+v", j, st)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -138,4 +139,41 @@ func (k *KEK) CredentialFlags(fl *flag.FlagSet, e *Env) {
 // Open resolves the KEK.
 func (k *KEK) Open(ctx context.Context) (*envelope.KEK, error) {
 	return envelope.OpenKEK(ctx, k.URI, k.Opts)
+}
+
+// WatermarkKey is the watermark master key file setting: wrapped by the
+// KEK, or in clear only with the explicit --allow-clear-watermark-key.
+type WatermarkKey struct {
+	Path       string
+	AllowClear bool
+}
+
+// Flags registers the key file flag under name ("watermark-key-file" in
+// the services, with ABSEAL_WATERMARK_KEY_FILE; "watermark-key" in the
+// file tools, flag only: env "") and --allow-clear-watermark-key
+// (ABSEAL_ALLOW_CLEAR_WATERMARK_KEY).
+func (w *WatermarkKey) Flags(fl *flag.FlagSet, e *Env, name, env, usage string) {
+	def := ""
+	if env != "" {
+		def = e.String(env, "")
+	}
+	fl.StringVar(&w.Path, name, def, usage)
+	fl.BoolVar(&w.AllowClear, "allow-clear-watermark-key", e.Bool("ABSEAL_ALLOW_CLEAR_WATERMARK_KEY", false),
+		"accept a watermark master key file in clear (not wrapped by the KEK), with a warning")
+}
+
+// Read reads the key through kek (nil: only a clear key can be read, and
+// only when allowed); a clear key is logged as a warning. No path: nil.
+func (w *WatermarkKey) Read(kek *envelope.KEK, log *slog.Logger) ([]byte, error) {
+	if w.Path == "" {
+		return nil, nil
+	}
+	key, clear, err := envelope.ReadWatermarkKey(w.Path, kek, w.AllowClear)
+	if err != nil {
+		return nil, err
+	}
+	if clear && log != nil {
+		log.Warn("the watermark master key file is not wrapped by the KEK; make a wrapped one with `kek watermark-key`", "path", w.Path)
+	}
+	return key, nil
 }

@@ -23,11 +23,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/abseal/abseal/asset"
 	"github.com/abseal/abseal/cmaf"
 	"github.com/abseal/abseal/envelope"
 	"github.com/abseal/abseal/internal/devenv"
 	"github.com/abseal/abseal/internal/testenv"
-	"github.com/abseal/abseal/pipeline"
 	"github.com/abseal/abseal/queue"
 	"github.com/abseal/abseal/storage"
 	"github.com/abseal/abseal/storage/s3"
@@ -289,17 +289,17 @@ func (f *Fleet) Upload(key, clip string) (jobID, assetID string) {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	src := pipeline.Source{Bucket: "ingest", Key: key, ETag: info.ETag}
-	asset := pipeline.AssetIDFor(src)
-	return pipeline.JobID(src, asset, "default"), asset
+	src := asset.Source{Bucket: "ingest", Key: key, ETag: info.ETag}
+	assetID = asset.AssetIDFor(src)
+	return asset.JobID(src, assetID, "default"), assetID
 }
 
 // waitState waits until the job's state satisfies ok.
-func (f *Fleet) WaitState(jobID string, timeout time.Duration, ok func(pipeline.State) bool) pipeline.State {
+func (f *Fleet) WaitState(jobID string, timeout time.Duration, ok func(asset.State) bool) asset.State {
 	f.t.Helper()
 	ctx, cancel := context.WithTimeout(f.t.Context(), timeout)
 	defer cancel()
-	var last pipeline.State
+	var last asset.State
 	err := f.Q.WatchState(ctx, jobID, func(b []byte) bool {
 		json.Unmarshal(b, &last)
 		return !ok(last)
@@ -310,32 +310,32 @@ func (f *Fleet) WaitState(jobID string, timeout time.Duration, ok func(pipeline.
 	return last
 }
 
-func Final(s pipeline.State) bool { return s.Final() }
+func Final(s asset.State) bool { return s.Final() }
 
 // checkAsset verifies a finished asset: exactly one manifest, every object
 // it names is stored with its digest, opens at its place and only there,
 // A and B have equal sizes, and nothing plaintext is in the bucket.
-func (f *Fleet) CheckAsset(assetID string) *pipeline.AssetManifest {
+func (f *Fleet) CheckAsset(assetID string) *asset.Manifest {
 	f.t.Helper()
 	ctx := f.t.Context()
-	data, err := storage.ReadAll(ctx, f.Out, pipeline.ManifestKey(assetID))
+	data, err := storage.ReadAll(ctx, f.Out, asset.ManifestKey(assetID))
 	if err != nil {
 		f.t.Fatalf("manifest: %v", err)
 	}
-	m, err := pipeline.DecodeManifest(data)
+	m, err := asset.DecodeManifest(data)
 	if err != nil {
 		f.t.Fatal(err)
 	}
 	if len(m.Video) == 0 || m.Watermark == nil {
 		f.t.Fatalf("manifest: %d video renditions, watermark %v", len(m.Video), m.Watermark)
 	}
-	named := map[string]bool{pipeline.ManifestKey(assetID): true}
+	named := map[string]bool{asset.ManifestKey(assetID): true}
 	for _, r := range append(m.Video, audio(m)...) {
 		dek, err := f.KEK.UnwrapDEK(r.DEK.Wrapped, envelope.RenditionAD(assetID, r.Name))
 		if err != nil {
 			f.t.Fatalf("%s: %v", r.Name, err)
 		}
-		check := func(o pipeline.Object, variant string, size int64) {
+		check := func(o asset.Object, variant string, size int64) {
 			ct, err := storage.ReadAll(ctx, f.Out, o.Key)
 			if err != nil {
 				f.t.Fatalf("%s: %v", o.Key, err)
@@ -371,7 +371,7 @@ func (f *Fleet) CheckAsset(assetID string) *pipeline.AssetManifest {
 				f.t.Fatalf("%s segment %d: %d variants, want a and b", r.Name, s.Number, len(s.Variants))
 			}
 			if r.Kind == "video" {
-				key := pipeline.AssetPrefix(assetID) + r.Name + "/" + cmaf.WMPaceInfoDir + "/" + cmaf.SegmentName(s.Number)
+				key := asset.PaceInfo(r.Name, s.Number).Key(assetID)
 				b, err := storage.ReadAll(ctx, f.Out, key)
 				if err != nil {
 					f.t.Fatalf("WMPaceInfo: %v", err)
@@ -384,11 +384,11 @@ func (f *Fleet) CheckAsset(assetID string) *pipeline.AssetManifest {
 			}
 		}
 	}
-	for oi, err := range f.Out.List(ctx, pipeline.AssetPrefix(assetID)) {
+	for oi, err := range f.Out.List(ctx, asset.Prefix(assetID)) {
 		if err != nil {
 			f.t.Fatal(err)
 		}
-		rel := strings.TrimPrefix(oi.Key, pipeline.AssetPrefix(assetID))
+		rel := strings.TrimPrefix(oi.Key, asset.Prefix(assetID))
 		if strings.HasPrefix(rel, "hls/") || strings.HasPrefix(rel, "dash/") {
 			continue
 		}
@@ -477,9 +477,9 @@ func WriteFile(t testing.TB, path, data string) {
 	}
 }
 
-func audio(m *pipeline.AssetManifest) []pipeline.Rendition {
+func audio(m *asset.Manifest) []asset.Rendition {
 	if m.Audio == nil {
 		return nil
 	}
-	return []pipeline.Rendition{*m.Audio}
+	return []asset.Rendition{*m.Audio}
 }

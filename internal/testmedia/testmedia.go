@@ -64,3 +64,19 @@ func Clip(t testing.TB, name string) string {
 	}
 	return p
 }
+
+// CRF28At360p are the ffmpeg arguments of the reference leak: libx264 CRF
+// 28, scaled to 640x360.
+var CRF28At360p = []string{"-c:v", "libx264", "-preset", "veryfast", "-crf", "28", "-vf", "scale=640:360"}
+
+// Reencode runs the ffmpeg CLI on in with args (an attack: re-encode,
+// scale, crop, trim) and returns the output file, in a test temp dir.
+func Reencode(t testing.TB, in string, args ...string) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "leak.mp4")
+	cmd := exec.Command("ffmpeg", append(append([]string{"-hide_banner", "-v", "error", "-y", "-i", in}, args...), out)...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, b)
+	}
+	return out
+}

@@ -1,0 +1,354 @@
+package edge
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/abseal/abseal/asset"
+	"github.com/abseal/abseal/cmaf"
+	"github.com/abseal/abseal/delivery"
+	"github.com/abseal/abseal/envelope"
+	"github.com/abseal/abseal/sealed"
+	"github.com/abseal/abseal/storage"
+)
+
+// Revocations is the deny-list a Server consults (queue.Revocations):
+// Watch keeps it current until ctx ends and returns once it is loaded.
+type Revocations interface {
+	Revoked(keys ...string) bool
+	Watch(ctx context.Context) error
+}
+
+// Config is what a Server needs.
+type Config struct {
+	Store  storage.Store   // the worker's output bucket (required)
+	KEK    *envelope.KEK   // unwraps the renditions' data keys (required)
+	Tokens *delivery.Keys  // verify session tokens (required)
+	// PatternKeys open encrypted direct-mode patterns.
+	PatternKeys delivery.PatternKeys
+	// WatermarkMaster is the watermark master key: indirect-mode tokens
+	// (the pattern derived from wmid). Nil: direct-mode tokens only.
+	WatermarkMaster []byte
+	// DisableSequencing serves variant A to every session.
+	DisableSequencing bool
+	// Revocations is the deny-list; nil: none. New starts its watch and
+	// Close ends it.
+	Revocations Revocations
+	Log         *slog.Logger     // default: discard
+	Now         func() time.Time // default: time.Now
+	// ManifestTTL is how long an asset manifest is cached (default 1 min).
+	ManifestTTL time.Duration
+	// CacheLimit bounds each cache's entries (default 100,000).
+	CacheLimit int
+}
+
+// Server serves sealed assets to sessions. It is safe for concurrent use.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	now    func() time.Time
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	manifests map[string]*cachedManifest
+	deks      map[string]*envelope.DEK
+	paces     map[string]cmaf.PaceInfo
+	patterns  map[string][]byte
+	tokens    map[string]*delivery.Claims
+
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	bytesOut prometheus.Counter
+}
+
+type cachedManifest struct {
+	m       *asset.Manifest
+	fetched time.Time
+}
+
+// New makes a Server and, with cfg.Revocations, loads the deny-list and
+// keeps watching it until Close.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	switch {
+	case cfg.Store == nil:
+		return nil, errors.New("edge: config: Store is required")
+	case cfg.KEK == nil:
+		return nil, errors.New("edge: config: KEK is required")
+	case cfg.Tokens == nil:
+		return nil, errors.New("edge: config: Tokens is required")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.ManifestTTL <= 0 {
+		cfg.ManifestTTL = time.Minute
+	}
+	if cfg.CacheLimit <= 0 {
+		cfg.CacheLimit = 100_000
+	}
+	s := &Server{
+		cfg: cfg, log: cfg.Log, now: cfg.Now, cancel: func() {},
+		manifests: map[string]*cachedManifest{}, deks: map[string]*envelope.DEK{},
+		paces: map[string]cmaf.PaceInfo{}, patterns: map[string][]byte{}, tokens: map[string]*delivery.Claims{},
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "abseal_edge_requests_total", Help: "Edge requests by kind and status code.",
+		}, []string{"kind", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "abseal_edge_request_seconds", Help: "Edge request latency by kind.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}, []string{"kind"}),
+		bytesOut: prometheus.NewCounter(prometheus.CounterOpts{Name: "abseal_edge_bytes_total", Help: "Plaintext bytes served."}),
+	}
+	s.reg.MustRegister(s.requests, s.latency, s.bytesOut, collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if cfg.Revocations != nil {
+		wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		if err := cfg.Revocations.Watch(wctx); err != nil {
+			cancel()
+			return nil, fmt.Errorf("edge: revocations: %w", err)
+		}
+		s.cancel = cancel
+	}
+	return s, nil
+}
+
+// Close stops the revocation watch.
+func (s *Server) Close() { s.cancel() }
+
+// Handler routes /healthz, /metrics and the media paths:
+//
+//	/t/<token>/assets/<asset>/<object>   token in the path (recommended by the spec)
+//	/assets/<asset>/<object>             token in the Authorization: Bearer or WMT header
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /t/{token}/assets/{asset}/{object...}", func(w http.ResponseWriter, r *http.Request) {
+		s.serve(w, r, r.PathValue("token"), r.PathValue("asset"), r.PathValue("object"))
+	})
+	mux.HandleFunc("GET /assets/{asset}/{object...}", func(w http.ResponseWriter, r *http.Request) {
+		tok := r.Header.Get("WMT")
+		if a := r.Header.Get("Authorization"); tok == "" && strings.HasPrefix(a, "Bearer ") {
+			tok = strings.TrimPrefix(a, "Bearer ")
+		}
+		s.serve(w, r, tok, r.PathValue("asset"), r.PathValue("object"))
+	})
+	return mux
+}
+
+// httpError is an error with the status the client gets. Its message is
+// safe to show: it never names a variant or holds a token.
+type httpError struct {
+	code int
+	msg  string
+}
+
+func (h *httpError) Error() string { return h.msg }
+
+func fail(code int, format string, args ...any) error {
+	return &httpError{code: code, msg: fmt.Sprintf(format, args...)}
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, token, assetID, object string) {
+	start := time.Now()
+	ref, perr := asset.Parse(object)
+	kind := objectKind(ref, perr)
+	n, err := s.serveObject(w, r, token, assetID, ref, perr)
+	code := http.StatusOK
+	if err != nil {
+		var he *httpError
+		if !errors.As(err, &he) {
+			s.log.Error("edge: internal error", "asset", assetID, "object", object, "err", err)
+			he = &httpError{code: http.StatusBadGateway, msg: "upstream error"}
+		}
+		code = he.code
+		if code == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="abseal"`)
+		}
+		http.Error(w, he.msg, code)
+	} else if r.Header.Get("Range") != "" && n >= 0 {
+		code = http.StatusPartialContent
+	}
+	s.requests.WithLabelValues(kind, strconv.Itoa(code)).Inc()
+	s.latency.WithLabelValues(kind).Observe(time.Since(start).Seconds())
+	// Logs name the asset and object, never the token or the variant.
+	s.log.Debug("edge: request", "asset", assetID, "object", object, "code", code, "took", time.Since(start).String())
+}
+
+// objectKind is the metrics label of a request.
+func objectKind(ref asset.Ref, err error) string {
+	switch {
+	case err != nil:
+		return "other"
+	case ref.Kind == asset.KindHLS, ref.Kind == asset.KindDASH:
+		return "manifest"
+	case ref.Kind == asset.KindInit:
+		return "init"
+	case ref.Kind == asset.KindSegment, ref.Kind == asset.KindPaceInfo:
+		return "segment"
+	}
+	return "other"
+}
+
+// RevocationKeys are the deny-list keys of a session: its wmid and its
+// subject (operators revoke either).
+func RevocationKeys(wmid *uint64, subject string) []string {
+	var keys []string
+	if wmid != nil {
+		keys = append(keys, WMIDRevocationKey(*wmid))
+	}
+	if subject != "" {
+		keys = append(keys, SubjectRevocationKey(subject))
+	}
+	return keys
+}
+
+// WMIDRevocationKey is the deny-list key of a session id.
+func WMIDRevocationKey(wmid uint64) string { return "wmid-" + strconv.FormatUint(wmid, 10) }
+
+// SubjectRevocationKey is the deny-list key of a session subject.
+func SubjectRevocationKey(sub string) string { return "sub-" + sub }
+
+// serveObject checks the token and serves one object; it returns the
+// plaintext size served.
+func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, token, assetID string, ref asset.Ref, perr error) (int, error) {
+	if token == "" {
+		return 0, fail(http.StatusUnauthorized, "a watermarking token is required")
+	}
+	c, err := s.verify(token)
+	if err != nil {
+		return 0, fail(http.StatusUnauthorized, "token refused: %s", publicReason(err))
+	}
+	if c.Audience != assetID {
+		return 0, fail(http.StatusForbidden, "the token is not for this asset")
+	}
+	if rv := s.cfg.Revocations; rv != nil && rv.Revoked(RevocationKeys(c.WMID, c.Subject)...) {
+		return 0, fail(http.StatusForbidden, "the session is revoked")
+	}
+	m, err := s.manifest(r.Context(), assetID)
+	if err != nil {
+		return 0, err
+	}
+	// Players name objects neutrally: no variant directory, no sidecar,
+	// no manifest.json.
+	if perr != nil || ref.Variant != "" || ref.Kind == asset.KindPaceInfo || ref.Kind == asset.KindManifest {
+		return 0, fail(http.StatusNotFound, "no such object")
+	}
+	w.Header().Set("Cache-Control", "private, no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	switch ref.Kind {
+	case asset.KindHLS, asset.KindDASH:
+		data, err := storage.ReadAll(r.Context(), s.cfg.Store, ref.Key(assetID))
+		if errors.Is(err, storage.ErrNotFound) {
+			return 0, fail(http.StatusNotFound, "no such object")
+		}
+		if err != nil {
+			return 0, err
+		}
+		return s.write(w, r, data, ref.ContentType()), nil
+	}
+	rend, err := m.FindRendition(ref.Rung)
+	if err != nil {
+		return 0, fail(http.StatusNotFound, "no such rendition")
+	}
+	dek, err := s.dek(m, rend)
+	if err != nil {
+		return 0, err
+	}
+	obj, place, size := rend.Init, ref, int64(0)
+	if ref.Kind == asset.KindSegment {
+		seg, ok := rend.Segment(ref.Number)
+		if !ok {
+			return 0, fail(http.StatusNotFound, "no such segment")
+		}
+		obj, size = seg.Variants[asset.VariantA], seg.Size
+		if rend.Kind == "video" {
+			pace, err := s.pace(r.Context(), assetID, asset.PaceInfo(ref.Rung, ref.Number))
+			if err != nil {
+				return 0, err
+			}
+			pattern, err := s.pattern(token, c, m)
+			if err != nil {
+				return 0, err
+			}
+			v := delivery.Variant(pattern, int(c.PatternLen), pace.Position, !s.cfg.DisableSequencing)
+			o, ok := seg.Variants[v]
+			if !ok {
+				return 0, fail(http.StatusBadRequest, "segment has no variant for this position")
+			}
+			obj, place = o, asset.Segment(ref.Rung, v, ref.Number)
+		}
+		if r.Header.Get("Range") == "" && size > 0 {
+			return s.stream(w, r, dek, assetID, place, obj, size)
+		}
+	}
+	data, err := sealed.OpenObjectFast(r.Context(), s.cfg.Store, dek, assetID, place, obj)
+	if err != nil {
+		return 0, err
+	}
+	return s.write(w, r, data, "video/mp4"), nil
+}
+
+// stream decrypts a whole segment from the store straight into the
+// response: Tink's streaming AEAD releases plaintext only segment by
+// authenticated segment, so a damaged object ends the response early
+// (shorter than its Content-Length) and is logged.
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, dek *envelope.DEK, assetID string, place asset.Ref, obj asset.Object, size int64) (int, error) {
+	rc, err := s.cfg.Store.Open(r.Context(), obj.Key, nil)
+	if errors.Is(err, storage.ErrNotFound) {
+		return 0, fail(http.StatusNotFound, "no such segment")
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	pr, err := dek.Open(rc, sealed.Place(assetID, place).AD())
+	if err != nil {
+		return 0, err
+	}
+	w.Header().Set("Content-Type", "video/mp4")
+	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+	w.Header().Set("Accept-Ranges", "bytes")
+	n, err := io.Copy(w, pr)
+	s.bytesOut.Add(float64(n))
+	if err != nil && r.Context().Err() == nil {
+		s.log.Error("edge: segment broke off", "asset", assetID, "object", place.Neutral().Path(), "err", err)
+	}
+	return int(n), nil
+}
+
+// write serves data with byte-range support (no Last-Modified, no ETag:
+// nothing that could tell variants apart).
+func (s *Server) write(w http.ResponseWriter, r *http.Request, data []byte, ctype string) int {
+	w.Header().Set("Content-Type", ctype)
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
+	s.bytesOut.Add(float64(len(data)))
+	return len(data)
+}
+
+func publicReason(err error) string {
+	for _, e := range []error{delivery.ErrExpired, delivery.ErrNotYet, delivery.ErrSignature, delivery.ErrUnknownKey, delivery.ErrClaims} {
+		if errors.Is(err, e) {
+			return e.Error()
+		}
+	}
+	return delivery.ErrMalformed.Error()
+}
