@@ -281,10 +281,10 @@ const AudioRung = "audio"
 
 // ValidRung reports whether a rendition name can stand in a path without
 // being mistaken for another part of the layout (hls, dash, assets and
-// master are taken).
+// master, WMPaceInfo are taken).
 func ValidRung(name string) bool {
 	return ValidID(name) && name != hlsDir && name != dashDir && name != assetsDir && name != manifestFile &&
-		name+hlsExt != masterFile
+		name != paceInfoDir && name+hlsExt != masterFile
 }
 
 func segmentNumber(file string) (int, bool) {
