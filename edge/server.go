@@ -34,9 +34,9 @@ type Revocations interface {
 
 // Config is what a Server needs.
 type Config struct {
-	Store  storage.Store   // the worker's output bucket (required)
-	KEK    *envelope.KEK   // unwraps the renditions' data keys (required)
-	Tokens *delivery.Keys  // verify session tokens (required)
+	Store  storage.Store  // the worker's output bucket (required)
+	KEK    *envelope.KEK  // unwraps the renditions' data keys (required)
+	Tokens *delivery.Keys // verify session tokens (required)
 	// PatternKeys open encrypted direct-mode patterns.
 	PatternKeys delivery.PatternKeys
 	// WatermarkMaster is the watermark master key: indirect-mode tokens
