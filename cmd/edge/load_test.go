@@ -24,8 +24,9 @@ import (
 var loadTime = flag.Duration("load-time", 10*time.Second, "duration of each load run in BenchmarkEdgeLoad")
 
 // load sends GETs for urls (round robin) from conc clients for d and
-// returns requests/s and the 99th-percentile latency.
-func load(tb testing.TB, urls []string, conc int, d time.Duration) (rps float64, p99 time.Duration) {
+// returns requests/s and the 99th-percentile latency. Every response must
+// be 200 with the body size given for its URL.
+func load(tb testing.TB, urls []string, sizes []int64, conc int, d time.Duration) (rps float64, p99 time.Duration) {
 	tr := &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
@@ -34,7 +35,14 @@ func load(tb testing.TB, urls []string, conc int, d time.Duration) (rps float64,
 	var mu sync.Mutex
 	var lat []time.Duration
 	var wg sync.WaitGroup
-	var failed error
+	var failed error // guarded by mu
+	fail := func(err error) {
+		mu.Lock()
+		if failed == nil {
+			failed = err
+		}
+		mu.Unlock()
+	}
 	start := time.Now()
 	for c := range conc {
 		wg.Add(1)
@@ -46,14 +54,17 @@ func load(tb testing.TB, urls []string, conc int, d time.Duration) (rps float64,
 				resp, err := client.Get(urls[i%len(urls)])
 				if err != nil {
 					if ctx.Err() == nil {
-						failed = err
+						fail(err)
 					}
 					break
 				}
-				io.Copy(io.Discard, resp.Body)
+				n, err := io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					failed = fmt.Errorf("%s: %d", urls[i%len(urls)], resp.StatusCode)
+				if err != nil && ctx.Err() != nil {
+					break // cut off at the end of the run
+				}
+				if resp.StatusCode != 200 || err != nil || n != sizes[i%len(urls)] {
+					fail(fmt.Errorf("%s: %d, %d of %d bytes (%v)", urls[i%len(urls)], resp.StatusCode, n, sizes[i%len(urls)], err))
 					break
 				}
 				mine = append(mine, time.Since(t0))
@@ -64,6 +75,8 @@ func load(tb testing.TB, urls []string, conc int, d time.Duration) (rps float64,
 		}()
 	}
 	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
 	if failed != nil {
 		tb.Fatal(failed)
 	}
@@ -123,7 +136,10 @@ func BenchmarkEdgeLoad(b *testing.B) {
 	tok := out.trimmed()
 	r := m.Video[0]
 	var edgeURLs, rawURLs []string
+	var edgeSizes, rawSizes []int64
 	for _, sg := range r.Segments {
+		edgeSizes = append(edgeSizes, sg.Size)
+		rawSizes = append(rawSizes, sg.Variants["a"].Size)
 		edgeURLs = append(edgeURLs, edgeSrv.URL+"/t/"+tok+"/assets/"+assetID+"/"+r.Name+"/"+asset.SegmentFile(sg.Number))
 		rawURLs = append(rawURLs, rawSrv.URL+"/"+sg.Variants["a"].Key)
 	}
@@ -132,8 +148,8 @@ func BenchmarkEdgeLoad(b *testing.B) {
 	var eRPS, rRPS float64
 	var eP99, rP99 time.Duration
 	for range b.N {
-		rRPS, rP99 = load(b, rawURLs, conc, *loadTime)
-		eRPS, eP99 = load(b, edgeURLs, conc, *loadTime)
+		rRPS, rP99 = load(b, rawURLs, rawSizes, conc, *loadTime)
+		eRPS, eP99 = load(b, edgeURLs, edgeSizes, conc, *loadTime)
 	}
 	b.ReportMetric(eRPS, "edge-req/s")
 	b.ReportMetric(float64(eP99.Microseconds())/1000, "edge-p99-ms")
@@ -143,12 +159,14 @@ func BenchmarkEdgeLoad(b *testing.B) {
 	b.ReportMetric(float64(r.Segments[0].Size)/1024, "segment-KiB")
 }
 
-// TestEdgeLoadSlice is a small, fast slice of BenchmarkEdgeLoad: the load
-// generator works and the edge answers every request under concurrency.
+// TestEdgeLoadSlice is a small, fast slice of BenchmarkEdgeLoad: under 16
+// concurrent clients the edge answers every request with 200 and the
+// segment's full plaintext (load fails otherwise), and each client gets
+// through at least a few requests in the second.
 func TestEdgeLoadSlice(t *testing.T) {
 	*loadTime = time.Second
 	res := testing.Benchmark(BenchmarkEdgeLoad)
-	if res.N == 0 || res.Extra["edge-req/s"] <= 0 {
+	if res.N == 0 || res.Extra["edge-req/s"] < 4*16 || res.Extra["raw-req/s"] < 4*16 {
 		t.Fatalf("load slice: %+v", res)
 	}
 	t.Logf("edge %.0f req/s (p99 %.1f ms), raw %.0f req/s, ratio %.2f",
