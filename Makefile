@@ -15,7 +15,7 @@ TOOLS := $(CURDIR)/.tools
 GO_TEST_FLAGS ?=
 BENCH_OUT := bench/out
 
-.PHONY: help demo compose-secrets deps deps-ffmpeg deps-minio deps-go deps-staticcheck test vet lint unit bench wm-report fuzz clean-tools
+.PHONY: help demo compose-secrets deps deps-ffmpeg deps-minio deps-go deps-staticcheck test vet lint cgo-free unit bench wm-report fuzz clean-tools
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -62,10 +62,18 @@ vet: ## go vet + staticcheck
 	go vet ./...
 	$(TOOLS)/bin/staticcheck ./...
 
+# The commands that never decode video build without cgo (and so without
+# FFmpeg's libraries): the edge, enqueue and kek.
+CGO_FREE := ./cmd/edge ./cmd/enqueue ./cmd/kek
+cgo-free: ## build the edge, enqueue and kek with CGO_ENABLED=0 and check none depends on go-astiav
+	CGO_ENABLED=0 go build -o /dev/null $(CGO_FREE)
+	@if go list -deps $(CGO_FREE) | grep -q go-astiav; then echo "cgo-free: go-astiav in the deps of $(CGO_FREE)"; exit 1; fi
+	@echo "cgo-free: $(CGO_FREE) build with CGO_ENABLED=0, no go-astiav"
+
 unit: ## the test suite (real NATS, MinIO and FFmpeg), with the race detector
 	go test -race -count=1 -timeout 25m $(GO_TEST_FLAGS) ./...
 
-test: deps vet unit ## install what is missing, vet, and run all tests
+test: deps vet cgo-free unit ## install what is missing, vet, build the cgo-free commands, and run all tests
 
 bench: deps ## benchmarks (envelope vs raw AES-GCM, MinIO, ladder vs ffmpeg CLI, job overhead, jobs/hour, edge load); writes bench/out/report.md
 	@mkdir -p $(BENCH_OUT)

@@ -87,6 +87,14 @@ func TestComposeSettings(t *testing.T) {
 	if err != nil || !bytes.Contains(dockerfile, []byte("FROM debian:trixie")) || !bytes.Contains(dockerfile, []byte("libavcodec61")) {
 		t.Fatalf("Dockerfile: the worker image runs on Debian 13 with its FFmpeg 7.1 (libavcodec61): %v", err)
 	}
+	// The edge's image is the cgo-free target: no FFmpeg in it.
+	if b, _ := cf.Services["edge"].Build.(map[string]any); b["target"] != "edge" {
+		t.Fatalf("the edge service builds %v, want the Dockerfile's cgo-free target edge", cf.Services["edge"].Build)
+	}
+	if i := bytes.Index(dockerfile, []byte(" AS edge\n")); i < 0 || bytes.Contains(dockerfile[i:bytes.Index(dockerfile, []byte(" AS worker\n"))], []byte("libav")) ||
+		!bytes.Contains(dockerfile, []byte("CGO_ENABLED=0 go build -trimpath -o /out/edge ./cmd/edge")) {
+		t.Fatal("Dockerfile: the edge target must build cmd/edge with CGO_ENABLED=0 on an image without FFmpeg")
+	}
 
 	// Secrets, as `make compose-secrets` makes them.
 	secretDir := t.TempDir()
