@@ -79,6 +79,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		fl.Usage()
 		return errors.New("--suspect, --watermark-key and one of --asset and --bucket are required")
 	}
+	if *bucket != "" && kekconf.URI == "" {
+		return errors.New("--kek-uri is required with --bucket (the asset is sealed)")
+	}
 	var kek *envelope.KEK
 	if kekconf.URI != "" {
 		var err error

@@ -13,6 +13,7 @@ import (
 	"github.com/Eyevinn/mp4ff/avc"
 	"github.com/Eyevinn/mp4ff/mp4"
 
+	"github.com/abseal/abseal/envelope"
 	"github.com/abseal/abseal/internal/testmedia"
 	"github.com/abseal/abseal/transcode"
 )
@@ -290,7 +291,7 @@ func TestProcessWatermark(t *testing.T) {
 	}
 	outs := map[string]string{}
 	for _, v := range []string{"a", "b"} {
-		out, _, err := process(t, src, "--watermark-key", key, "--asset-id", "clip", "--unmarked", "1", "--play", v)
+		out, _, err := process(t, src, "--watermark-key", key, "--allow-clear-watermark-key", "--asset-id", "clip", "--unmarked", "1", "--play", v)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -313,5 +314,44 @@ func TestProcessWatermark(t *testing.T) {
 				t.Errorf("%s %s: variants identical %v (segment 1 is unmarked)", rung, name, same)
 			}
 		}
+	}
+}
+
+// worker process reads the watermark key through the KEK: a wrapped key
+// works with --kek-uri, a clear key is refused unless it is allowed
+// explicitly, and a wrapped key without the KEK says what is missing.
+func TestProcessWatermarkKeyFile(t *testing.T) {
+	src := testmedia.Clip(t, "main.mp4")
+	dir := t.TempDir()
+	clearKey := filepath.Join(dir, "clear.key")
+	if err := os.WriteFile(clearKey, []byte("watermark master key for tests.."), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := process(t, src, "--watermark-key", clearKey); !errors.Is(err, envelope.ErrClearWatermarkKey) {
+		t.Fatalf("clear key without --allow-clear-watermark-key: %v", err)
+	}
+	kekPath := filepath.Join(dir, "kek.json")
+	if err := envelope.CreateLocalKEK(kekPath); err != nil {
+		t.Fatal(err)
+	}
+	kek, err := envelope.OpenKEK(t.Context(), kekPath, envelope.KEKOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrapped := filepath.Join(dir, "wrapped.key")
+	if err := kek.CreateWatermarkKey(wrapped); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := process(t, src, "--watermark-key", wrapped); err == nil || !strings.Contains(err.Error(), "give the KEK") {
+		t.Fatalf("wrapped key without --kek-uri: %v", err)
+	}
+	out, _, err := process(t, src, "--watermark-key", wrapped, "--kek-uri", kekPath, "--play", "none")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := os.ReadFile(filepath.Join(out, "360p", "a", "seg-00003.m4s"))
+	b, _ := os.ReadFile(filepath.Join(out, "360p", "b", "seg-00003.m4s"))
+	if len(a) == 0 || len(a) != len(b) || bytes.Equal(a, b) {
+		t.Fatalf("wrapped key: variants of a marked segment: %d and %d bytes, equal %v", len(a), len(b), bytes.Equal(a, b))
 	}
 }
