@@ -384,12 +384,15 @@ func TestLocalKEKFile(t *testing.T) {
 }
 
 func TestKEKURIs(t *testing.T) {
+	// Each want is text of that case's own error, not of the URI (every
+	// error names the URI).
 	for _, tc := range []struct{ uri, want string }{
-		{"", "empty"},
-		{"s3://bucket/key", "unsupported KEK URI scheme"},
-		{"hcvault://vault.example:8200/transit/keys/kek", "token file"},
-		{"aws-kms://not-an-arn", "aws-kms"},
-		{"file://remotehost/kek.json", "host"},
+		{"", "KEK URI is empty"},
+		{"s3://bucket/key", `unsupported KEK URI scheme "s3"`},
+		{"hcvault://vault.example:8200/transit/keys/kek", "hcvault needs a token file"},
+		{"aws-kms://not-an-arn", "does not hold a key ARN"},
+		{"AWS-KMS:x", "does not hold a key ARN"},
+		{"file://remotehost/kek.json", `file URI with host "remotehost"`},
 	} {
 		_, err := envelope.OpenKEK(t.Context(), tc.uri, envelope.KEKOptions{})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -62,12 +62,21 @@ func TestFuzzCorpus(t *testing.T) {
 	dir := filepath.Join("testdata", "fuzz", "FuzzOpen")
 	if *update {
 		os.RemoveAll(dir)
-		os.MkdirAll(dir, 0o755)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
 		for i, n := range []int{0, 1, 100, 70000} {
 			var buf bytes.Buffer
-			w, _ := dek.Seal(&buf, fuzzPlace.AD())
-			w.Write(bytes.Repeat([]byte{byte(i)}, n))
-			w.Close()
+			w, err := dek.Seal(&buf, fuzzPlace.AD())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.Write(bytes.Repeat([]byte{byte(i)}, n)); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
 			entry := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", buf.Bytes())
 			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("sealed-%d", n)), []byte(entry), 0o644); err != nil {
 				t.Fatal(err)
@@ -89,7 +98,10 @@ func TestFuzzCorpus(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", e.Name(), err)
 		}
-		r, _ := dek.Open(strings.NewReader(ct), fuzzPlace.AD())
+		r, err := dek.Open(strings.NewReader(ct), fuzzPlace.AD())
+		if err != nil {
+			t.Fatalf("committed seed %s: %v", e.Name(), err)
+		}
 		if _, err := io.ReadAll(r); err != nil {
 			t.Fatalf("committed seed %s does not open: %v", e.Name(), err)
 		}

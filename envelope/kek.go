@@ -257,6 +257,10 @@ func openVault(uri string, opts KEKOptions) (tink.AEAD, error) {
 }
 
 func openAWS(ctx context.Context, uri string, opts KEKOptions) (tink.AEAD, error) {
+	_, rest, _ := strings.Cut(uri, ":")
+	if arn := strings.TrimPrefix(rest, "//"); !strings.HasPrefix(arn, "arn:") || strings.Count(arn, ":") < 5 {
+		return nil, errors.New("aws-kms URI does not hold a key ARN (want aws-kms://arn:aws:kms:REGION:ACCOUNT:key/ID)")
+	}
 	var copts []awskms.ClientOption
 	if opts.AWSCredentialsFile != "" {
 		copts = append(copts, awskms.WithCredentialPath(opts.AWSCredentialsFile))

@@ -4,12 +4,16 @@
 // with the ffmpeg CLI to streams assembled for random sessions, and the
 // quality and size cost of the mark.
 //
-//	wmreport [--sessions 12] [--workdir DIR]
+//	wmreport [--sessions 12] [--workdir DIR] [--clip FILE] [--attack NAME]...
+//
+// --clip measures another clip instead of the generated one (one that is
+// shorter than the pattern gives bit error rates, but no session can be
+// identified); --attack, repeatable, runs only the attacks named.
 package main
 
 import (
 	"context"
-
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -19,6 +23,8 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -48,22 +54,48 @@ func main() {
 // An attack is what a pirate does to a session's stream, as ffmpeg output
 // options.
 type attack struct {
-	name string
-	args []string
+	name    string
+	args    []string
+	missing string // why this ffmpeg cannot run it; empty if it can
 }
 
 func attacks() []attack {
 	a := []attack{
-		{"libx264 CRF 28 at 640x360", []string{"-c:v", "libx264", "-preset", "veryfast", "-crf", "28", "-vf", "scale=640:360"}},
-		{"libx264 CRF 35 at 426x240", []string{"-c:v", "libx264", "-preset", "veryfast", "-crf", "35", "-vf", "scale=426:240"}},
-		{"10% crop, rescaled", []string{"-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-vf", "crop=iw*0.9:ih*0.9,scale=640:360"}},
-		{"fps=25", []string{"-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-vf", "fps=25"}},
-		{"first 3.3 s trimmed", []string{"-ss", "3.3", "-c:v", "libx264", "-preset", "veryfast", "-crf", "23"}},
+		{name: "libx264 CRF 28 at 640x360", args: []string{"-c:v", "libx264", "-preset", "veryfast", "-crf", "28", "-vf", "scale=640:360"}},
+		{name: "libx264 CRF 35 at 426x240", args: []string{"-c:v", "libx264", "-preset", "veryfast", "-crf", "35", "-vf", "scale=426:240"}},
+		{name: "10% crop, rescaled", args: []string{"-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-vf", "crop=iw*0.9:ih*0.9,scale=640:360"}},
+		{name: "fps=25", args: []string{"-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-vf", "fps=25"}},
+		{name: "first 3.3 s trimmed", args: []string{"-ss", "3.3", "-c:v", "libx264", "-preset", "veryfast", "-crf", "23"}},
 	}
-	if out, err := exec.Command("ffmpeg", "-hide_banner", "-encoders").Output(); err == nil && strings.Contains(string(out), "libx265") {
-		a = append(a, attack{"libx265 CRF 30", []string{"-c:v", "libx265", "-preset", "veryfast", "-crf", "30", "-x265-params", "log-level=error"}})
+	x265 := attack{name: "libx265 CRF 30", args: []string{"-c:v", "libx265", "-preset", "veryfast", "-crf", "30", "-x265-params", "log-level=error"}}
+	if out, err := exec.Command("ffmpeg", "-hide_banner", "-encoders").Output(); err != nil || !strings.Contains(string(out), "libx265") {
+		x265.missing = "this ffmpeg has no libx265 encoder"
 	}
-	return a
+	return append(a, x265)
+}
+
+// pick returns the attacks named, in the order named; none named is all of
+// them. A named attack that this ffmpeg cannot run is an error.
+func pick(all []attack, names []string) ([]attack, error) {
+	if len(names) == 0 {
+		return all, nil
+	}
+	var out []attack
+	for _, n := range names {
+		i := slices.IndexFunc(all, func(a attack) bool { return a.name == n })
+		if i < 0 {
+			var have []string
+			for _, a := range all {
+				have = append(have, strconv.Quote(a.name))
+			}
+			return nil, fmt.Errorf("no attack %q (have %s)", n, strings.Join(have, ", "))
+		}
+		if all[i].missing != "" {
+			return nil, fmt.Errorf("attack %s: %s", n, all[i].missing)
+		}
+		out = append(out, all[i])
+	}
+	return out, nil
 }
 
 const (
@@ -77,7 +109,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("wmreport", flag.ContinueOnError)
 	sessions := fl.Int("sessions", 12, "sessions (random wmids) per attack")
 	work := fl.String("workdir", "", "working directory (default: a temp dir, removed)")
+	clip := fl.String("clip", "", "source clip (default: a generated textured 640x360 30 fps 56 s clip)")
+	var names []string
+	fl.Func("attack", "run only this attack, by its name in the table (repeatable; default: all)", func(s string) error {
+		names = append(names, s)
+		return nil
+	})
 	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	if *sessions < 1 {
+		return errors.New("--sessions must be at least 1")
+	}
+	chosen, err := pick(attacks(), names)
+	if err != nil {
 		return err
 	}
 	dir := *work
@@ -91,15 +136,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "wmreport: "+format+"\n", a...) }
 
-	root, err := devenv.ModuleRoot()
-	if err != nil {
-		return err
+	src, source := *clip, filepath.Base(*clip)
+	if src == "" {
+		root, err := devenv.ModuleRoot()
+		if err != nil {
+			return err
+		}
+		logf("generating the source clip")
+		if out, err := exec.CommandContext(ctx, filepath.Join(root, "testdata", "make-clips.sh"), dir, "report-30fps-56s.mp4").CombinedOutput(); err != nil {
+			return fmt.Errorf("make clip: %v: %s", err, out)
+		}
+		src, source = filepath.Join(dir, "report-30fps-56s.mp4"), "generated textured clip, 640x360, 30 fps, 56 s"
 	}
-	logf("generating the source clip")
-	if out, err := exec.CommandContext(ctx, filepath.Join(root, "testdata", "make-clips.sh"), dir, "report-30fps-56s.mp4").CombinedOutput(); err != nil {
-		return fmt.Errorf("make clip: %v: %s", err, out)
-	}
-	src := filepath.Join(dir, "report-30fps-56s.mp4")
 	p, err := profile.Parse([]byte(`{"name":"report","segment_duration":"0.5s","rungs":[
 		{"name":"360p","size":360,"bitrate":1000000,"crf":23,"preset":"veryfast","h264_profile":"high"}],"audio":{"bitrate":0}}`))
 	if err != nil {
@@ -152,16 +200,30 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for k := range len(marked.Renditions[0].Segments) {
 		positions = append(positions, asset.Position(k, unmarked))
 	}
+	var short string
 	if n := len(positions) - unmarked; n < code.PatternLen() {
-		return fmt.Errorf("%d marked segments, the pattern needs %d", n, code.PatternLen())
+		if *clip == "" {
+			return fmt.Errorf("%d marked segments, the pattern needs %d", n, code.PatternLen())
+		}
+		short = fmt.Sprintf("The clip has %d marked segments, fewer than the %d-bit pattern: no session can be identified.", n, code.PatternLen())
+		logf("%s", short)
 	}
 
 	r := rand.New(rand.NewPCG(2026, 11))
 	fmt.Fprintf(stdout, "# abseal watermark report\n\n")
-	fmt.Fprintf(stdout, "Source: generated textured clip, 640x360, 30 fps, 56 s; 0.5 s segments, first %d unmarked; wmid %d bits, pattern %d bits; %d sessions per attack.\n\n",
-		unmarked, idBits, code.PatternLen(), *sessions)
+	fmt.Fprintf(stdout, "Source: %s; 0.5 s segments, first %d unmarked; wmid %d bits, pattern %d bits; %d sessions per attack.\n\n",
+		source, unmarked, idBits, code.PatternLen(), *sessions)
+	if short != "" {
+		fmt.Fprintf(stdout, "%s\n\n", short)
+	}
 	fmt.Fprintf(stdout, "| attack | segments scored | bits called (\u2265 %.0f\u03c3) | bit error rate (called) | erased | sign errors (all scored) | identified | segments used | detection time / duration |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n", watermark.CallThreshold)
-	for _, at := range attacks() {
+	var skipped []attack
+	for _, at := range chosen {
+		if at.missing != "" {
+			logf("%s: skipped: %s", at.name, at.missing)
+			skipped = append(skipped, at)
+			continue
+		}
 		var decisions, wrong, erased, identified, used, scored, signWrong int
 		var detTime, susTime time.Duration
 		for s := range *sessions {
@@ -213,6 +275,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			float64(signWrong)/math.Max(1, float64(scored)), identified, *sessions,
 			used / *sessions, detTime.Seconds()/susTime.Seconds())
 		logf("%s: BER %.2g over %d decisions, %d/%d identified", at.name, ber, decisions, identified, *sessions)
+	}
+	for _, at := range skipped {
+		fmt.Fprintf(stdout, "\nNot measured: %s (%s).\n", at.name, at.missing)
 	}
 	fmt.Fprintf(stdout, "\nQuality of the marked frames before encoding (%d frames, both variants): PSNR-Y mean %.1f dB, worst %.1f dB; SSIM mean %.4f, worst %.4f.\n",
 		q.n, q.psnrMean(), q.psnrWorst, q.ssim/float64(q.n), q.ssimWorst)

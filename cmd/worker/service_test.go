@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/abseal/abseal/asset"
 	"github.com/abseal/abseal/internal/fleet"
 	"github.com/abseal/abseal/internal/testmedia"
+	"github.com/abseal/abseal/queue"
 )
 
 // httpAddr returns the worker's /healthz address from its log.
@@ -25,6 +27,39 @@ func httpAddr(t *testing.T, w *fleet.Worker) string {
 	}
 	t.Fatalf("worker %s never listened:\n%s", w.Name, w.Logs.String())
 	return ""
+}
+
+// waitLines waits until w has logged n records with msg for which keep is
+// true, and returns them.
+func waitLines(t *testing.T, w *fleet.Worker, msg string, n int, keep func(map[string]any) bool) []map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var out []map[string]any
+		for _, l := range w.Lines(msg) {
+			if keep(l) {
+				out = append(out, l)
+			}
+		}
+		if len(out) >= n {
+			return out
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("worker %s logged %d %q records, want %d:\n%s", w.Name, len(out), msg, n, w.Logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// logTime is the time of a log record.
+func logTime(t *testing.T, rec map[string]any) time.Time {
+	t.Helper()
+	s, _ := rec["time"].(string)
+	ts, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		t.Fatalf("log record %v: time: %v", rec, err)
+	}
+	return ts
 }
 
 func get(t *testing.T, url string) (int, string) {
@@ -64,9 +99,24 @@ func TestFleetUploadToReady(t *testing.T) {
 	if len(evs) != 1 || evs[0]["asset_id"] != assetID || evs[0]["manifest"] != asset.ManifestKey(assetID) {
 		t.Fatalf("ready events %+v", evs)
 	}
-	// The same object uploaded again: a second event, the same job id.
+	// The same object uploaded again: a second event, the same job id,
+	// which the jobs stream takes as a duplicate.
 	f.Upload("uploads/My Clip+1.mp4", clip)
-	time.Sleep(4 * time.Second)
+	intake := waitLines(t, w, "queue: upload became a job", 2, func(l map[string]any) bool { return l["key"] == "uploads/My Clip+1.mp4" })
+	if l := intake[1]; l["job_id"] != jobID || l["duplicate"] != true {
+		t.Fatalf("the repeated upload event: %v, want job %s as a duplicate", l, jobID)
+	}
+	js, err := f.NC.JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := js.StreamInfo(queue.JobsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.LastSeq != 1 {
+		t.Fatalf("the jobs stream took %d messages, want 1 (a repeated upload event must not make a second job)", info.State.LastSeq)
+	}
 	if n := len(w.Lines("job started")); n != 1 {
 		t.Fatalf("%d jobs started, want 1 (a repeated upload event must not make a second job)", n)
 	}
@@ -253,6 +303,33 @@ func TestFleetThreeWorkersSixJobs(t *testing.T) {
 		if started[j] != 1 {
 			t.Errorf("job %s started %d times", j, started[j])
 		}
+	}
+	// w1 ran two of its jobs at the same time: one started while another
+	// was running (from its start to its "job done").
+	type span struct{ start, end time.Time }
+	spans := map[string]*span{}
+	for _, l := range ws[0].Lines("job started") {
+		spans[l["job_id"].(string)] = &span{start: logTime(t, l)}
+	}
+	for _, l := range ws[0].Lines("job done") {
+		if sp := spans[l["job_id"].(string)]; sp != nil {
+			sp.end = logTime(t, l)
+		}
+	}
+	overlap := false
+	for i, a := range spans {
+		for j, b := range spans {
+			if i != j && !a.end.IsZero() && !b.end.IsZero() && !b.start.Before(a.start) && b.start.Before(a.end) {
+				overlap = true
+			}
+		}
+	}
+	if !overlap {
+		var got []string
+		for id, sp := range spans {
+			got = append(got, fmt.Sprintf("%s %s–%s", id, sp.start.Format("15:04:05.000"), sp.end.Format("15:04:05.000")))
+		}
+		t.Errorf("w1 (--concurrency 2) never ran two jobs at once: %v", got)
 	}
 	if done != 6 || f.Manifests() != 6 || len(f.ReadyEvents()) != 6 {
 		t.Fatalf("done %d, manifests %d, ready events %d; want 6 each", done, f.Manifests(), len(f.ReadyEvents()))

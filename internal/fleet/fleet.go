@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -357,6 +358,24 @@ func (f *Fleet) CheckAsset(assetID string) *asset.Manifest {
 			if size >= 0 && int64(len(plain)) != size {
 				f.t.Fatalf("%s: %d plaintext bytes, manifest says %d", o.Key, len(plain), size)
 			}
+			// Only there: the same bytes at another variant (A and B
+			// objects) or under another object name do not open.
+			wrong := place
+			switch variant {
+			case "a":
+				wrong.Variant = "b"
+			case "b":
+				wrong.Variant = "a"
+			default:
+				wrong.Object = "moved-" + place.Object
+			}
+			pr, err = dek.Open(bytes.NewReader(ct), wrong.AD())
+			if err == nil {
+				_, err = io.ReadAll(pr)
+			}
+			if !errors.Is(err, envelope.ErrAuthentication) {
+				f.t.Fatalf("%s opened at %s: %v, want ErrAuthentication", o.Key, wrong, err)
+			}
 			named[o.Key] = true
 		}
 		check(r.Init, "", -1)
@@ -412,21 +431,29 @@ func plainLooking(t testing.TB, key string, b []byte) {
 // checkClean asserts that the workers left no temp files and the bucket
 // holds no plaintext media.
 func (f *Fleet) checkClean() {
-	entries, _ := os.ReadDir(f.Tmp)
+	entries, err := os.ReadDir(f.Tmp)
+	if err != nil {
+		f.t.Errorf("temp dir: %v", err)
+	}
 	for _, e := range entries {
 		f.t.Errorf("temp file left behind: %s", filepath.Join(f.Tmp, e.Name()))
 	}
+	// The fault tests bring MinIO back before they end, so a listing or
+	// read error here means the bucket went unchecked: a failure.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for oi, err := range f.Out.List(ctx, "") {
 		if err != nil {
-			return // the server may be gone in a fault test
+			f.t.Errorf("clean-up: plaintext scan of the output bucket: %v", err)
+			return
 		}
 		if strings.HasSuffix(oi.Key, ".m4s") || strings.HasSuffix(oi.Key, ".mp4") {
 			b, err := storage.ReadAll(ctx, f.Out, oi.Key)
-			if err == nil {
-				plainLooking(f.t, oi.Key, b)
+			if err != nil {
+				f.t.Errorf("clean-up: plaintext scan: %s: %v", oi.Key, err)
+				continue
 			}
+			plainLooking(f.t, oi.Key, b)
 		}
 	}
 }
