@@ -103,11 +103,15 @@ func (q *Queue) RunIntake(ctx context.Context, buckets []string, jobFor JobFor, 
 		}
 		if err := q.intake(ctx, m.Data(), buckets, jobFor, log); errors.Is(err, errRetry) {
 			log.Warn("queue: upload event will be retried", "err", err)
-			_ = m.NakWithDelay(2 * time.Second)
+			if err := m.NakWithDelay(2 * time.Second); err != nil {
+				log.Warn("queue: nak upload event (it comes back after the ack wait)", "err", err)
+			}
 			continue
 		} else if err != nil {
 			log.Warn("queue: upload event dropped", "err", err)
-			_ = m.TermWithReason(err.Error())
+			if err := m.TermWithReason(err.Error()); err != nil {
+				log.Error("queue: term upload event (it will be delivered again)", "err", err)
+			}
 			continue
 		}
 		if err := m.Ack(); err != nil {

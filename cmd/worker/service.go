@@ -65,7 +65,7 @@ func newMetrics() *metrics {
 }
 
 // serveHTTP starts /healthz, /readyz and /metrics; it returns the bound
-// address and a function that stops the server.
+// address and a function that stops the server and returns once it has.
 func (s *service) serveHTTP(addr string) (string, func(), error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
@@ -88,11 +88,21 @@ func (s *service) serveHTTP(addr string) (string, func(), error) {
 		return "", nil, fmt.Errorf("http: %w", err)
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(ln)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http server stopped", "err", err)
+		}
+	}()
 	return ln.Addr().String(), func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		srv.Shutdown(ctx)
+		if err := srv.Shutdown(ctx); err != nil {
+			s.log.Warn("http shutdown", "err", err)
+			srv.Close()
+		}
+		<-served
 	}, nil
 }
 
@@ -207,7 +217,9 @@ func (s *service) handle(ctx context.Context, m *queue.Msg) {
 			log.Warn("job interrupted by shutdown, handed back", "err", err)
 			st.Status, st.Reason = asset.StatusQueued, "interrupted by a worker shutdown"
 			s.putState(st)
-			m.Nak(0)
+			if err := m.Nak(0); err != nil {
+				log.Warn("nak of the interrupted job failed (it comes back after the ack wait)", "err", err)
+			}
 			s.m.jobs.WithLabelValues("interrupted").Inc()
 		case pipeline.IsPermanent(err), m.Attempt() >= s.q.Config().MaxDeliver:
 			log.Error("job failed", "err", err, "permanent", pipeline.IsPermanent(err))
@@ -217,7 +229,9 @@ func (s *service) handle(ctx context.Context, m *queue.Msg) {
 			log.Warn("job failed, will retry", "err", err, "in", delay)
 			st.Status, st.Reason = asset.StatusRetrying, err.Error()
 			s.putState(st)
-			m.Nak(delay)
+			if err := m.Nak(delay); err != nil {
+				log.Warn("nak failed (the job comes back after the ack wait)", "err", err)
+			}
 			s.m.jobs.WithLabelValues("retry").Inc()
 		}
 		return
@@ -235,7 +249,9 @@ func (s *service) handle(ctx context.Context, m *queue.Msg) {
 	if err := s.q.PublishReady(pctx, job.AssetID, job.JobID, ev); err != nil {
 		// The asset is complete; the retry finds it and only announces it.
 		log.Warn("asset-ready event not published, will retry", "err", err)
-		m.Nak(s.q.RetryDelay(m.Attempt()))
+		if err := m.Nak(s.q.RetryDelay(m.Attempt())); err != nil {
+			log.Warn("nak failed (the job comes back after the ack wait)", "err", err)
+		}
 		s.m.jobs.WithLabelValues("retry").Inc()
 		return
 	}
@@ -276,14 +292,19 @@ func (s *service) fail(m *queue.Msg, st *asset.State, err error, payload []byte)
 		Worker: s.cfg.Name, Job: raw}); derr != nil {
 		// Without its dead letter the job must not vanish: retry later.
 		s.log.Error("dead letter not stored, job handed back", "job_id", st.JobID, "err", derr)
-		m.Nak(s.q.RetryDelay(m.Attempt()))
+		if err := m.Nak(s.q.RetryDelay(m.Attempt())); err != nil {
+			s.log.Warn("nak failed (the job comes back after the ack wait)", "job_id", st.JobID, "err", err)
+		}
 		return
 	}
 	if st.JobID != "" {
 		st.Status, st.Reason = asset.StatusFailed, reason
 		s.putState(st)
 	}
-	m.Term(truncate(reason, 256))
+	if err := m.Term(truncate(reason, 256)); err != nil {
+		// Its dead letter is stored; a redelivery fails it again.
+		s.log.Error("term failed (the job will be delivered again)", "job_id", st.JobID, "err", err)
+	}
 	s.m.jobs.WithLabelValues("failed").Inc()
 }
 

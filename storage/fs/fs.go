@@ -92,7 +92,9 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts storage.P
 		return storage.ObjectInfo{}, fmt.Errorf("fs: put %s: %w", key, err)
 	}
 	committed = true
-	syncDir(filepath.Dir(dst))
+	if err := syncDir(filepath.Dir(dst)); err != nil {
+		return storage.ObjectInfo{}, fmt.Errorf("fs: put %s: sync dir: %w", key, err)
+	}
 	return s.Stat(ctx, key)
 }
 
@@ -272,9 +274,15 @@ func notFound(err error) error {
 	return err
 }
 
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
+// syncDir makes a rename in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
 	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
