@@ -206,7 +206,7 @@ func heapBytes() uint64 {
 func TestTampering(t *testing.T) {
 	kek, _ := newKEK(t)
 	dek := newDEK(t, kek)
-	plain := randomBytes(2<<20+999, 7) // three 1 MB segments
+	plain := randomBytes(2<<20+999, 7) // 33 ciphertext segments of 64 KiB
 	ct := seal(t, dek, plain, place.AD())
 	other := seal(t, dek, randomBytes(len(plain), 8), envelope.Place{Asset: "asset1", Rung: "720p", Variant: "a", Object: "seg-00002.m4s"}.AD())
 
