@@ -1,5 +1,9 @@
-// Package pipeline runs abseal's jobs: it turns a source file into a
-// packaged, described asset (Render) and, in the worker, seals and stores it.
+// Package pipeline is the worker's engine: it turns a source file into a
+// packaged, described asset (Render) and, in the worker (Runner), fetches the
+// source, seals every object, stores it and writes the asset manifest last.
+//
+// The contracts it produces (the job, the manifest, the object layout) live
+// in package asset; reading a sealed asset back is package sealed.
 package pipeline
 
 import (
