@@ -11,7 +11,6 @@ import (
 
 	"github.com/abseal/abseal/asset"
 	"github.com/abseal/abseal/detect"
-	"github.com/abseal/abseal/envelope"
 	"github.com/abseal/abseal/internal/fleet"
 	"github.com/abseal/abseal/internal/testmedia"
 	"github.com/abseal/abseal/pipeline"
@@ -164,14 +163,7 @@ func TestDetectFromBucket(t *testing.T) {
 	if m.Watermark.IDBits != 16 || m.Watermark.PatternLen != 108 || m.SegDur != 0.5 {
 		t.Fatalf("manifest watermark %+v, segment duration %v", m.Watermark, m.SegDur)
 	}
-	master, _, err := envelope.ReadWatermarkKey(f.WMKey, f.KEK, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	code, err := sealed.SessionCode(master, m, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	code := f.SessionCode(m)
 	const wmid = 0x5EA1
 	pat, _ := code.Pattern(wmid)
 	sess := filepath.Join(t.TempDir(), "session.mp4")

@@ -26,10 +26,8 @@ import (
 	"github.com/abseal/abseal/asset"
 	"github.com/abseal/abseal/detect"
 	"github.com/abseal/abseal/edge"
-	"github.com/abseal/abseal/envelope"
 	"github.com/abseal/abseal/internal/fleet"
 	"github.com/abseal/abseal/internal/testmedia"
-	"github.com/abseal/abseal/sealed"
 	"github.com/abseal/abseal/watermark"
 )
 
@@ -200,14 +198,7 @@ func TestForensicLoop(t *testing.T) {
 	// apart: on segments where alice's and bob's patterns differ, the
 	// bodies differ and the header sets are equal both ways.
 	m := f.CheckAsset(assetID)
-	master, _, err := envelope.ReadWatermarkKey(f.WMKey, f.KEK, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	code, err := sealed.SessionCode(master, m, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	code := f.SessionCode(m)
 	patA, _ := code.Pattern(alice)
 	patB, _ := code.Pattern(bob)
 	headers := func(h http.Header) map[string][]string {

@@ -180,10 +180,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	logf("rendering an unmarked encode with the same settings")
-	if _, err := render(ctx, src, p, filepath.Join(dir, "plain"), pipeline.RenderOptions{}); err != nil {
+	plainDir := filepath.Join(dir, "plain")
+	plain, err := render(ctx, src, p, plainDir, pipeline.RenderOptions{})
+	if err != nil {
 		return err
 	}
-	sizeA, sizeB, sizePlain := variantBytes(assetDir, "a"), variantBytes(assetDir, "b"), variantBytes(filepath.Join(dir, "plain"), "a")
+	var sizes [3]int64
+	for i, c := range []struct {
+		dir string
+		res *pipeline.RenderResult
+		v   string
+	}{{assetDir, marked, asset.VariantA}, {assetDir, marked, asset.VariantB}, {plainDir, plain, asset.VariantA}} {
+		if sizes[i], err = variantBytes(c.dir, c.res, c.v); err != nil {
+			return err
+		}
+	}
+	sizeA, sizeB, sizePlain := sizes[0], sizes[1], sizes[2]
 
 	logf("decoding the reference")
 	ref, err := detect.LocalReference(ctx, assetDir, "360p", segDur, unmarked)
@@ -319,14 +331,22 @@ func render(ctx context.Context, src string, p *profile.Profile, dir string, opt
 	return pipeline.Render(ctx, src, p, opts, pipeline.StoreWriter{Store: st})
 }
 
-// variantBytes is the total size of a variant's segments of the 360p rung.
-func variantBytes(dir, v string) int64 {
-	segs, _ := filepath.Glob(filepath.Join(dir, "360p", v, "seg-*.m4s"))
+// variantBytes is the total size of a variant's segments of the 360p rung
+// of a render into dir, as the files are stored.
+func variantBytes(dir string, res *pipeline.RenderResult, v string) (int64, error) {
 	var n int64
-	for _, s := range segs {
-		if fi, err := os.Stat(s); err == nil {
+	for _, r := range res.Renditions {
+		if r.Name != "360p" {
+			continue
+		}
+		for i := range r.Segments {
+			fi, err := os.Stat(filepath.Join(dir, filepath.FromSlash(asset.Segment(r.Name, v, i+1).Path())))
+			if err != nil {
+				return 0, err
+			}
 			n += fi.Size()
 		}
+		return n, nil
 	}
-	return n
+	return 0, fmt.Errorf("the render has no 360p rendition")
 }

@@ -30,8 +30,10 @@ import (
 	"github.com/abseal/abseal/internal/devenv"
 	"github.com/abseal/abseal/internal/testenv"
 	"github.com/abseal/abseal/queue"
+	"github.com/abseal/abseal/sealed"
 	"github.com/abseal/abseal/storage"
 	"github.com/abseal/abseal/storage/s3"
+	"github.com/abseal/abseal/watermark"
 )
 
 var (
@@ -313,7 +315,22 @@ func (f *Fleet) WaitState(jobID string, timeout time.Duration, ok func(asset.Sta
 
 func Final(s asset.State) bool { return s.Final() }
 
-// checkAsset verifies a finished asset: exactly one manifest, every object
+// SessionCode is the payload code of the asset of m under the fleet's
+// watermark key (operator id 0), as the edge and the detector derive it.
+func (f *Fleet) SessionCode(m *asset.Manifest) *watermark.Code {
+	f.t.Helper()
+	master, _, err := envelope.ReadWatermarkKey(f.WMKey, f.KEK, false)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	code, err := sealed.SessionCode(master, m, 0)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return code
+}
+
+// CheckAsset verifies a finished asset: exactly one manifest, every object
 // it names is stored with its digest, opens at its place and only there,
 // A and B have equal sizes, and nothing plaintext is in the bucket.
 func (f *Fleet) CheckAsset(assetID string) *asset.Manifest {
