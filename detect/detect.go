@@ -145,7 +145,9 @@ func LargestRendition(dir string) (string, error) {
 	return best, nil
 }
 
-func localPath(dir string, r asset.Ref) string { return filepath.Join(dir, filepath.FromSlash(r.Path())) }
+func localPath(dir string, r asset.Ref) string {
+	return filepath.Join(dir, filepath.FromSlash(r.Path()))
+}
 
 // localSegments counts a local rendition's segments of variant A.
 func localSegments(dir, rendition string) (int, error) {
