@@ -161,12 +161,14 @@ func BenchmarkEdgeLoad(b *testing.B) {
 
 // TestEdgeLoadSlice is a small, fast slice of BenchmarkEdgeLoad: under 16
 // concurrent clients the edge answers every request with 200 and the
-// segment's full plaintext (load fails otherwise), and each client gets
-// through at least a few requests in the second.
+// segment's full plaintext (load fails otherwise), and every client gets
+// at least one request through in the second. Throughput itself is a
+// figure for make bench, not an assertion: under -race on a shared
+// machine it varies several-fold.
 func TestEdgeLoadSlice(t *testing.T) {
 	*loadTime = time.Second
 	res := testing.Benchmark(BenchmarkEdgeLoad)
-	if res.N == 0 || res.Extra["edge-req/s"] < 4*16 || res.Extra["raw-req/s"] < 4*16 {
+	if res.N == 0 || res.Extra["edge-req/s"] < 16 || res.Extra["raw-req/s"] < 16 {
 		t.Fatalf("load slice: %+v", res)
 	}
 	t.Logf("edge %.0f req/s (p99 %.1f ms), raw %.0f req/s, ratio %.2f",
