@@ -25,11 +25,15 @@ import (
 	"github.com/abseal/abseal/storage"
 )
 
-// Revocations is the deny-list a Server consults (queue.Revocations):
-// Watch keeps it current until ctx ends and returns once it is loaded.
+// Revocations is the deny-list a Server consults (queue.Revocations).
 type Revocations interface {
+	// Revoked reports whether any of keys is on the list.
 	Revoked(keys ...string) bool
-	Watch(ctx context.Context) error
+	// Run keeps the list current until ctx ends.
+	Run(ctx context.Context)
+	// Confirmed returns when the list was last known to be complete
+	// (zero: never) and, while it cannot be kept current, why.
+	Confirmed() (time.Time, error)
 }
 
 // Config is what a Server needs.
@@ -44,11 +48,18 @@ type Config struct {
 	WatermarkMaster []byte
 	// DisableSequencing serves variant A to every session.
 	DisableSequencing bool
-	// Revocations is the deny-list; nil: none. New starts its watch and
+	// Revocations is the deny-list; nil: none. New starts its Run and
 	// Close ends it.
 	Revocations Revocations
-	Log         *slog.Logger     // default: discard
-	Now         func() time.Time // default: time.Now
+	// RevocationMaxStale is how long the edge serves after it last
+	// confirmed its deny-list; after that it refuses media with 503 until
+	// the list is confirmed again (default 30s).
+	RevocationMaxStale time.Duration
+	// RevocationStartWait is how long New waits for the first load of the
+	// deny-list (default 10s). The edge refuses media until it is loaded.
+	RevocationStartWait time.Duration
+	Log                 *slog.Logger     // default: discard
+	Now                 func() time.Time // default: time.Now
 	// ManifestTTL is how long an asset manifest is cached (default 1 min).
 	ManifestTTL time.Duration
 	// CacheLimit bounds each cache's entries (default 100,000).
@@ -61,6 +72,7 @@ type Server struct {
 	log    *slog.Logger
 	now    func() time.Time
 	cancel context.CancelFunc
+	wg     sync.WaitGroup
 
 	mu        sync.Mutex
 	manifests map[string]*cachedManifest
@@ -103,6 +115,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.CacheLimit <= 0 {
 		cfg.CacheLimit = 100_000
 	}
+	if cfg.RevocationMaxStale <= 0 {
+		cfg.RevocationMaxStale = 30 * time.Second
+	}
+	if cfg.RevocationStartWait <= 0 {
+		cfg.RevocationStartWait = 10 * time.Second
+	}
 	s := &Server{
 		cfg: cfg, log: cfg.Log, now: cfg.Now, cancel: func() {},
 		manifests: map[string]*cachedManifest{}, deks: map[string]*envelope.DEK{},
@@ -119,19 +137,71 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.reg.MustRegister(s.requests, s.latency, s.bytesOut, collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if cfg.Revocations != nil {
+	if rv := cfg.Revocations; rv != nil {
 		wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		if err := cfg.Revocations.Watch(wctx); err != nil {
-			cancel()
-			return nil, fmt.Errorf("edge: revocations: %w", err)
-		}
 		s.cancel = cancel
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			rv.Run(wctx)
+		}()
+		if err := s.waitRevocations(ctx); err != nil {
+			s.Close()
+			return nil, err
+		}
 	}
 	return s, nil
 }
 
-// Close stops the revocation watch.
-func (s *Server) Close() { s.cancel() }
+// waitRevocations waits up to RevocationStartWait for the first load of
+// the deny-list; an edge that cannot load it starts anyway and refuses
+// media until it has.
+func (s *Server) waitRevocations(ctx context.Context) error {
+	deadline := time.NewTimer(s.cfg.RevocationStartWait)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		t, err := s.cfg.Revocations.Confirmed()
+		if !t.IsZero() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("edge: revocations: %w", ctx.Err())
+		case <-deadline.C:
+			s.log.Warn("edge: the deny-list is not loaded; media is refused until it is", "err", fmt.Sprint(err))
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// Close stops the revocation watch and waits for it to end.
+func (s *Server) Close() {
+	s.cancel()
+	s.wg.Wait()
+}
+
+// revocationState reports whether the deny-list is current enough to
+// serve media (confirmed within RevocationMaxStale) and whether the edge
+// is ready (the list is loaded and its watch works).
+func (s *Server) revocationState() (serve, ready bool, why string) {
+	rv := s.cfg.Revocations
+	if rv == nil {
+		return true, true, ""
+	}
+	t, err := rv.Confirmed()
+	switch {
+	case t.IsZero():
+		return false, false, "the deny-list is not loaded"
+	case time.Since(t) > s.cfg.RevocationMaxStale:
+		return false, false, fmt.Sprintf("the deny-list was last confirmed %s ago", time.Since(t).Round(time.Second))
+	case err != nil:
+		return true, false, "the deny-list watch is broken: " + err.Error()
+	}
+	return true, true, ""
+}
 
 // Handler routes /healthz, /metrics and the media paths:
 //
@@ -140,6 +210,7 @@ func (s *Server) Close() { s.cancel() }
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /t/{token}/assets/{asset}/{object...}", func(w http.ResponseWriter, r *http.Request) {
 		s.serve(w, r, r.PathValue("token"), r.PathValue("asset"), r.PathValue("object"))
@@ -152,6 +223,16 @@ func (s *Server) Handler() http.Handler {
 		s.serve(w, r, tok, r.PathValue("asset"), r.PathValue("object"))
 	})
 	return mux
+}
+
+// readyz answers 200 while the edge can serve: its deny-list is loaded
+// and watched; 503 with the reason otherwise.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if _, ready, why := s.revocationState(); !ready {
+		http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintln(w, "ready")
 }
 
 // httpError is an error with the status the client gets. Its message is
@@ -180,8 +261,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, token, assetID, o
 			he = &httpError{code: http.StatusBadGateway, msg: "upstream error"}
 		}
 		code = he.code
-		if code == http.StatusUnauthorized {
+		switch code {
+		case http.StatusUnauthorized:
 			w.Header().Set("WWW-Authenticate", `Bearer realm="abseal"`)
+		case http.StatusServiceUnavailable:
+			w.Header().Set("Retry-After", "5")
 		}
 		http.Error(w, he.msg, code)
 	} else if r.Header.Get("Range") != "" && n >= 0 {
@@ -208,25 +292,6 @@ func objectKind(ref asset.Ref, err error) string {
 	return "other"
 }
 
-// RevocationKeys are the deny-list keys of a session: its wmid and its
-// subject (operators revoke either).
-func RevocationKeys(wmid *uint64, subject string) []string {
-	var keys []string
-	if wmid != nil {
-		keys = append(keys, WMIDRevocationKey(*wmid))
-	}
-	if subject != "" {
-		keys = append(keys, SubjectRevocationKey(subject))
-	}
-	return keys
-}
-
-// WMIDRevocationKey is the deny-list key of a session id.
-func WMIDRevocationKey(wmid uint64) string { return "wmid-" + strconv.FormatUint(wmid, 10) }
-
-// SubjectRevocationKey is the deny-list key of a session subject.
-func SubjectRevocationKey(sub string) string { return "sub-" + sub }
-
 // serveObject checks the token and serves one object; it returns the
 // plaintext size served.
 func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, token, assetID string, ref asset.Ref, perr error) (int, error) {
@@ -240,7 +305,10 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, token, asse
 	if c.Audience != assetID {
 		return 0, fail(http.StatusForbidden, "the token is not for this asset")
 	}
-	if rv := s.cfg.Revocations; rv != nil && rv.Revoked(RevocationKeys(c.WMID, c.Subject)...) {
+	if serve, _, _ := s.revocationState(); !serve {
+		return 0, fail(http.StatusServiceUnavailable, "the edge cannot confirm its revocation list; try again later")
+	}
+	if rv := s.cfg.Revocations; rv != nil && rv.Revoked(RevocationKeys(c)...) {
 		return 0, fail(http.StatusForbidden, "the session is revoked")
 	}
 	m, err := s.manifest(r.Context(), assetID)

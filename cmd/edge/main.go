@@ -5,8 +5,8 @@
 //	                                     mint a session token (operators, tests)
 //	edge assemble --asset A --wmid N -o FILE [--rendition R]
 //	                                     write what that session receives, as one playable file
-//	edge revoke (--wmid N | --sub S) [--reason R] [--undo]
-//	                                     put a session on (or off) the deny-list
+//	edge revoke (--wmid N | --sub S | --token-id ID) [--reason R] [--undo]
+//	                                     put a session, subject or token on (or off) the deny-list
 //
 // serve answers GET /t/<token>/assets/<asset>/<path> (token in the path,
 // as the spec recommends) and GET /assets/<asset>/<path> with the token in
@@ -215,7 +215,7 @@ func newEdgeFromSettings(ctx context.Context, s *settings, log *slog.Logger) (*e
 		nc.Close()
 		return nil, nil, err
 	}
-	if cfg.Revocations, err = queue.OpenRevocations(ctx, q); err != nil {
+	if cfg.Revocations, err = queue.OpenRevocations(ctx, q, queue.RevocationsConfig{Log: log}); err != nil {
 		nc.Close()
 		return nil, nil, err
 	}
@@ -276,11 +276,13 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			}
 		}
 	}
-	tok, err := edge.MintToken(edge.Session{Asset: *assetID, WMID: *wmid, Subject: *sub, OpID: *opID, TTL: *ttl}, opts, key, time.Now())
+	id := delivery.NewTokenID()
+	tok, err := edge.MintToken(edge.Session{Asset: *assetID, WMID: *wmid, Subject: *sub, OpID: *opID, TTL: *ttl, TokenID: id}, opts, key, time.Now())
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, tok)
+	fmt.Fprintf(stderr, "token id %x (edge revoke --token-id %x)\n", id, id)
 	return nil
 }
 
@@ -369,36 +371,28 @@ func runRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fl.SetOutput(stderr)
 	var s settings
 	s.flags(fl)
-	wmid := fl.String("wmid", "", "session id to revoke")
-	sub := fl.String("sub", "", "session subject to revoke")
+	wmid := fl.String("wmid", "", "session id to revoke (all of its tokens)")
+	sub := fl.String("sub", "", "session subject to revoke (any string)")
+	tokenID := fl.String("token-id", "", "token id (cti, hex, as edge token prints it) to revoke")
 	reason := fl.String("reason", "revoked by an operator", "why (kept with the entry)")
-	undo := fl.Bool("undo", false, "take the session off the deny-list")
+	undo := fl.Bool("undo", false, "take the entry off the deny-list (reinstate)")
 	if err := s.parse(fl, args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	var key string
-	switch {
-	case *wmid != "" && *sub == "":
-		if _, err := strconv.ParseUint(*wmid, 10, 64); err != nil {
-			return fmt.Errorf("%w: --wmid %q is not a number", errUsage, *wmid)
-		}
-		n, _ := strconv.ParseUint(*wmid, 10, 64)
-		key = edge.WMIDRevocationKey(n)
-	case *sub != "" && *wmid == "":
-		key = edge.SubjectRevocationKey(*sub)
-	default:
-		return fmt.Errorf("%w: give one of --wmid and --sub", errUsage)
+	key, what, err := revocationKey(*wmid, *sub, *tokenID)
+	if err != nil {
+		return err
 	}
 	nc, err := nats.Connect(s.natsURL, nats.Name("abseal-edge-revoke"))
 	if err != nil {
-		return err
+		return fmt.Errorf("revoke: nats: %w", err)
 	}
 	defer nc.Close()
 	q, err := queue.Attach(ctx, nc)
 	if err != nil {
 		return err
 	}
-	rev, err := queue.OpenRevocations(ctx, q)
+	rev, err := queue.OpenRevocations(ctx, q, queue.RevocationsConfig{})
 	if err != nil {
 		return err
 	}
@@ -406,14 +400,43 @@ func runRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err := rev.Reinstate(ctx, key); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "%s reinstated\n", key)
+		fmt.Fprintf(stdout, "%s reinstated (key %s)\n", what, key)
 		return nil
 	}
 	if err := rev.Revoke(ctx, key, *reason); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s revoked\n", key)
+	fmt.Fprintf(stdout, "%s revoked (key %s)\n", what, key)
 	return nil
+}
+
+// revocationKey is the deny-list key of exactly one of a wmid, a subject
+// and a token id, and how to name it to the operator.
+func revocationKey(wmid, sub, tokenID string) (key, what string, err error) {
+	given := 0
+	for _, v := range []string{wmid, sub, tokenID} {
+		if v != "" {
+			given++
+		}
+	}
+	if given != 1 {
+		return "", "", fmt.Errorf("%w: give one of --wmid, --sub and --token-id", errUsage)
+	}
+	switch {
+	case wmid != "":
+		n, err := strconv.ParseUint(wmid, 10, 64)
+		if err != nil {
+			return "", "", fmt.Errorf("%w: --wmid %q is not a number", errUsage, wmid)
+		}
+		return edge.WMIDRevocationKey(n), "wmid " + wmid, nil
+	case sub != "":
+		return edge.SubjectRevocationKey(sub), "subject", nil
+	}
+	id, err := hex.DecodeString(tokenID)
+	if err != nil || len(id) == 0 || len(id) > delivery.MaxTokenIDSize {
+		return "", "", fmt.Errorf("%w: --token-id must be the token id in hex", errUsage)
+	}
+	return edge.TokenIDRevocationKey(id), "token " + tokenID, nil
 }
 
 // runKeygen writes a new HMAC token key (hex) or pattern key.
