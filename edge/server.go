@@ -15,7 +15,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/abseal/abseal/asset"
 	"github.com/abseal/abseal/cmaf"
@@ -203,38 +202,6 @@ func (s *Server) revocationState() (serve, ready bool, why string) {
 	return true, true, ""
 }
 
-// Handler routes /healthz, /metrics and the media paths:
-//
-//	/t/<token>/assets/<asset>/<object>   token in the path (recommended by the spec)
-//	/assets/<asset>/<object>             token in the Authorization: Bearer or WMT header
-func (s *Server) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /t/{token}/assets/{asset}/{object...}", func(w http.ResponseWriter, r *http.Request) {
-		s.serve(w, r, r.PathValue("token"), r.PathValue("asset"), r.PathValue("object"))
-	})
-	mux.HandleFunc("GET /assets/{asset}/{object...}", func(w http.ResponseWriter, r *http.Request) {
-		tok := r.Header.Get("WMT")
-		if a := r.Header.Get("Authorization"); tok == "" && strings.HasPrefix(a, "Bearer ") {
-			tok = strings.TrimPrefix(a, "Bearer ")
-		}
-		s.serve(w, r, tok, r.PathValue("asset"), r.PathValue("object"))
-	})
-	return mux
-}
-
-// readyz answers 200 while the edge can serve: its deny-list is loaded
-// and watched; 503 with the reason otherwise.
-func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	if _, ready, why := s.revocationState(); !ready {
-		http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
-		return
-	}
-	fmt.Fprintln(w, "ready")
-}
-
 // httpError is an error with the status the client gets. Its message is
 // safe to show: it never names a variant or holds a token.
 type httpError struct {
@@ -257,7 +224,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, token, assetID, o
 	if err != nil {
 		var he *httpError
 		if !errors.As(err, &he) {
-			s.log.Error("edge: internal error", "asset", assetID, "object", object, "err", err)
+			// The error's text may hold an object key, which names the
+			// variant: log its class only.
+			s.log.Error("edge: internal error", append(logAttrs(assetID, ref, perr), "stage", errorStage(err), "class", errorClass(err))...)
 			he = &httpError{code: http.StatusBadGateway, msg: "upstream error"}
 		}
 		code = he.code
@@ -273,8 +242,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, token, assetID, o
 	}
 	s.requests.WithLabelValues(kind, strconv.Itoa(code)).Inc()
 	s.latency.WithLabelValues(kind).Observe(time.Since(start).Seconds())
-	// Logs name the asset and object, never the token or the variant.
-	s.log.Debug("edge: request", "asset", assetID, "object", object, "code", code, "took", time.Since(start).String())
+	s.log.Debug("edge: request", append(logAttrs(assetID, ref, perr), "code", code, "took", time.Since(start).String())...)
 }
 
 // objectKind is the metrics label of a request.
@@ -311,9 +279,12 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, token, asse
 	if rv := s.cfg.Revocations; rv != nil && rv.Revoked(RevocationKeys(c)...) {
 		return 0, fail(http.StatusForbidden, "the session is revoked")
 	}
+	if rh := r.Header.Get("Range"); strings.Count(rh, ",") >= MaxRangeParts {
+		return 0, fail(http.StatusRequestedRangeNotSatisfiable, "at most %d byte ranges per request", MaxRangeParts)
+	}
 	m, err := s.manifest(r.Context(), assetID)
 	if err != nil {
-		return 0, err
+		return 0, inStage("manifest", err)
 	}
 	// Players name objects neutrally: no variant directory, no sidecar,
 	// no manifest.json.
@@ -329,7 +300,7 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, token, asse
 			return 0, fail(http.StatusNotFound, "no such object")
 		}
 		if err != nil {
-			return 0, err
+			return 0, inStage("playlist", err)
 		}
 		return s.write(w, r, data, ref.ContentType()), nil
 	}
@@ -339,7 +310,7 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, token, asse
 	}
 	dek, err := s.dek(m, rend)
 	if err != nil {
-		return 0, err
+		return 0, inStage("data_key", err)
 	}
 	obj, place, size := rend.Init, ref, int64(0)
 	if ref.Kind == asset.KindSegment {
@@ -351,7 +322,7 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, token, asse
 		if rend.Kind == "video" {
 			pace, err := s.pace(r.Context(), assetID, asset.PaceInfo(ref.Rung, ref.Number))
 			if err != nil {
-				return 0, err
+				return 0, inStage("pace_info", err)
 			}
 			pattern, err := s.pattern(token, c, m)
 			if err != nil {
@@ -368,9 +339,14 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, token, asse
 			return s.stream(w, r, dek, assetID, place, obj, size)
 		}
 	}
+	// A byte range needs the plaintext at hand: the object is opened and
+	// decrypted once and the ranges (at most MaxRangeParts) cut from it.
 	data, err := sealed.OpenObjectFast(r.Context(), s.cfg.Store, dek, assetID, place, obj)
+	if errors.Is(err, storage.ErrNotFound) {
+		return 0, fail(http.StatusNotFound, "no such object")
+	}
 	if err != nil {
-		return 0, err
+		return 0, inStage("open", err)
 	}
 	return s.write(w, r, data, "video/mp4"), nil
 }
@@ -385,12 +361,12 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, dek *envelope.DE
 		return 0, fail(http.StatusNotFound, "no such segment")
 	}
 	if err != nil {
-		return 0, err
+		return 0, inStage("open", err)
 	}
 	defer rc.Close()
 	pr, err := dek.Open(rc, sealed.Place(assetID, place).AD())
 	if err != nil {
-		return 0, err
+		return 0, inStage("decrypt", err)
 	}
 	w.Header().Set("Content-Type", "video/mp4")
 	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
@@ -398,7 +374,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, dek *envelope.DE
 	n, err := io.Copy(w, pr)
 	s.bytesOut.Add(float64(n))
 	if err != nil && r.Context().Err() == nil {
-		s.log.Error("edge: segment broke off", "asset", assetID, "object", place.Neutral().Path(), "err", err)
+		s.log.Error("edge: segment broke off", append(logAttrs(assetID, place, nil), "stage", "stream", "class", errorClass(err))...)
 	}
 	return int(n), nil
 }

@@ -10,21 +10,30 @@
 //
 // serve answers GET /t/<token>/assets/<asset>/<path> (token in the path,
 // as the spec recommends) and GET /assets/<asset>/<path> with the token in
-// an "Authorization: Bearer" or "WMT" header. Playlists are the neutral
-// ones of the asset; for a segment the edge reads its WMPaceInfo sidecar,
-// picks variant A or B from the token's pattern (MSB first; A when the
-// position is -1 or sequencing is off), opens the sealed object with the
-// rendition's DEK (unwrapped once through the KEK, kept in memory only)
-// and serves plaintext, byte ranges included. No token: 401; a token for
-// another asset or a revoked session: 403; a segment without WMPaceInfo:
-// 400. The deny-list (JetStream KV abseal_revoked) is watched, so a
-// revocation takes effect on every edge within a second.
+// an "Authorization: Bearer" or "WMT" header, plus /healthz, on --addr
+// (HTTPS with --tls-cert and --tls-key). /metrics, /readyz and /healthz
+// are on the admin listener, --admin-addr (loopback by default). Playlists
+// are the neutral ones of the asset; for a segment the edge reads its
+// WMPaceInfo sidecar, picks variant A or B from the token's pattern (MSB
+// first; A when the position is -1 or sequencing is off), opens the sealed
+// object with the rendition's DEK (unwrapped once through the KEK, kept in
+// memory only) and serves plaintext, byte ranges included (at most 4 per
+// request). No token: 401; a token for another asset or a revoked
+// session: 403; a segment without WMPaceInfo: 400; unclean paths: 404,
+// never a redirect. The deny-list (JetStream KV abseal_revoked) is
+// watched, so a revocation takes effect on every edge within a second; an
+// edge that cannot confirm its deny-list for --revocation-max-stale
+// refuses media with 503.
 //
 // Settings: the worker's ABSEAL_NATS_URL, ABSEAL_S3_*, ABSEAL_OUTPUT_BUCKET,
 // ABSEAL_KEK_URI and ABSEAL_WATERMARK_KEY_FILE, plus ABSEAL_EDGE_ADDR,
-// ABSEAL_TOKEN_KEY_FILE (hex HMAC secret, or PEM EC P-256 key) and
-// ABSEAL_PATTERN_KEY_FILE (encrypted direct-mode patterns: the hex of a
-// 32-byte A256GCM key, or the edge's PEM EC P-256 key for ECDH-SS+A128KW).
+// ABSEAL_EDGE_ADMIN_ADDR, ABSEAL_EDGE_TLS_CERT, ABSEAL_EDGE_TLS_KEY, the
+// listener limits (ABSEAL_EDGE_READ_HEADER_TIMEOUT, _READ_TIMEOUT,
+// _WRITE_TIMEOUT, _IDLE_TIMEOUT, _MAX_HEADER_BYTES),
+// ABSEAL_REVOCATION_MAX_STALE, ABSEAL_TOKEN_KEY_FILE (hex HMAC secret, or
+// PEM EC P-256 key) and ABSEAL_PATTERN_KEY_FILE (encrypted direct-mode
+// patterns: the hex of a 32-byte A256GCM key, or the edge's PEM EC P-256
+// key for ECDH-SS+A128KW).
 package main
 
 import (
@@ -36,8 +45,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
@@ -78,6 +85,7 @@ type settings struct {
 	tokenKey, patternKey string
 	wmKey                cliconf.WatermarkKey
 	noSequencing         bool
+	maxStale             time.Duration
 	env                  cliconf.Env
 }
 
@@ -140,10 +148,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fl.SetOutput(stderr)
 	var s settings
 	s.flags(fl)
-	addr := fl.String("addr", s.env.String("ABSEAL_EDGE_ADDR", ":8443"), "listen address")
+	var lc listenConfig
+	lc.flags(fl, &s.env)
+	fl.DurationVar(&s.maxStale, "revocation-max-stale", s.env.Duration("ABSEAL_REVOCATION_MAX_STALE", 30*time.Second), "refuse media (503) once the deny-list could not be confirmed for this long")
 	sequencing := fl.Bool("sequencing", true, "serve A/B per the token's pattern (off: variant A for everyone)")
 	level := fl.String("log-level", s.env.String("ABSEAL_LOG_LEVEL", "info"), "debug, info, warn, error")
 	if err := s.parse(fl, args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if err := lc.validate(); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	var lv slog.Level
@@ -157,26 +170,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer closeFn()
-	ln, err := net.Listen("tcp", *addr)
+	ls, err := listen(lc, e.Handler(), e.AdminHandler(), log)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: e.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	log.Info("edge listening", "addr", ln.Addr().String(), "bucket", s.bucket, "sequencing", *sequencing)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	log.Info("edge listening", "addr", ls.Addr(), "admin_addr", ls.AdminAddr(), "tls", lc.TLSCert != "", "bucket", s.bucket, "sequencing", *sequencing)
 	select {
-	case err := <-served:
-		return err // the listener failed
+	case err = <-ls.Failed():
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	err = srv.Shutdown(sctx)
-	if serr := <-served; !errors.Is(serr, http.ErrServerClosed) && err == nil {
-		err = serr
-	}
-	return err
+	return errors.Join(err, ls.Close())
 }
 
 // newEdgeFromSettings opens the store, keys and the revocation watch and
@@ -197,7 +200,7 @@ func newEdgeFromSettings(ctx context.Context, s *settings, log *slog.Logger) (*e
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg := edge.Config{Store: st, KEK: kek, Tokens: delivery.NewKeys(tk.Public()), DisableSequencing: s.noSequencing, Log: log}
+	cfg := edge.Config{Store: st, KEK: kek, Tokens: delivery.NewKeys(tk.Public()), DisableSequencing: s.noSequencing, Log: log, RevocationMaxStale: s.maxStale}
 	if cfg.WatermarkMaster, err = s.master(kek, log); err != nil {
 		return nil, nil, err
 	}

@@ -111,9 +111,9 @@ func TestRevokeUsage(t *testing.T) {
 // once the list is back the edge is ready and serves again.
 func TestRevocationWatchBroken(t *testing.T) {
 	v := newFixtureEdge(t, true, func(c *edge.Config) { c.RevocationMaxStale = time.Second })
-	srv := serve(t, v.e.Handler())
+	srv, admin := serve(t, v.e.Handler()), serve(t, v.e.AdminHandler())
 	media := srv.URL + "/t/" + v.token(edge.Session{WMID: 3}, false) + v.segment()
-	waitStatus(t, srv.URL+"/readyz", 200, time.Second)
+	waitStatus(t, admin.URL+"/readyz", 200, time.Second)
 	if r, b := get(t, http.DefaultClient, media); r.StatusCode != 200 {
 		t.Fatalf("media: %d %s", r.StatusCode, b)
 	}
@@ -123,7 +123,7 @@ func TestRevocationWatchBroken(t *testing.T) {
 		t.Fatal(err)
 	}
 	broke := time.Now()
-	waitStatus(t, srv.URL+"/readyz", 503, time.Second)
+	waitStatus(t, admin.URL+"/readyz", 503, time.Second)
 	r := waitStatus(t, media, 503, 3*time.Second)
 	if time.Since(broke) < 900*time.Millisecond {
 		t.Errorf("media refused %s after the break, before RevocationMaxStale", time.Since(broke))
@@ -146,7 +146,7 @@ func TestRevocationWatchBroken(t *testing.T) {
 	if _, err := queue.OpenRevocations(t.Context(), q, queue.RevocationsConfig{}); err != nil {
 		t.Fatal(err)
 	}
-	waitStatus(t, srv.URL+"/readyz", 200, 3*time.Second)
+	waitStatus(t, admin.URL+"/readyz", 200, 3*time.Second)
 	waitStatus(t, media, 200, time.Second)
 	if !strings.Contains(v.logs.String(), "revocation watch restored") {
 		t.Errorf("the restored watch is not logged")
