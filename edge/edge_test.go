@@ -22,7 +22,7 @@ import (
 )
 
 type fixtureEdge struct {
-	t   *testing.T
+	t   testing.TB
 	fx  *fixture.SealedV1
 	m   *asset.Manifest
 	key *delivery.Key
@@ -34,7 +34,7 @@ func newFixtureEdge(t *testing.T) *fixtureEdge { return newFixtureEdgeWith(t, ni
 
 // newFixtureEdgeWith is newFixtureEdge with cfg, if not nil, adjusting
 // the edge's configuration.
-func newFixtureEdgeWith(t *testing.T, cfg func(*edge.Config)) *fixtureEdge {
+func newFixtureEdgeWith(t testing.TB, cfg func(*edge.Config)) *fixtureEdge {
 	fx := fixture.LoadSealedV1(t)
 	m, err := sealed.ReadManifest(t.Context(), fx.Store, fx.AssetID)
 	if err != nil {
