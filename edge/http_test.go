@@ -209,3 +209,18 @@ func TestInternalErrorLogNamesNoVariant(t *testing.T) {
 		}
 	}
 }
+
+// HEAD of a segment gives its headers (the size of what GET sends).
+func TestHeadSegment(t *testing.T) {
+	v := newFixtureEdge(t)
+	seg, s := v.segmentPath()
+	req, _ := http.NewRequestWithContext(t.Context(), "HEAD", v.srv.URL+"/t/"+v.token(1)+seg, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.ContentLength != s.Size {
+		t.Fatalf("HEAD: %d, Content-Length %d, want 200 and %d", resp.StatusCode, resp.ContentLength, s.Size)
+	}
+}

@@ -112,7 +112,7 @@ func (r *Revocations) Confirmed() (time.Time, error) {
 	return r.confirmed, r.err
 }
 
-// Run keeps the list current until ctx ends. A watch that breaks (the
+// Run keeps the list current until ctx ends; one Run at a time. A watch that breaks (the
 // server is unreachable, the bucket is gone, the update stream ends or
 // falls behind) is logged and started again with backoff; the list is
 // then reloaded whole, so entries deleted meanwhile are dropped too.
