@@ -114,9 +114,6 @@ func listen(cfg listenConfig, public, admin http.Handler, log *slog.Logger) (*li
 			return nil, fmt.Errorf("edge: listen: %w", err)
 		}
 		lns = append(lns, ln)
-		if a.tls != nil {
-			ln = tls.NewListener(ln, a.tls)
-		}
 		l.servers = append(l.servers, &http.Server{
 			Handler: a.h, TLSConfig: a.tls,
 			ReadHeaderTimeout: cfg.ReadHeaderTimeout, ReadTimeout: cfg.ReadTimeout,
@@ -128,7 +125,12 @@ func listen(cfg listenConfig, public, admin http.Handler, log *slog.Logger) (*li
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
-			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			serve := srv.Serve
+			if srv.TLSConfig != nil {
+				// ServeTLS offers HTTP/2 as well as HTTP/1.1.
+				serve = func(ln net.Listener) error { return srv.ServeTLS(ln, "", "") }
+			}
+			if err := serve(ln); !errors.Is(err, http.ErrServerClosed) {
 				l.failed <- fmt.Errorf("edge: serve %s: %w", ln.Addr(), err)
 			}
 		}()

@@ -190,11 +190,11 @@ func TestTLSListener(t *testing.T) {
 	c := testListenConfig(t)
 	c.TLSCert, c.TLSKey = certFile, keyFile
 	ls := startListeners(t, c, okHandler(), okHandler())
-	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}
 	defer tr.CloseIdleConnections()
 	r, body := get(t, &http.Client{Transport: tr}, "https://"+ls.Addr()+"/healthz")
-	if r.StatusCode != 200 || string(body) != "ok\n" || r.TLS == nil {
-		t.Fatalf("https: %d %q", r.StatusCode, body)
+	if r.StatusCode != 200 || string(body) != "ok\n" || r.TLS == nil || r.ProtoMajor != 2 {
+		t.Fatalf("https: %d %q %s", r.StatusCode, body, r.Proto)
 	}
 	req, _ := http.NewRequestWithContext(t.Context(), "GET", "http://"+ls.Addr()+"/healthz", nil)
 	if resp, err := http.DefaultClient.Do(req); err == nil {
