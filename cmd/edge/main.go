@@ -2,7 +2,7 @@
 //
 //	edge [serve] [flags]                 serve sealed assets to sessions
 //	edge token --asset A --wmid N [--direct [--encrypt [--issuer-key-file K]]] [--ttl 1h]
-//	                                     mint a session token (operators, tests)
+//	                                     mint a session token (operators, tests); its token id goes to stderr
 //	edge assemble --asset A --wmid N -o FILE [--rendition R]
 //	                                     write what that session receives, as one playable file
 //	edge revoke (--wmid N | --sub S | --token-id ID) [--reason R] [--undo]
@@ -159,6 +159,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := lc.validate(); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
+	if s.maxStale < 3*revocationCheckInterval {
+		return fmt.Errorf("%w: revocation-max-stale %s: at least %s (three deny-list checks)", errUsage, s.maxStale, 3*revocationCheckInterval)
+	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(*level)); err != nil {
 		return fmt.Errorf("%w: log-level: %v", errUsage, err)
@@ -181,6 +184,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	return errors.Join(err, ls.Close())
 }
+
+// revocationCheckInterval is how often the edge confirms its deny-list
+// with the server.
+const revocationCheckInterval = 2 * time.Second
 
 // newEdgeFromSettings opens the store, keys and the revocation watch and
 // makes the edge; the returned function closes it and its NATS connection.
@@ -218,7 +225,7 @@ func newEdgeFromSettings(ctx context.Context, s *settings, log *slog.Logger) (*e
 		nc.Close()
 		return nil, nil, err
 	}
-	if cfg.Revocations, err = queue.OpenRevocations(ctx, q, queue.RevocationsConfig{Log: log}); err != nil {
+	if cfg.Revocations, err = queue.OpenRevocations(ctx, q, queue.RevocationsConfig{CheckInterval: revocationCheckInterval, Log: log}); err != nil {
 		nc.Close()
 		return nil, nil, err
 	}

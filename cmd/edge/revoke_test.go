@@ -152,3 +152,12 @@ func TestRevocationWatchBroken(t *testing.T) {
 		t.Errorf("the restored watch is not logged")
 	}
 }
+
+// edge serve refuses a --revocation-max-stale shorter than three checks
+// of the deny-list (it would flap between serving and refusing).
+func TestServeMaxStaleTooShort(t *testing.T) {
+	err := run(t.Context(), []string{"serve", "--revocation-max-stale", "1s"}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "revocation-max-stale") {
+		t.Fatalf("serve --revocation-max-stale 1s: %v", err)
+	}
+}
