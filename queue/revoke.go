@@ -173,6 +173,14 @@ func (r *Revocations) watch(ctx context.Context) error {
 		return fmt.Errorf("queue: watch %s: %w", RevokedBucket, err)
 	}
 	defer w.Stop()
+	// broken reports err before the deferred Stop, which can take a
+	// while against a server that is gone.
+	broken := func(err error) error {
+		r.mu.Lock()
+		r.err = err
+		r.mu.Unlock()
+		return err
+	}
 	loading := map[string]bool{} // nil once the initial values are in
 	loadBy := time.Now().Add(r.cfg.LoadTimeout)
 	tick := time.NewTicker(r.cfg.CheckInterval)
@@ -184,7 +192,7 @@ func (r *Revocations) watch(ctx context.Context) error {
 			return nil
 		case e, ok := <-w.Updates():
 			if !ok {
-				return fmt.Errorf("queue: watch %s: the update stream ended", RevokedBucket)
+				return broken(fmt.Errorf("queue: watch %s: the update stream ended", RevokedBucket))
 			}
 			if e == nil {
 				r.mu.Lock()
@@ -211,7 +219,7 @@ func (r *Revocations) watch(ctx context.Context) error {
 		case <-tick.C:
 			if loading != nil {
 				if time.Now().After(loadBy) {
-					return fmt.Errorf("queue: watch %s: no initial state after %s", RevokedBucket, r.cfg.LoadTimeout)
+					return broken(fmt.Errorf("queue: watch %s: no initial state after %s", RevokedBucket, r.cfg.LoadTimeout))
 				}
 				continue
 			}
@@ -220,12 +228,12 @@ func (r *Revocations) watch(ctx context.Context) error {
 			last, err := lastRevision(cctx, kv)
 			cancel()
 			if err != nil {
-				return err
+				return broken(err)
 			}
 			if last > seen {
 				// Updates in flight; three checks in a row means stuck.
 				if behind++; behind >= 3 {
-					return fmt.Errorf("queue: watch %s: behind the bucket (revision %d of %d)", RevokedBucket, seen, last)
+					return broken(fmt.Errorf("queue: watch %s: behind the bucket (revision %d of %d)", RevokedBucket, seen, last))
 				}
 				continue
 			}

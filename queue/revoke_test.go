@@ -2,11 +2,14 @@ package queue_test
 
 import (
 	"context"
+	"net"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/abseal/abseal/internal/devenv"
 	"github.com/abseal/abseal/queue"
 )
 
@@ -78,5 +81,43 @@ func TestRevocationsWatchRestarts(t *testing.T) {
 	waitFor(t, "recovery", 2*time.Second, func() bool { c, err := rv.Confirmed(); return err == nil && c.After(lost) })
 	if rv.Revoked("wmid.1") || !rv.Revoked("sub.2") {
 		t.Errorf("after the reload: wmid.1 %v (want false), sub.2 %v (want true)", rv.Revoked("wmid.1"), rv.Revoked("sub.2"))
+	}
+}
+
+// A NATS server that goes away breaks the watch (reported at once); once
+// it is back the watch recovers with the entries it kept.
+func TestRevocationsSurviveServerRestart(t *testing.T) {
+	dir := t.TempDir()
+	n, err := devenv.StartNATS(devenv.NATSConfig{StoreDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := n.Server.Addr().(*net.TCPAddr).Port
+	nc, err := nats.Connect(n.URL, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	q, err := queue.Open(t.Context(), nc, queue.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rv := runRevocations(t, q)
+	if err := rv.Revoke(t.Context(), "wmid.1", "test"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "revocation", time.Second, func() bool { return rv.Revoked("wmid.1") })
+
+	n.Close()
+	waitFor(t, "error for the lost server", 2*time.Second, func() bool { _, err := rv.Confirmed(); return err != nil })
+	down, _ := rv.Confirmed()
+	n2, err := devenv.StartNATS(devenv.NATSConfig{StoreDir: dir, Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n2.Close()
+	waitFor(t, "recovery", 10*time.Second, func() bool { c, err := rv.Confirmed(); return err == nil && c.After(down) })
+	if !rv.Revoked("wmid.1") {
+		t.Error("the entry is gone after the restart")
 	}
 }
