@@ -16,12 +16,12 @@ func ExampleRevocationKeys() {
 	for _, k := range edge.RevocationKeys(c) {
 		fmt.Println(k)
 	}
-	fmt.Println(edge.SubjectRevocationKey("dave@example.com:tv") == edge.RevocationKeys(c)[2])
+	fmt.Println(edge.SubjectRevocationKey("dave@example.com:tv") == edge.RevocationKeys(c)[1])
 	// Output:
 	// wmid.7902699be42c8a8e46fbbb4501726517
-	// wmid-7
 	// sub.d257fea0e2562bdedd7201e3410508cf
-	// sub-dave@example.com:tv
 	// cti.9f9f5111f7b27a781f1f1ddde5ebc2dd
+	// wmid-7
+	// sub-dave@example.com:tv
 	// true
 }

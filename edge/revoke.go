@@ -33,20 +33,35 @@ func SubjectRevocationKey(sub string) string { return revocationKey(RevokeSubjec
 // TokenIDRevocationKey is the deny-list key of a token id (cti).
 func TokenIDRevocationKey(id []byte) string { return revocationKey(RevokeTokenID, id) }
 
+// LegacyRevocationKeys are the keys earlier releases wrote for a wmid
+// ("wmid-<n>") or a subject ("sub-<subject>"); give nil or "" for the
+// one not wanted. The edge still honours them and reinstating removes
+// them too.
+func LegacyRevocationKeys(wmid *uint64, sub string) []string {
+	var keys []string
+	if wmid != nil {
+		keys = append(keys, "wmid-"+strconv.FormatUint(*wmid, 10))
+	}
+	if sub != "" {
+		keys = append(keys, "sub-"+sub)
+	}
+	return keys
+}
+
 // RevocationKeys are the deny-list keys that refuse a token: its wmid,
-// subject and token id, each when the token carries it. The keys of
-// earlier releases ("wmid-<n>", "sub-<subject>") are checked as well, so
-// entries written by them keep refusing.
+// subject and token id, each when the token carries it, and the legacy
+// keys of its wmid and subject, so entries written by earlier releases
+// keep refusing.
 func RevocationKeys(c *delivery.Claims) []string {
 	var keys []string
 	if c.WMID != nil {
-		keys = append(keys, WMIDRevocationKey(*c.WMID), "wmid-"+strconv.FormatUint(*c.WMID, 10))
+		keys = append(keys, WMIDRevocationKey(*c.WMID))
 	}
 	if c.Subject != "" {
-		keys = append(keys, SubjectRevocationKey(c.Subject), "sub-"+c.Subject)
+		keys = append(keys, SubjectRevocationKey(c.Subject))
 	}
 	if len(c.ID) > 0 {
 		keys = append(keys, TokenIDRevocationKey(c.ID))
 	}
-	return keys
+	return append(keys, LegacyRevocationKeys(c.WMID, c.Subject)...)
 }

@@ -81,8 +81,21 @@ func (r *Revocations) Revoke(ctx context.Context, key, reason string) error {
 	return nil
 }
 
-// Reinstate removes a key from the deny-list.
-func (r *Revocations) Reinstate(ctx context.Context, key string) error {
+// Reinstate removes keys from the deny-list; a key that is not on it, or
+// cannot be a KV key at all, is fine.
+func (r *Revocations) Reinstate(ctx context.Context, keys ...string) error {
+	for _, key := range keys {
+		if err := r.reinstate(ctx, key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Revocations) reinstate(ctx context.Context, key string) error {
+	if _, err := r.kv.Get(ctx, key); errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
+		return nil
+	}
 	if err := r.kv.Delete(ctx, key); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("queue: reinstate %s: %w", key, err)
 	}

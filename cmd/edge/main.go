@@ -389,7 +389,7 @@ func runRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := s.parse(fl, args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	key, what, err := revocationKey(*wmid, *sub, *tokenID)
+	key, legacy, what, err := revocationKey(*wmid, *sub, *tokenID)
 	if err != nil {
 		return err
 	}
@@ -407,7 +407,7 @@ func runRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	if *undo {
-		if err := rev.Reinstate(ctx, key); err != nil {
+		if err := rev.Reinstate(ctx, append([]string{key}, legacy...)...); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "%s reinstated (key %s)\n", what, key)
@@ -421,8 +421,9 @@ func runRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 // revocationKey is the deny-list key of exactly one of a wmid, a subject
-// and a token id, and how to name it to the operator.
-func revocationKey(wmid, sub, tokenID string) (key, what string, err error) {
+// and a token id, the keys earlier releases used for it, and how to name
+// it to the operator.
+func revocationKey(wmid, sub, tokenID string) (key string, legacy []string, what string, err error) {
 	given := 0
 	for _, v := range []string{wmid, sub, tokenID} {
 		if v != "" {
@@ -430,23 +431,23 @@ func revocationKey(wmid, sub, tokenID string) (key, what string, err error) {
 		}
 	}
 	if given != 1 {
-		return "", "", fmt.Errorf("%w: give one of --wmid, --sub and --token-id", errUsage)
+		return "", nil, "", fmt.Errorf("%w: give one of --wmid, --sub and --token-id", errUsage)
 	}
 	switch {
 	case wmid != "":
 		n, err := strconv.ParseUint(wmid, 10, 64)
 		if err != nil {
-			return "", "", fmt.Errorf("%w: --wmid %q is not a number", errUsage, wmid)
+			return "", nil, "", fmt.Errorf("%w: --wmid %q is not a number", errUsage, wmid)
 		}
-		return edge.WMIDRevocationKey(n), "wmid " + wmid, nil
+		return edge.WMIDRevocationKey(n), edge.LegacyRevocationKeys(&n, ""), "wmid " + wmid, nil
 	case sub != "":
-		return edge.SubjectRevocationKey(sub), "subject", nil
+		return edge.SubjectRevocationKey(sub), edge.LegacyRevocationKeys(nil, sub), "subject", nil
 	}
 	id, err := hex.DecodeString(tokenID)
 	if err != nil || len(id) == 0 || len(id) > delivery.MaxTokenIDSize {
-		return "", "", fmt.Errorf("%w: --token-id must be the token id in hex", errUsage)
+		return "", nil, "", fmt.Errorf("%w: --token-id must be the token id in hex", errUsage)
 	}
-	return edge.TokenIDRevocationKey(id), "token " + tokenID, nil
+	return edge.TokenIDRevocationKey(id), nil, "token " + tokenID, nil
 }
 
 // runKeygen writes a new HMAC token key (hex) or pattern key.

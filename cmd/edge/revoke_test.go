@@ -161,3 +161,35 @@ func TestServeMaxStaleTooShort(t *testing.T) {
 		t.Fatalf("serve --revocation-max-stale 1s: %v", err)
 	}
 }
+
+// Entries written by earlier releases ("wmid-<n>", "sub-<subject>") keep
+// refusing, and edge revoke --undo removes them as well.
+func TestRevokeLegacyEntries(t *testing.T) {
+	v := newFixtureEdge(t, true, nil)
+	srv := serve(t, v.e.Handler())
+	q, err := queue.Attach(t.Context(), v.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rv, err := queue.OpenRevocations(t.Context(), q, queue.RevocationsConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rv.Revoke(t.Context(), "wmid-11", "old release"); err != nil {
+		t.Fatal(err)
+	}
+	if err := rv.Revoke(t.Context(), "sub-frank", "old release"); err != nil {
+		t.Fatal(err)
+	}
+	byWMID := srv.URL + "/t/" + v.token(edge.Session{WMID: 11}, false) + v.segment()
+	bySub := srv.URL + "/t/" + v.token(edge.Session{WMID: 12, Subject: "frank"}, true) + v.segment()
+	waitStatus(t, byWMID, 403, time.Second)
+	waitStatus(t, bySub, 403, time.Second)
+	v.revoke("--wmid", "11", "--undo")
+	v.revoke("--sub", "frank", "--undo")
+	waitStatus(t, byWMID, 200, time.Second)
+	waitStatus(t, bySub, 200, time.Second)
+	// Reinstating what was never revoked, or a subject no KV key can hold,
+	// is not an error.
+	v.revoke("--sub", "nobody@example.com", "--undo")
+}
