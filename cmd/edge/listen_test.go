@@ -215,3 +215,50 @@ func TestTLSListener(t *testing.T) {
 		}
 	}
 }
+
+// Close ends both listeners, lets a request in flight finish, and returns
+// once the Serve goroutines have.
+func TestListenersClose(t *testing.T) {
+	started, release := make(chan struct{}), make(chan struct{})
+	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-release
+		io.WriteString(w, "done\n")
+	})
+	ls, err := listen(testListenConfig(t), slow, okHandler(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	go func() {
+		resp, err := http.Get("http://" + ls.Addr() + "/")
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got <- string(b)
+	}()
+	<-started
+	closed := make(chan error, 1)
+	go func() { closed <- ls.Close() }()
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned (%v) with a request in flight", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if b := <-got; b != "done\n" {
+		t.Fatalf("the request in flight got %q", b)
+	}
+	for _, a := range []string{ls.Addr(), ls.AdminAddr()} {
+		if c, err := net.Dial("tcp", a); err == nil {
+			c.Close()
+			t.Errorf("%s still accepts after Close", a)
+		}
+	}
+}
