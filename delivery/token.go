@@ -56,8 +56,10 @@ var (
 	ErrClaims     = errors.New("token claims are invalid")
 )
 
-// Claims is the claim set of a WMT. Exactly one of Pattern (direct mode)
-// and WMID (indirect mode) is set.
+// Claims is the claim set of a WMT. Pattern (direct mode) or WMID
+// (indirect mode) is set; a direct-mode token may carry its session's WMID
+// as well, so that the session can be revoked by its wmid. When Pattern
+// is set it is the session's pattern and WMID is not used to derive one.
 type Claims struct {
 	Issuer  string `cbor:"1,keyasint,omitempty"`
 	Subject string `cbor:"2,keyasint,omitempty"` // session, for logs and revocation
@@ -65,7 +67,9 @@ type Claims struct {
 	Audience string `cbor:"3,keyasint,omitempty"`
 	Expiry   int64  `cbor:"4,keyasint"`
 	IssuedAt int64  `cbor:"6,keyasint"`
-	ID       []byte `cbor:"7,keyasint,omitempty"`
+	// ID is the token id (cti): random bytes that name this token on the
+	// deny-list. Tokens minted without one still verify.
+	ID []byte `cbor:"7,keyasint,omitempty"`
 
 	Version    uint8    `cbor:"300,keyasint"`
 	Vendor     uint8    `cbor:"301,keyasint,omitempty"`
@@ -89,8 +93,10 @@ func (c *Claims) Validate() error {
 		return bad("wmver %d is not 1", c.Version)
 	case c.PatternLen == 0:
 		return bad("wmpatlen is 0")
-	case (c.Pattern == nil) == (c.WMID == nil):
-		return bad("exactly one of wmpattern (direct mode) and wmid (indirect mode) must be present")
+	case c.Pattern == nil && c.WMID == nil:
+		return bad("wmpattern (direct mode) or wmid (indirect mode) must be present")
+	case len(c.ID) > MaxTokenIDSize:
+		return bad("cti of %d bytes, at most %d", len(c.ID), MaxTokenIDSize)
 	case c.Expiry == 0 || c.IssuedAt == 0:
 		return bad("exp and iat are required")
 	case c.SegDur != nil && (len(c.SegDur) != 2 || c.SegDur[1] == 0):
@@ -248,6 +254,20 @@ func NewKeys(keys ...*Key) *Keys {
 		ks.byID[string(k.ID)] = k
 	}
 	return ks
+}
+
+// TokenIDSize is the size of the token ids (cti) NewTokenID makes, and
+// MaxTokenIDSize the largest a token may carry.
+const (
+	TokenIDSize    = 16
+	MaxTokenIDSize = 64
+)
+
+// NewTokenID returns a random token id (cti) of TokenIDSize bytes.
+func NewTokenID() []byte {
+	id := make([]byte, TokenIDSize)
+	rand.Read(id)
+	return id
 }
 
 // MaxTokenSize bounds a token's encoded size.

@@ -144,10 +144,26 @@ func TestVerifyRejects(t *testing.T) {
 	if _, err := delivery.Mint(noExp, hmacKey(t)); !errors.Is(err, delivery.ErrClaims) {
 		t.Errorf("a token without exp was minted: %v", err)
 	}
+	neither := direct()
+	neither.Pattern = nil
+	if _, err := delivery.Mint(neither, hmacKey(t)); !errors.Is(err, delivery.ErrClaims) {
+		t.Errorf("a token with neither wmpattern nor wmid was minted: %v", err)
+	}
+	longID := direct()
+	longID.ID = make([]byte, delivery.MaxTokenIDSize+1)
+	if _, err := delivery.Mint(longID, hmacKey(t)); !errors.Is(err, delivery.ErrClaims) {
+		t.Errorf("a token with a %d-byte cti was minted: %v", len(longID.ID), err)
+	}
+	// A direct-mode token may name its wmid (for revocation) and carry a
+	// token id; its pattern is still the one it carries.
 	both := direct()
-	both.WMID = u64(1)
-	if _, err := delivery.Mint(both, hmacKey(t)); !errors.Is(err, delivery.ErrClaims) {
-		t.Errorf("a token with both modes was minted: %v", err)
+	both.WMID, both.ID = u64(1), delivery.NewTokenID()
+	c, err := ks.Verify(mustMint(t, both, hmacKey(t)), t0)
+	if err != nil || *c.WMID != 1 || len(c.ID) != delivery.TokenIDSize {
+		t.Fatalf("direct token with wmid and cti: %+v %v", c, err)
+	}
+	if p, err := delivery.SessionPattern(c, nil, nil); err != nil || string(p) != string(both.Pattern) {
+		t.Errorf("direct token with wmid: pattern %x %v, want the carried %x", p, err, both.Pattern)
 	}
 }
 

@@ -22,14 +22,19 @@ import (
 )
 
 type fixtureEdge struct {
-	t   *testing.T
+	t   testing.TB
 	fx  *fixture.SealedV1
 	m   *asset.Manifest
 	key *delivery.Key
 	srv *httptest.Server
+	e   *edge.Server
 }
 
-func newFixtureEdge(t *testing.T) *fixtureEdge {
+func newFixtureEdge(t *testing.T) *fixtureEdge { return newFixtureEdgeWith(t, nil) }
+
+// newFixtureEdgeWith is newFixtureEdge with cfg, if not nil, adjusting
+// the edge's configuration.
+func newFixtureEdgeWith(t testing.TB, cfg func(*edge.Config)) *fixtureEdge {
 	fx := fixture.LoadSealedV1(t)
 	m, err := sealed.ReadManifest(t.Context(), fx.Store, fx.AssetID)
 	if err != nil {
@@ -39,14 +44,18 @@ func newFixtureEdge(t *testing.T) *fixtureEdge {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := edge.New(t.Context(), edge.Config{Store: fx.Store, KEK: fx.KEK, Tokens: delivery.NewKeys(key), WatermarkMaster: fx.Master})
+	c := edge.Config{Store: fx.Store, KEK: fx.KEK, Tokens: delivery.NewKeys(key), WatermarkMaster: fx.Master}
+	if cfg != nil {
+		cfg(&c)
+	}
+	s, err := edge.New(t.Context(), c)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Close)
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
-	return &fixtureEdge{t: t, fx: fx, m: m, key: key, srv: srv}
+	return &fixtureEdge{t: t, fx: fx, m: m, key: key, srv: srv, e: s}
 }
 
 func (v *fixtureEdge) token(wmid uint64) string {

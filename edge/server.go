@@ -15,7 +15,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/abseal/abseal/asset"
 	"github.com/abseal/abseal/cmaf"
@@ -25,11 +24,15 @@ import (
 	"github.com/abseal/abseal/storage"
 )
 
-// Revocations is the deny-list a Server consults (queue.Revocations):
-// Watch keeps it current until ctx ends and returns once it is loaded.
+// Revocations is the deny-list a Server consults (queue.Revocations).
 type Revocations interface {
+	// Revoked reports whether any of keys is on the list.
 	Revoked(keys ...string) bool
-	Watch(ctx context.Context) error
+	// Run keeps the list current until ctx ends.
+	Run(ctx context.Context)
+	// Confirmed returns when the list was last known to be complete
+	// (zero: never) and, while it cannot be kept current, why.
+	Confirmed() (time.Time, error)
 }
 
 // Config is what a Server needs.
@@ -44,11 +47,18 @@ type Config struct {
 	WatermarkMaster []byte
 	// DisableSequencing serves variant A to every session.
 	DisableSequencing bool
-	// Revocations is the deny-list; nil: none. New starts its watch and
+	// Revocations is the deny-list; nil: none. New starts its Run and
 	// Close ends it.
 	Revocations Revocations
-	Log         *slog.Logger     // default: discard
-	Now         func() time.Time // default: time.Now
+	// RevocationMaxStale is how long the edge serves after it last
+	// confirmed its deny-list; after that it refuses media with 503 until
+	// the list is confirmed again (default 30s).
+	RevocationMaxStale time.Duration
+	// RevocationStartWait is how long New waits for the first load of the
+	// deny-list (default 10s). The edge refuses media until it is loaded.
+	RevocationStartWait time.Duration
+	Log                 *slog.Logger     // default: discard
+	Now                 func() time.Time // default: time.Now
 	// ManifestTTL is how long an asset manifest is cached (default 1 min).
 	ManifestTTL time.Duration
 	// CacheLimit bounds each cache's entries (default 100,000).
@@ -61,6 +71,7 @@ type Server struct {
 	log    *slog.Logger
 	now    func() time.Time
 	cancel context.CancelFunc
+	wg     sync.WaitGroup
 
 	mu        sync.Mutex
 	manifests map[string]*cachedManifest
@@ -103,6 +114,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.CacheLimit <= 0 {
 		cfg.CacheLimit = 100_000
 	}
+	if cfg.RevocationMaxStale <= 0 {
+		cfg.RevocationMaxStale = 30 * time.Second
+	}
+	if cfg.RevocationStartWait <= 0 {
+		cfg.RevocationStartWait = 10 * time.Second
+	}
 	s := &Server{
 		cfg: cfg, log: cfg.Log, now: cfg.Now, cancel: func() {},
 		manifests: map[string]*cachedManifest{}, deks: map[string]*envelope.DEK{},
@@ -119,39 +136,70 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.reg.MustRegister(s.requests, s.latency, s.bytesOut, collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if cfg.Revocations != nil {
+	if rv := cfg.Revocations; rv != nil {
 		wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		if err := cfg.Revocations.Watch(wctx); err != nil {
-			cancel()
-			return nil, fmt.Errorf("edge: revocations: %w", err)
-		}
 		s.cancel = cancel
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			rv.Run(wctx)
+		}()
+		if err := s.waitRevocations(ctx); err != nil {
+			s.Close()
+			return nil, err
+		}
 	}
 	return s, nil
 }
 
-// Close stops the revocation watch.
-func (s *Server) Close() { s.cancel() }
-
-// Handler routes /healthz, /metrics and the media paths:
-//
-//	/t/<token>/assets/<asset>/<object>   token in the path (recommended by the spec)
-//	/assets/<asset>/<object>             token in the Authorization: Bearer or WMT header
-func (s *Server) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /t/{token}/assets/{asset}/{object...}", func(w http.ResponseWriter, r *http.Request) {
-		s.serve(w, r, r.PathValue("token"), r.PathValue("asset"), r.PathValue("object"))
-	})
-	mux.HandleFunc("GET /assets/{asset}/{object...}", func(w http.ResponseWriter, r *http.Request) {
-		tok := r.Header.Get("WMT")
-		if a := r.Header.Get("Authorization"); tok == "" && strings.HasPrefix(a, "Bearer ") {
-			tok = strings.TrimPrefix(a, "Bearer ")
+// waitRevocations waits up to RevocationStartWait for the first load of
+// the deny-list; an edge that cannot load it starts anyway and refuses
+// media until it has.
+func (s *Server) waitRevocations(ctx context.Context) error {
+	deadline := time.NewTimer(s.cfg.RevocationStartWait)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		t, err := s.cfg.Revocations.Confirmed()
+		if !t.IsZero() {
+			return nil
 		}
-		s.serve(w, r, tok, r.PathValue("asset"), r.PathValue("object"))
-	})
-	return mux
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("edge: revocations: %w", ctx.Err())
+		case <-deadline.C:
+			s.log.Warn("edge: the deny-list is not loaded; media is refused until it is", "err", fmt.Sprint(err))
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// Close stops the revocation watch and waits for it to end.
+func (s *Server) Close() {
+	s.cancel()
+	s.wg.Wait()
+}
+
+// revocationState reports whether the deny-list is current enough to
+// serve media (confirmed within RevocationMaxStale) and whether the edge
+// is ready (the list is loaded and its watch works).
+func (s *Server) revocationState() (serve, ready bool, why string) {
+	rv := s.cfg.Revocations
+	if rv == nil {
+		return true, true, ""
+	}
+	t, err := rv.Confirmed()
+	switch {
+	case t.IsZero():
+		return false, false, "the deny-list is not loaded"
+	case time.Since(t) > s.cfg.RevocationMaxStale:
+		return false, false, fmt.Sprintf("the deny-list was last confirmed %s ago", time.Since(t).Round(time.Second))
+	case err != nil:
+		return true, false, "the deny-list watch is broken: " + err.Error()
+	}
+	return true, true, ""
 }
 
 // httpError is an error with the status the client gets. Its message is
@@ -176,12 +224,17 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, token, assetID, o
 	if err != nil {
 		var he *httpError
 		if !errors.As(err, &he) {
-			s.log.Error("edge: internal error", "asset", assetID, "object", object, "err", err)
+			// The error's text may hold an object key, which names the
+			// variant: log its class only.
+			s.log.Error("edge: internal error", append(logAttrs(assetID, ref, perr), "stage", errorStage(err), "class", errorClass(err))...)
 			he = &httpError{code: http.StatusBadGateway, msg: "upstream error"}
 		}
 		code = he.code
-		if code == http.StatusUnauthorized {
+		switch code {
+		case http.StatusUnauthorized:
 			w.Header().Set("WWW-Authenticate", `Bearer realm="abseal"`)
+		case http.StatusServiceUnavailable:
+			w.Header().Set("Retry-After", "5")
 		}
 		http.Error(w, he.msg, code)
 	} else if r.Header.Get("Range") != "" && n >= 0 {
@@ -189,8 +242,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, token, assetID, o
 	}
 	s.requests.WithLabelValues(kind, strconv.Itoa(code)).Inc()
 	s.latency.WithLabelValues(kind).Observe(time.Since(start).Seconds())
-	// Logs name the asset and object, never the token or the variant.
-	s.log.Debug("edge: request", "asset", assetID, "object", object, "code", code, "took", time.Since(start).String())
+	s.log.Debug("edge: request", append(logAttrs(assetID, ref, perr), "code", code, "took", time.Since(start).String())...)
 }
 
 // objectKind is the metrics label of a request.
@@ -208,25 +260,6 @@ func objectKind(ref asset.Ref, err error) string {
 	return "other"
 }
 
-// RevocationKeys are the deny-list keys of a session: its wmid and its
-// subject (operators revoke either).
-func RevocationKeys(wmid *uint64, subject string) []string {
-	var keys []string
-	if wmid != nil {
-		keys = append(keys, WMIDRevocationKey(*wmid))
-	}
-	if subject != "" {
-		keys = append(keys, SubjectRevocationKey(subject))
-	}
-	return keys
-}
-
-// WMIDRevocationKey is the deny-list key of a session id.
-func WMIDRevocationKey(wmid uint64) string { return "wmid-" + strconv.FormatUint(wmid, 10) }
-
-// SubjectRevocationKey is the deny-list key of a session subject.
-func SubjectRevocationKey(sub string) string { return "sub-" + sub }
-
 // serveObject checks the token and serves one object; it returns the
 // plaintext size served.
 func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, token, assetID string, ref asset.Ref, perr error) (int, error) {
@@ -240,12 +273,18 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, token, asse
 	if c.Audience != assetID {
 		return 0, fail(http.StatusForbidden, "the token is not for this asset")
 	}
-	if rv := s.cfg.Revocations; rv != nil && rv.Revoked(RevocationKeys(c.WMID, c.Subject)...) {
+	if serve, _, _ := s.revocationState(); !serve {
+		return 0, fail(http.StatusServiceUnavailable, "the edge cannot confirm its revocation list; try again later")
+	}
+	if rv := s.cfg.Revocations; rv != nil && rv.Revoked(RevocationKeys(c)...) {
 		return 0, fail(http.StatusForbidden, "the session is revoked")
+	}
+	if rh := r.Header.Get("Range"); strings.Count(rh, ",") >= MaxRangeParts {
+		return 0, fail(http.StatusRequestedRangeNotSatisfiable, "at most %d byte ranges per request", MaxRangeParts)
 	}
 	m, err := s.manifest(r.Context(), assetID)
 	if err != nil {
-		return 0, err
+		return 0, inStage("manifest", err)
 	}
 	// Players name objects neutrally: no variant directory, no sidecar,
 	// no manifest.json.
@@ -261,7 +300,7 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, token, asse
 			return 0, fail(http.StatusNotFound, "no such object")
 		}
 		if err != nil {
-			return 0, err
+			return 0, inStage("playlist", err)
 		}
 		return s.write(w, r, data, ref.ContentType()), nil
 	}
@@ -271,7 +310,7 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, token, asse
 	}
 	dek, err := s.dek(m, rend)
 	if err != nil {
-		return 0, err
+		return 0, inStage("data_key", err)
 	}
 	obj, place, size := rend.Init, ref, int64(0)
 	if ref.Kind == asset.KindSegment {
@@ -283,7 +322,7 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, token, asse
 		if rend.Kind == "video" {
 			pace, err := s.pace(r.Context(), assetID, asset.PaceInfo(ref.Rung, ref.Number))
 			if err != nil {
-				return 0, err
+				return 0, inStage("pace_info", err)
 			}
 			pattern, err := s.pattern(token, c, m)
 			if err != nil {
@@ -300,9 +339,14 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, token, asse
 			return s.stream(w, r, dek, assetID, place, obj, size)
 		}
 	}
+	// A byte range needs the plaintext at hand: the object is opened and
+	// decrypted once and the ranges (at most MaxRangeParts) cut from it.
 	data, err := sealed.OpenObjectFast(r.Context(), s.cfg.Store, dek, assetID, place, obj)
+	if errors.Is(err, storage.ErrNotFound) {
+		return 0, fail(http.StatusNotFound, "no such object")
+	}
 	if err != nil {
-		return 0, err
+		return 0, inStage("open", err)
 	}
 	return s.write(w, r, data, "video/mp4"), nil
 }
@@ -317,20 +361,23 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, dek *envelope.DE
 		return 0, fail(http.StatusNotFound, "no such segment")
 	}
 	if err != nil {
-		return 0, err
+		return 0, inStage("open", err)
 	}
 	defer rc.Close()
 	pr, err := dek.Open(rc, sealed.Place(assetID, place).AD())
 	if err != nil {
-		return 0, err
+		return 0, inStage("decrypt", err)
 	}
 	w.Header().Set("Content-Type", "video/mp4")
 	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
 	w.Header().Set("Accept-Ranges", "bytes")
+	if r.Method == http.MethodHead {
+		return 0, nil // the headers say it all: nothing to decrypt
+	}
 	n, err := io.Copy(w, pr)
 	s.bytesOut.Add(float64(n))
 	if err != nil && r.Context().Err() == nil {
-		s.log.Error("edge: segment broke off", "asset", assetID, "object", place.Neutral().Path(), "err", err)
+		s.log.Error("edge: segment broke off", append(logAttrs(assetID, place, nil), "stage", "stream", "class", errorClass(err))...)
 	}
 	return int(n), nil
 }

@@ -17,6 +17,9 @@ type Session struct {
 	Subject string // for logs and revocation
 	OpID    uint64 // operator id (wmopid)
 	TTL     time.Duration
+	// TokenID is the token's id (cti), the handle that revokes just this
+	// token; empty: a random one (delivery.NewTokenID).
+	TokenID []byte
 }
 
 // TokenOptions say how the session's pattern travels.
@@ -41,7 +44,14 @@ func SessionClaims(s Session, o TokenOptions, now time.Time) (*delivery.Claims, 
 	if s.Asset == "" {
 		return nil, errors.New("edge: token: the asset is required")
 	}
-	c := &delivery.Claims{Subject: s.Subject, Audience: s.Asset, IssuedAt: now.Unix(), Expiry: now.Add(s.TTL).Unix(), Version: 1}
+	c := &delivery.Claims{Subject: s.Subject, Audience: s.Asset, IssuedAt: now.Unix(), Expiry: now.Add(s.TTL).Unix(), Version: 1, ID: s.TokenID}
+	if len(c.ID) == 0 {
+		c.ID = delivery.NewTokenID()
+	}
+	// Every token names its session (wmid, operator), in direct mode too,
+	// so that revoking the wmid stops all of the session's tokens.
+	wmid, op := s.WMID, s.OpID
+	c.WMID, c.OpID = &wmid, &op
 	m := o.Manifest
 	switch {
 	case m != nil && m.Watermark == nil:
@@ -55,8 +65,6 @@ func SessionClaims(s Session, o TokenOptions, now time.Time) (*delivery.Claims, 
 		c.PatternLen = uint16(o.PatternLen)
 	}
 	if !o.Direct {
-		wmid, op := s.WMID, s.OpID
-		c.WMID, c.OpID = &wmid, &op
 		return c, nil
 	}
 	if o.WatermarkMaster == nil {

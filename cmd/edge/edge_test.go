@@ -353,7 +353,12 @@ func TestForensicLoop(t *testing.T) {
 	if rb, _ := v.get("/t/" + tokB + "/assets/" + assetID + "/360p/seg-00005.m4s"); rb.StatusCode != 200 {
 		t.Fatalf("bob after alice's revocation: %d", rb.StatusCode)
 	}
-	if _, metrics := v.get("/metrics"); !strings.Contains(string(metrics), `abseal_edge_requests_total{code="403",kind="segment"}`) {
+	admin := httptest.NewServer(e.AdminHandler())
+	defer admin.Close()
+	if r, _ := v.get("/metrics"); r.StatusCode != 404 {
+		t.Errorf("/metrics on the public handler: %d", r.StatusCode)
+	}
+	if _, metrics := get(t, http.DefaultClient, admin.URL+"/metrics"); !strings.Contains(string(metrics), `abseal_edge_requests_total{code="403",kind="segment"}`) {
 		t.Error("/metrics lacks the refused requests")
 	}
 }

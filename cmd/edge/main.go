@@ -2,29 +2,38 @@
 //
 //	edge [serve] [flags]                 serve sealed assets to sessions
 //	edge token --asset A --wmid N [--direct [--encrypt [--issuer-key-file K]]] [--ttl 1h]
-//	                                     mint a session token (operators, tests)
+//	                                     mint a session token (operators, tests); its token id goes to stderr
 //	edge assemble --asset A --wmid N -o FILE [--rendition R]
 //	                                     write what that session receives, as one playable file
-//	edge revoke (--wmid N | --sub S) [--reason R] [--undo]
-//	                                     put a session on (or off) the deny-list
+//	edge revoke (--wmid N | --sub S | --token-id ID) [--reason R] [--undo]
+//	                                     put a session, subject or token on (or off) the deny-list
 //
 // serve answers GET /t/<token>/assets/<asset>/<path> (token in the path,
 // as the spec recommends) and GET /assets/<asset>/<path> with the token in
-// an "Authorization: Bearer" or "WMT" header. Playlists are the neutral
-// ones of the asset; for a segment the edge reads its WMPaceInfo sidecar,
-// picks variant A or B from the token's pattern (MSB first; A when the
-// position is -1 or sequencing is off), opens the sealed object with the
-// rendition's DEK (unwrapped once through the KEK, kept in memory only)
-// and serves plaintext, byte ranges included. No token: 401; a token for
-// another asset or a revoked session: 403; a segment without WMPaceInfo:
-// 400. The deny-list (JetStream KV abseal_revoked) is watched, so a
-// revocation takes effect on every edge within a second.
+// an "Authorization: Bearer" or "WMT" header, plus /healthz, on --addr
+// (HTTPS with --tls-cert and --tls-key). /metrics, /readyz and /healthz
+// are on the admin listener, --admin-addr (loopback by default). Playlists
+// are the neutral ones of the asset; for a segment the edge reads its
+// WMPaceInfo sidecar, picks variant A or B from the token's pattern (MSB
+// first; A when the position is -1 or sequencing is off), opens the sealed
+// object with the rendition's DEK (unwrapped once through the KEK, kept in
+// memory only) and serves plaintext, byte ranges included (at most 4 per
+// request). No token: 401; a token for another asset or a revoked
+// session: 403; a segment without WMPaceInfo: 400; unclean paths: 404,
+// never a redirect. The deny-list (JetStream KV abseal_revoked) is
+// watched, so a revocation takes effect on every edge within a second; an
+// edge that cannot confirm its deny-list for --revocation-max-stale
+// refuses media with 503.
 //
 // Settings: the worker's ABSEAL_NATS_URL, ABSEAL_S3_*, ABSEAL_OUTPUT_BUCKET,
 // ABSEAL_KEK_URI and ABSEAL_WATERMARK_KEY_FILE, plus ABSEAL_EDGE_ADDR,
-// ABSEAL_TOKEN_KEY_FILE (hex HMAC secret, or PEM EC P-256 key) and
-// ABSEAL_PATTERN_KEY_FILE (encrypted direct-mode patterns: the hex of a
-// 32-byte A256GCM key, or the edge's PEM EC P-256 key for ECDH-SS+A128KW).
+// ABSEAL_EDGE_ADMIN_ADDR, ABSEAL_EDGE_TLS_CERT, ABSEAL_EDGE_TLS_KEY, the
+// listener limits (ABSEAL_EDGE_READ_HEADER_TIMEOUT, _READ_TIMEOUT,
+// _WRITE_TIMEOUT, _IDLE_TIMEOUT, _MAX_HEADER_BYTES),
+// ABSEAL_REVOCATION_MAX_STALE, ABSEAL_TOKEN_KEY_FILE (hex HMAC secret, or
+// PEM EC P-256 key) and ABSEAL_PATTERN_KEY_FILE (encrypted direct-mode
+// patterns: the hex of a 32-byte A256GCM key, or the edge's PEM EC P-256
+// key for ECDH-SS+A128KW).
 package main
 
 import (
@@ -36,8 +45,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
@@ -78,6 +85,7 @@ type settings struct {
 	tokenKey, patternKey string
 	wmKey                cliconf.WatermarkKey
 	noSequencing         bool
+	maxStale             time.Duration
 	env                  cliconf.Env
 }
 
@@ -140,11 +148,19 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fl.SetOutput(stderr)
 	var s settings
 	s.flags(fl)
-	addr := fl.String("addr", s.env.String("ABSEAL_EDGE_ADDR", ":8443"), "listen address")
+	var lc listenConfig
+	lc.flags(fl, &s.env)
+	fl.DurationVar(&s.maxStale, "revocation-max-stale", s.env.Duration("ABSEAL_REVOCATION_MAX_STALE", 30*time.Second), "refuse media (503) once the deny-list could not be confirmed for this long")
 	sequencing := fl.Bool("sequencing", true, "serve A/B per the token's pattern (off: variant A for everyone)")
 	level := fl.String("log-level", s.env.String("ABSEAL_LOG_LEVEL", "info"), "debug, info, warn, error")
 	if err := s.parse(fl, args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if err := lc.validate(); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if s.maxStale < 3*revocationCheckInterval {
+		return fmt.Errorf("%w: revocation-max-stale %s: at least %s (three deny-list checks)", errUsage, s.maxStale, 3*revocationCheckInterval)
 	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(*level)); err != nil {
@@ -157,27 +173,21 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer closeFn()
-	ln, err := net.Listen("tcp", *addr)
+	ls, err := listen(lc, e.Handler(), e.AdminHandler(), log)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: e.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	log.Info("edge listening", "addr", ln.Addr().String(), "bucket", s.bucket, "sequencing", *sequencing)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	log.Info("edge listening", "addr", ls.Addr(), "admin_addr", ls.AdminAddr(), "tls", lc.TLSCert != "", "bucket", s.bucket, "sequencing", *sequencing)
 	select {
-	case err := <-served:
-		return err // the listener failed
+	case err = <-ls.Failed():
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	err = srv.Shutdown(sctx)
-	if serr := <-served; !errors.Is(serr, http.ErrServerClosed) && err == nil {
-		err = serr
-	}
-	return err
+	return errors.Join(err, ls.Close())
 }
+
+// revocationCheckInterval is how often the edge confirms its deny-list
+// with the server.
+const revocationCheckInterval = 2 * time.Second
 
 // newEdgeFromSettings opens the store, keys and the revocation watch and
 // makes the edge; the returned function closes it and its NATS connection.
@@ -197,7 +207,7 @@ func newEdgeFromSettings(ctx context.Context, s *settings, log *slog.Logger) (*e
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg := edge.Config{Store: st, KEK: kek, Tokens: delivery.NewKeys(tk.Public()), DisableSequencing: s.noSequencing, Log: log}
+	cfg := edge.Config{Store: st, KEK: kek, Tokens: delivery.NewKeys(tk.Public()), DisableSequencing: s.noSequencing, Log: log, RevocationMaxStale: s.maxStale}
 	if cfg.WatermarkMaster, err = s.master(kek, log); err != nil {
 		return nil, nil, err
 	}
@@ -215,7 +225,7 @@ func newEdgeFromSettings(ctx context.Context, s *settings, log *slog.Logger) (*e
 		nc.Close()
 		return nil, nil, err
 	}
-	if cfg.Revocations, err = queue.OpenRevocations(ctx, q); err != nil {
+	if cfg.Revocations, err = queue.OpenRevocations(ctx, q, queue.RevocationsConfig{CheckInterval: revocationCheckInterval, Log: log}); err != nil {
 		nc.Close()
 		return nil, nil, err
 	}
@@ -276,11 +286,13 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			}
 		}
 	}
-	tok, err := edge.MintToken(edge.Session{Asset: *assetID, WMID: *wmid, Subject: *sub, OpID: *opID, TTL: *ttl}, opts, key, time.Now())
+	id := delivery.NewTokenID()
+	tok, err := edge.MintToken(edge.Session{Asset: *assetID, WMID: *wmid, Subject: *sub, OpID: *opID, TTL: *ttl, TokenID: id}, opts, key, time.Now())
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, tok)
+	fmt.Fprintf(stderr, "token id %x (edge revoke --token-id %x)\n", id, id)
 	return nil
 }
 
@@ -369,51 +381,73 @@ func runRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fl.SetOutput(stderr)
 	var s settings
 	s.flags(fl)
-	wmid := fl.String("wmid", "", "session id to revoke")
-	sub := fl.String("sub", "", "session subject to revoke")
+	wmid := fl.String("wmid", "", "session id to revoke (all of its tokens)")
+	sub := fl.String("sub", "", "session subject to revoke (any string)")
+	tokenID := fl.String("token-id", "", "token id (cti, hex, as edge token prints it) to revoke")
 	reason := fl.String("reason", "revoked by an operator", "why (kept with the entry)")
-	undo := fl.Bool("undo", false, "take the session off the deny-list")
+	undo := fl.Bool("undo", false, "take the entry off the deny-list (reinstate)")
 	if err := s.parse(fl, args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	var key string
-	switch {
-	case *wmid != "" && *sub == "":
-		if _, err := strconv.ParseUint(*wmid, 10, 64); err != nil {
-			return fmt.Errorf("%w: --wmid %q is not a number", errUsage, *wmid)
-		}
-		n, _ := strconv.ParseUint(*wmid, 10, 64)
-		key = edge.WMIDRevocationKey(n)
-	case *sub != "" && *wmid == "":
-		key = edge.SubjectRevocationKey(*sub)
-	default:
-		return fmt.Errorf("%w: give one of --wmid and --sub", errUsage)
+	key, legacy, what, err := revocationKey(*wmid, *sub, *tokenID)
+	if err != nil {
+		return err
 	}
 	nc, err := nats.Connect(s.natsURL, nats.Name("abseal-edge-revoke"))
 	if err != nil {
-		return err
+		return fmt.Errorf("revoke: nats: %w", err)
 	}
 	defer nc.Close()
 	q, err := queue.Attach(ctx, nc)
 	if err != nil {
 		return err
 	}
-	rev, err := queue.OpenRevocations(ctx, q)
+	rev, err := queue.OpenRevocations(ctx, q, queue.RevocationsConfig{})
 	if err != nil {
 		return err
 	}
 	if *undo {
-		if err := rev.Reinstate(ctx, key); err != nil {
+		if err := rev.Reinstate(ctx, append([]string{key}, legacy...)...); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "%s reinstated\n", key)
+		fmt.Fprintf(stdout, "%s reinstated (key %s)\n", what, key)
 		return nil
 	}
 	if err := rev.Revoke(ctx, key, *reason); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s revoked\n", key)
+	fmt.Fprintf(stdout, "%s revoked (key %s)\n", what, key)
 	return nil
+}
+
+// revocationKey is the deny-list key of exactly one of a wmid, a subject
+// and a token id, the keys earlier releases used for it, and how to name
+// it to the operator.
+func revocationKey(wmid, sub, tokenID string) (key string, legacy []string, what string, err error) {
+	given := 0
+	for _, v := range []string{wmid, sub, tokenID} {
+		if v != "" {
+			given++
+		}
+	}
+	if given != 1 {
+		return "", nil, "", fmt.Errorf("%w: give one of --wmid, --sub and --token-id", errUsage)
+	}
+	switch {
+	case wmid != "":
+		n, err := strconv.ParseUint(wmid, 10, 64)
+		if err != nil {
+			return "", nil, "", fmt.Errorf("%w: --wmid %q is not a number", errUsage, wmid)
+		}
+		return edge.WMIDRevocationKey(n), edge.LegacyRevocationKeys(&n, ""), "wmid " + wmid, nil
+	case sub != "":
+		return edge.SubjectRevocationKey(sub), edge.LegacyRevocationKeys(nil, sub), "subject", nil
+	}
+	id, err := hex.DecodeString(tokenID)
+	if err != nil || len(id) == 0 || len(id) > delivery.MaxTokenIDSize {
+		return "", nil, "", fmt.Errorf("%w: --token-id must be the token id in hex", errUsage)
+	}
+	return edge.TokenIDRevocationKey(id), nil, "token " + tokenID, nil
 }
 
 // runKeygen writes a new HMAC token key (hex) or pattern key.

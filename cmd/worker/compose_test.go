@@ -283,6 +283,7 @@ func TestComposeSettings(t *testing.T) {
 	edgeBin := fleet.Binary(t, "edge")
 	edgeEnv := append(os.Environ(), envOf(edgeSvc.Environment, map[string]string{
 		"ABSEAL_S3_ENDPOINT": m.Endpoint, "ABSEAL_EDGE_ADDR": "127.0.0.1:0"})...)
+	edgeEnv = append(edgeEnv, "ABSEAL_EDGE_ADMIN_ADDR=127.0.0.1:0") // a free port, not the fixed default
 	ecmd := exec.Command(edgeBin, edgeSvc.Command...)
 	ecmd.Env = edgeEnv
 	var elogs fleet.LockedBuffer
