@@ -89,9 +89,14 @@ wm-report: deps ## watermark robustness and quality table; writes bench/out/wm-r
 	go run ./cmd/wmreport | tee $(BENCH_OUT)/wm-report.md
 
 FUZZTIME ?= 5m
-fuzz: deps-go ## run the fuzzers (FUZZTIME each, default 5m)
+fuzz: deps-go ## run the fuzzers one at a time (FUZZTIME each, default 5m); their seed corpora in testdata/fuzz run with every go test
 	go test -run '^$$' -fuzz FuzzOpen -fuzztime $(FUZZTIME) ./envelope
 	go test -run '^$$' -fuzz FuzzVerify -fuzztime $(FUZZTIME) ./delivery
+	go test -run '^$$' -fuzz '^FuzzDecodeJob$$' -fuzztime $(FUZZTIME) ./asset
+	go test -run '^$$' -fuzz '^FuzzDecodeManifest$$' -fuzztime $(FUZZTIME) ./asset
+	go test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./asset
+	go test -run '^$$' -fuzz FuzzParseEvent -fuzztime $(FUZZTIME) ./queue
+	go test -run '^$$' -fuzz FuzzParsePaceInfo -fuzztime $(FUZZTIME) ./cmaf
 
 clean-tools: ## remove .tools (FFmpeg in /usr/local stays)
 	rm -rf $(TOOLS)
