@@ -72,7 +72,8 @@ var errUsage = errors.New("usage")
 
 // settings shared by the commands.
 type settings struct {
-	natsURL, bucket      string
+	nats                 cliconf.NATS
+	bucket               string
 	s3                   cliconf.S3
 	kekc                 cliconf.KEK
 	tokenKey, patternKey string
@@ -83,7 +84,7 @@ type settings struct {
 
 func (s *settings) flags(fl *flag.FlagSet) {
 	e := &s.env
-	cliconf.NATSFlag(fl, e, &s.natsURL)
+	s.nats.Flags(fl, e)
 	s.s3.Flags(fl, e)
 	fl.StringVar(&s.bucket, "bucket", e.String("ABSEAL_OUTPUT_BUCKET", "assets"), "the worker's output bucket")
 	s.kekc.Flags(fl, e)
@@ -206,7 +207,7 @@ func newEdgeFromSettings(ctx context.Context, s *settings, log *slog.Logger) (*e
 			return nil, nil, err
 		}
 	}
-	nc, err := nats.Connect(s.natsURL, nats.Name("abseal-edge"), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true))
+	nc, err := s.nats.Connect(nats.Name("abseal-edge"), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -389,7 +390,7 @@ func runRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	default:
 		return fmt.Errorf("%w: give one of --wmid and --sub", errUsage)
 	}
-	nc, err := nats.Connect(s.natsURL, nats.Name("abseal-edge-revoke"))
+	nc, err := s.nats.Connect(nats.Name("abseal-edge-revoke"))
 	if err != nil {
 		return err
 	}
