@@ -118,7 +118,7 @@ func (m *Manifest) FindRendition(name string) (*Rendition, error) {
 			return &m.Video[i], nil
 		}
 	}
-	if m.Audio != nil && m.Audio.Name == name {
+	if m.Audio != nil && name != "" && m.Audio.Name == name {
 		return m.Audio, nil
 	}
 	return nil, fmt.Errorf("asset: %s has no rendition %q", m.AssetID, name)
