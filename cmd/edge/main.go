@@ -211,12 +211,7 @@ func newEdgeFromSettings(ctx context.Context, s *settings, log *slog.Logger) (*e
 	if err != nil {
 		return nil, nil, err
 	}
-	q, err := queue.Attach(ctx, nc)
-	if err != nil {
-		nc.Close()
-		return nil, nil, err
-	}
-	if cfg.Revocations, err = queue.OpenRevocations(ctx, q); err != nil {
+	if cfg.Revocations, err = queue.OpenRevocations(ctx, nc); err != nil {
 		nc.Close()
 		return nil, nil, err
 	}
@@ -395,11 +390,7 @@ func runRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer nc.Close()
-	q, err := queue.Attach(ctx, nc)
-	if err != nil {
-		return err
-	}
-	rev, err := queue.OpenRevocations(ctx, q)
+	rev, err := queue.OpenRevocations(ctx, nc)
 	if err != nil {
 		return err
 	}
