@@ -301,6 +301,32 @@ func TestComposeNATSPermissions(t *testing.T) {
 	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 		t.Errorf("worker: consume: %v", err)
 	}
+	// The worker's dead-letter feed: MaxDeliver advisories.
+	subErrs := make(chan error, 1)
+	anc := conn("worker")
+	anc.SetErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		select {
+		case subErrs <- err:
+		default:
+		}
+	})
+	aq, err := queue.Attach(t.Context(), anc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopExhausted, err := aq.WatchExhausted(t.Context(), slog.New(slog.NewTextHandler(io.Discard, nil)), func(context.Context, queue.Exhausted) {})
+	if err != nil {
+		t.Fatalf("worker: watch exhausted jobs: %v", err)
+	}
+	if err := anc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-subErrs:
+		t.Fatalf("worker: subscribe to MaxDeliver advisories: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	stopExhausted()
 	wrev, err := queue.OpenRevocations(t.Context(), wnc)
 	if err != nil {
 		t.Fatalf("worker: deny-list: %v", err)

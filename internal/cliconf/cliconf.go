@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -127,9 +128,22 @@ func (n *NATS) Connect(opts ...nats.Option) (*nats.Conn, error) {
 	}
 	nc, err := nats.Connect(n.URL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("nats %s: %w", n.URL, err)
+		return nil, fmt.Errorf("nats %s: %w", redactURLs(n.URL), err)
 	}
 	return nc, nil
+}
+
+// redactURLs hides the passwords of comma-separated URLs.
+func redactURLs(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			parts[i] = u.Redacted()
+		} else if err != nil {
+			parts[i] = "(unparsable URL)"
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 // S3 is the connection to S3 or MinIO.

@@ -141,6 +141,10 @@ func TestNATSCredentials(t *testing.T) {
 	if _, err := (&NATS{URL: "nats://127.0.0.1:1", User: "a.b"}).Connect(); err == nil || !strings.Contains(err.Error(), "nats-user") {
 		t.Fatalf("a user with a dot: %v", err)
 	}
+	_, err := (&NATS{URL: "nats://u:hunter2@127.0.0.1:1,nats://127.0.0.1:2"}).Connect()
+	if err == nil || strings.Contains(err.Error(), "hunter2") || !strings.Contains(err.Error(), "127.0.0.1:2") {
+		t.Fatalf("connect error shows the URL's password or not the URLs: %v", err)
+	}
 	if got := (&NATS{}).InboxPrefix(); got != "_INBOX" {
 		t.Errorf("InboxPrefix() without a user = %q", got)
 	}
