@@ -3,6 +3,7 @@ package queue_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"os"
 	"strings"
@@ -273,5 +274,35 @@ func TestUploadEventsFromMinIO(t *testing.T) {
 	got := consume(t, q, 1, 3*time.Second, func(ctx context.Context, m *queue.Msg) { m.Ack(ctx) })
 	if len(got) != 1 {
 		t.Fatalf("jobs queued %v, want one", got)
+	}
+}
+
+// TestRevocationsAreSetUpByOpen: the deny-list exists once Open ran (and
+// survives a second Open), and OpenRevocations only opens it.
+func TestRevocationsAreSetUpByOpen(t *testing.T) {
+	n := testenv.NATS(t)
+	nc, err := nats.Connect(n.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := queue.OpenRevocations(t.Context(), nc); !errors.Is(err, queue.ErrNotSetUp) {
+		t.Fatalf("deny-list before setup: %v, want ErrNotSetUp", err)
+	}
+	if _, err := queue.Open(t.Context(), nc, queue.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	rev, err := queue.OpenRevocations(t.Context(), nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rev.Revoke(t.Context(), "wmid-7", "leak"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := queue.Open(t.Context(), nc, queue.Config{}); err != nil {
+		t.Fatalf("second open: %v", err)
+	}
+	if err := rev.Watch(t.Context()); err != nil || !rev.Revoked("wmid-7") {
+		t.Fatalf("deny-list after a second open: revoked %v, %v", rev.Revoked("wmid-7"), err)
 	}
 }
