@@ -28,14 +28,8 @@ demo: deps ## process SOURCE (default: the sample) end to end on embedded NATS +
 	go build -o $(TOOLS)/bin/abseal-worker ./cmd/worker
 	$(TOOLS)/bin/abseal-worker --dev --data-dir $(DEMO_DATA) --log-level warn --demo $(SOURCE)
 
-compose-secrets: ## create deploy/secrets (KEK, watermark key, MinIO secret, edge token key) for docker-compose, once
-	@mkdir -p deploy/secrets && chmod 700 deploy/secrets
-	@[ -f deploy/secrets/kek.json ] || go run ./cmd/kek create deploy/secrets/kek.json
-	@[ -f deploy/secrets/watermark.key ] || go run ./cmd/kek watermark-key deploy/secrets/watermark.key deploy/secrets/kek.json
-	@[ -f deploy/secrets/s3_secret ] || (head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; echo) > deploy/secrets/s3_secret
-	@[ -f deploy/secrets/token.key ] || go run ./cmd/edge keygen deploy/secrets/token.key
-	@chmod 644 deploy/secrets/*   # readable by the image's user; the directory stays 0700
-	@echo "deploy/secrets ready (never commit it)"
+compose-secrets: ## create deploy/secrets (KEK, watermark and token keys, MinIO and NATS users) and .env for docker-compose, once
+	@scripts/compose-secrets.sh deploy/secrets .env
 
 deps: deps-ffmpeg deps-minio deps-go deps-staticcheck ## install everything the build and tests need (idempotent)
 
@@ -89,9 +83,14 @@ wm-report: deps ## watermark robustness and quality table; writes bench/out/wm-r
 	go run ./cmd/wmreport | tee $(BENCH_OUT)/wm-report.md
 
 FUZZTIME ?= 5m
-fuzz: deps-go ## run the fuzzers (FUZZTIME each, default 5m)
+fuzz: deps-go ## run the fuzzers one at a time (FUZZTIME each, default 5m); their seed corpora in testdata/fuzz run with every go test
 	go test -run '^$$' -fuzz FuzzOpen -fuzztime $(FUZZTIME) ./envelope
 	go test -run '^$$' -fuzz FuzzVerify -fuzztime $(FUZZTIME) ./delivery
+	go test -run '^$$' -fuzz '^FuzzDecodeJob$$' -fuzztime $(FUZZTIME) ./asset
+	go test -run '^$$' -fuzz '^FuzzDecodeManifest$$' -fuzztime $(FUZZTIME) ./asset
+	go test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./asset
+	go test -run '^$$' -fuzz FuzzParseEvent -fuzztime $(FUZZTIME) ./queue
+	go test -run '^$$' -fuzz FuzzParsePaceInfo -fuzztime $(FUZZTIME) ./cmaf
 
 clean-tools: ## remove .tools (FFmpeg in /usr/local stays)
 	rm -rf $(TOOLS)

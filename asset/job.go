@@ -149,6 +149,11 @@ func (j *Job) Validate() error {
 	case j.CreatedAt.IsZero():
 		return bad("created_at is missing")
 	}
+	// RFC 3339 parsing accepts zone offsets (such as +24:00) that JSON
+	// encoding refuses; such a job could not be written again.
+	if _, err := j.CreatedAt.MarshalText(); err != nil {
+		return bad("created_at: %v", err)
+	}
 	return nil
 }
 
@@ -156,7 +161,7 @@ func (j *Job) Validate() error {
 func (j *Job) Encode() []byte {
 	data, err := json.Marshal(j)
 	if err != nil {
-		panic(err) // a Job always marshals
+		panic(err) // a valid Job always marshals (Validate checks created_at)
 	}
 	return data
 }

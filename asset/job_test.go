@@ -45,6 +45,7 @@ func TestDecodeJobRejects(t *testing.T) {
 		"trailing":      {good + `{}`, "trailing data"},
 		"no bucket":     {strings.Replace(good, `"bucket":"b"`, `"bucket":""`, 1), "source.bucket"},
 		"asset id path": {strings.Replace(good, `"a1"`, `"../x"`, 1), "asset_id"},
+		"zone offset":   {strings.Replace(good, `Z"`, `+24:00"`, 1), "created_at"},
 		"no created_at": {strings.Replace(good, `"2026-01-01T00:00:00Z"`, `"0001-01-01T00:00:00Z"`, 1), "created_at"},
 	} {
 		_, err := asset.DecodeJob([]byte(tc.in))

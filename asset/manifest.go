@@ -92,7 +92,8 @@ type Object struct {
 	SHA256 string `json:"sha256"` // of the ciphertext
 }
 
-// DecodeManifest parses an asset manifest, rejecting unknown schemas.
+// DecodeManifest parses an asset manifest, rejecting unknown schemas and
+// a created_at that could not be written again.
 func DecodeManifest(data []byte) (*Manifest, error) {
 	var m Manifest
 	if err := json.Unmarshal(data, &m); err != nil {
@@ -100,6 +101,11 @@ func DecodeManifest(data []byte) (*Manifest, error) {
 	}
 	if m.Schema != ManifestVersion {
 		return nil, fmt.Errorf("asset: manifest: schema %d is not supported (want %d)", m.Schema, ManifestVersion)
+	}
+	// RFC 3339 parsing accepts zone offsets (such as +24:00) that JSON
+	// encoding refuses; no writer makes such a manifest.
+	if _, err := m.CreatedAt.MarshalText(); err != nil {
+		return nil, fmt.Errorf("asset: manifest: created_at: %w", err)
 	}
 	return &m, nil
 }
@@ -112,7 +118,7 @@ func (m *Manifest) FindRendition(name string) (*Rendition, error) {
 			return &m.Video[i], nil
 		}
 	}
-	if m.Audio != nil && m.Audio.Name == name {
+	if m.Audio != nil && name != "" && m.Audio.Name == name {
 		return m.Audio, nil
 	}
 	return nil, fmt.Errorf("asset: %s has no rendition %q", m.AssetID, name)

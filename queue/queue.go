@@ -108,8 +108,9 @@ type Queue struct {
 	state jetstream.KeyValue
 }
 
-// Open creates or updates abseal's streams, the worker consumer and the
-// job-state bucket on nc's server and returns the queue.
+// Open creates or updates abseal's streams, the worker consumer, the
+// job-state bucket and the deny-list bucket on nc's server and returns the
+// queue.
 func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -160,6 +161,16 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 		return nil, fmt.Errorf("queue: bucket %s: %w", StateBucket, err)
 	}
 	q.state = kv
+	// The deny-list is created once and never updated here: workers may
+	// not change it (deploy/nats.conf), only read that it exists.
+	if _, err := js.KeyValue(ctx, RevokedBucket); errors.Is(err, jetstream.ErrBucketNotFound) {
+		_, err = js.CreateKeyValue(ctx, revokedConfig(cfg.Replicas))
+		if err != nil && !errors.Is(err, jetstream.ErrBucketExists) {
+			return nil, fmt.Errorf("queue: bucket %s: %w", RevokedBucket, err)
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("queue: bucket %s: %w", RevokedBucket, err)
+	}
 	return q, nil
 }
 

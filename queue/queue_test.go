@@ -3,6 +3,8 @@ package queue_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -273,5 +275,62 @@ func TestUploadEventsFromMinIO(t *testing.T) {
 	got := consume(t, q, 1, 3*time.Second, func(ctx context.Context, m *queue.Msg) { m.Ack(ctx) })
 	if len(got) != 1 {
 		t.Fatalf("jobs queued %v, want one", got)
+	}
+}
+
+// TestRevocationsAreSetUpByOpen: the deny-list exists once Open ran (and
+// survives a second Open), and OpenRevocations only opens it.
+func TestRevocationsAreSetUpByOpen(t *testing.T) {
+	n := testenv.NATS(t)
+	nc, err := nats.Connect(n.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := queue.OpenRevocations(t.Context(), nc, queue.RevocationsConfig{}); !errors.Is(err, queue.ErrNotSetUp) {
+		t.Fatalf("deny-list before setup: %v, want ErrNotSetUp", err)
+	}
+	if _, err := queue.Open(t.Context(), nc, queue.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	rev, err := queue.OpenRevocations(t.Context(), nc, queue.RevocationsConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rev.Revoke(t.Context(), "wmid-7", "leak"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := queue.Open(t.Context(), nc, queue.Config{}); err != nil {
+		t.Fatalf("second open: %v", err)
+	}
+	if err := watchRevocations(t, rev); err != nil || !rev.Revoked("wmid-7") {
+		t.Fatalf("deny-list after a second open: revoked %v, %v", rev.Revoked("wmid-7"), err)
+	}
+}
+
+// watchRevocations runs rev's watch until the test ends and waits for its
+// first complete load.
+func watchRevocations(t *testing.T, rev *queue.Revocations) error {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		rev.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := rev.Confirmed()
+		if !c.IsZero() && err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("deny-list not loaded after 10s: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

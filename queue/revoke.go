@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -60,17 +61,31 @@ type Revocations struct {
 	err       error     // why the watch is not working; nil while it is
 }
 
-// OpenRevocations creates (if needed) and opens the deny-list.
-func OpenRevocations(ctx context.Context, q *Queue, cfg RevocationsConfig) (*Revocations, error) {
-	cfg.defaults()
-	kv, err := q.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+// revokedConfig is the deny-list bucket, created by Open (worker setup).
+func revokedConfig(replicas int) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
 		Bucket: RevokedBucket, Description: "revoked abseal sessions", History: 1,
-		Storage: jetstream.FileStorage, Replicas: q.cfg.Replicas,
-	})
+		Storage: jetstream.FileStorage, Replicas: replicas,
+	}
+}
+
+// OpenRevocations opens the deny-list that Open created. It only reads the
+// bucket's configuration, so a client allowed to read the deny-list (an
+// edge) can open it without rights on any other stream.
+func OpenRevocations(ctx context.Context, nc *nats.Conn, cfg RevocationsConfig) (*Revocations, error) {
+	cfg.defaults()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	kv, err := js.KeyValue(ctx, RevokedBucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, fmt.Errorf("queue: bucket %s: %w", RevokedBucket, ErrNotSetUp)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("queue: bucket %s: %w", RevokedBucket, err)
 	}
-	return &Revocations{js: q.js, kv: kv, cfg: cfg, revoked: map[string]bool{}, err: errNotLoaded}, nil
+	return &Revocations{js: js, kv: kv, cfg: cfg, revoked: map[string]bool{}, err: errNotLoaded}, nil
 }
 
 // Revoke adds a key to the deny-list.

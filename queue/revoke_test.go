@@ -17,7 +17,7 @@ import (
 // ends.
 func runRevocations(t *testing.T, q *queue.Queue) *queue.Revocations {
 	t.Helper()
-	rv, err := queue.OpenRevocations(t.Context(), q, queue.RevocationsConfig{CheckInterval: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Log: testLog()})
+	rv, err := queue.OpenRevocations(t.Context(), q.Conn(), queue.RevocationsConfig{CheckInterval: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Log: testLog()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,11 @@ func TestRevocationsWatchRestarts(t *testing.T) {
 		t.Errorf("confirmed at %s while the bucket is gone", c)
 	}
 
-	other, err := queue.OpenRevocations(t.Context(), q, queue.RevocationsConfig{})
+	// Setup (queue.Open) makes the bucket again.
+	if _, err := queue.Open(t.Context(), q.Conn(), queue.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	other, err := queue.OpenRevocations(t.Context(), q.Conn(), queue.RevocationsConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

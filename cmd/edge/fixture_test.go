@@ -58,11 +58,11 @@ func newFixtureEdge(t *testing.T, denyList bool, cfg func(*edge.Config)) *fixtur
 			t.Fatal(err)
 		}
 		t.Cleanup(v.nc.Close)
-		q, err := queue.Open(t.Context(), v.nc, queue.Config{})
+		_, err = queue.Open(t.Context(), v.nc, queue.Config{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		rv, err := queue.OpenRevocations(t.Context(), q, queue.RevocationsConfig{CheckInterval: 100 * time.Millisecond, MaxBackoff: 500 * time.Millisecond, Log: log})
+		rv, err := queue.OpenRevocations(t.Context(), v.nc, queue.RevocationsConfig{CheckInterval: 100 * time.Millisecond, MaxBackoff: 500 * time.Millisecond, Log: log})
 		if err != nil {
 			t.Fatal(err)
 		}

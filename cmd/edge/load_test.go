@@ -103,7 +103,7 @@ func BenchmarkEdgeLoad(b *testing.B) {
 	var s settings
 	fl := flag.NewFlagSet("bench", flag.ContinueOnError)
 	s.flags(fl)
-	s.natsURL, s.s3.Endpoint, s.s3.AccessKey, s.kekc.URI, s.wmKey.Path = f.NATS.URL, f.MinIO.Endpoint, f.MinIO.AccessKey, f.KEKPath, f.WMKey
+	s.nats.URL, s.s3.Endpoint, s.s3.AccessKey, s.kekc.URI, s.wmKey.Path = f.NATS.URL, f.MinIO.Endpoint, f.MinIO.AccessKey, f.KEKPath, f.WMKey
 	s.tokenKey = filepath.Join(b.TempDir(), "token.key")
 	fleet.WriteFile(b, s.tokenKey, hex.EncodeToString([]byte("edge bench token key, 32 bytes.."))+"\n")
 	b.Setenv("ABSEAL_S3_SECRET_KEY", f.MinIO.SecretKey)
@@ -128,7 +128,7 @@ func BenchmarkEdgeLoad(b *testing.B) {
 	defer rawSrv.Close()
 
 	var out, errb = new(bytesBuffer), new(bytesBuffer)
-	args := []string{"token", "--nats-url", s.natsURL, "--s3-endpoint", s.s3.Endpoint, "--s3-access-key", s.s3.AccessKey,
+	args := []string{"token", "--nats-url", s.nats.URL, "--s3-endpoint", s.s3.Endpoint, "--s3-access-key", s.s3.AccessKey,
 		"--token-key-file", s.tokenKey, "--asset", assetID, "--wmid", "77"}
 	if err := run(b.Context(), args, out, errb); err != nil {
 		b.Fatalf("token: %v %s", err, errb)

@@ -79,7 +79,8 @@ var errUsage = errors.New("usage")
 
 // settings shared by the commands.
 type settings struct {
-	natsURL, bucket      string
+	nats                 cliconf.NATS
+	bucket               string
 	s3                   cliconf.S3
 	kekc                 cliconf.KEK
 	tokenKey, patternKey string
@@ -91,7 +92,7 @@ type settings struct {
 
 func (s *settings) flags(fl *flag.FlagSet) {
 	e := &s.env
-	cliconf.NATSFlag(fl, e, &s.natsURL)
+	s.nats.Flags(fl, e)
 	s.s3.Flags(fl, e)
 	fl.StringVar(&s.bucket, "bucket", e.String("ABSEAL_OUTPUT_BUCKET", "assets"), "the worker's output bucket")
 	s.kekc.Flags(fl, e)
@@ -216,16 +217,11 @@ func newEdgeFromSettings(ctx context.Context, s *settings, log *slog.Logger) (*e
 			return nil, nil, err
 		}
 	}
-	nc, err := nats.Connect(s.natsURL, nats.Name("abseal-edge"), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true))
+	nc, err := s.nats.Connect(nats.Name("abseal-edge"), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true))
 	if err != nil {
 		return nil, nil, err
 	}
-	q, err := queue.Attach(ctx, nc)
-	if err != nil {
-		nc.Close()
-		return nil, nil, err
-	}
-	if cfg.Revocations, err = queue.OpenRevocations(ctx, q, queue.RevocationsConfig{CheckInterval: revocationCheckInterval, Log: log}); err != nil {
+	if cfg.Revocations, err = queue.OpenRevocations(ctx, nc, queue.RevocationsConfig{CheckInterval: revocationCheckInterval, Log: log}); err != nil {
 		nc.Close()
 		return nil, nil, err
 	}
@@ -393,16 +389,12 @@ func runRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	nc, err := nats.Connect(s.natsURL, nats.Name("abseal-edge-revoke"))
+	nc, err := s.nats.Connect(nats.Name("abseal-edge-revoke"))
 	if err != nil {
 		return fmt.Errorf("revoke: nats: %w", err)
 	}
 	defer nc.Close()
-	q, err := queue.Attach(ctx, nc)
-	if err != nil {
-		return err
-	}
-	rev, err := queue.OpenRevocations(ctx, q, queue.RevocationsConfig{})
+	rev, err := queue.OpenRevocations(ctx, nc, queue.RevocationsConfig{})
 	if err != nil {
 		return err
 	}

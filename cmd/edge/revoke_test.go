@@ -139,11 +139,7 @@ func TestRevocationWatchBroken(t *testing.T) {
 	}
 
 	// An operator restores the bucket.
-	q, err := queue.Attach(t.Context(), v.nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := queue.OpenRevocations(t.Context(), q, queue.RevocationsConfig{}); err != nil {
+	if _, err := queue.Open(t.Context(), v.nc, queue.Config{}); err != nil {
 		t.Fatal(err)
 	}
 	waitStatus(t, admin.URL+"/readyz", 200, 3*time.Second)
@@ -167,11 +163,7 @@ func TestServeMaxStaleTooShort(t *testing.T) {
 func TestRevokeLegacyEntries(t *testing.T) {
 	v := newFixtureEdge(t, true, nil)
 	srv := serve(t, v.e.Handler())
-	q, err := queue.Attach(t.Context(), v.nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rv, err := queue.OpenRevocations(t.Context(), q, queue.RevocationsConfig{})
+	rv, err := queue.OpenRevocations(t.Context(), v.nc, queue.RevocationsConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

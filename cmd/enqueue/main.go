@@ -74,13 +74,13 @@ func exitCode(err error) int {
 }
 
 type conn struct {
-	natsURL string
-	s3      cliconf.S3
-	env     cliconf.Env
+	nats cliconf.NATS
+	s3   cliconf.S3
+	env  cliconf.Env
 }
 
 func (c *conn) flags(fl *flag.FlagSet) {
-	cliconf.NATSFlag(fl, &c.env, &c.natsURL)
+	c.nats.Flags(fl, &c.env)
 	c.s3.Flags(fl, &c.env)
 }
 
@@ -94,9 +94,9 @@ func (c *conn) parse(fl *flag.FlagSet, args []string) error {
 }
 
 func (c *conn) queue(ctx context.Context) (*queue.Queue, func(), error) {
-	nc, err := nats.Connect(c.natsURL, nats.Name("abseal-enqueue"), nats.Timeout(5*time.Second))
+	nc, err := c.nats.Connect(nats.Name("abseal-enqueue"), nats.Timeout(5*time.Second))
 	if err != nil {
-		return nil, nil, fmt.Errorf("nats %s: %w", c.natsURL, err)
+		return nil, nil, err
 	}
 	q, err := queue.Attach(ctx, nc)
 	if err != nil {

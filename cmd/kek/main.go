@@ -7,6 +7,10 @@
 //	kek watermark-key OUT [KEK]
 //	                    write a new watermark master key, wrapped by the KEK
 //	                    (a keyset path or KMS URI), to OUT (mode 0600)
+//	kek nats-users DIR  write the NATS users' passwords (DIR/nats_<user>), the
+//	                    MinIO notifier's nkey seed and DIR/nats-users.conf
+//	                    (their bcrypt hashes and public nkey, included by
+//	                    deploy/nats.conf); existing secrets are kept
 //
 // A KMS KEK takes its credentials from flags given before the command
 // (--vault-token-file, --aws-credentials-file, --gcp-credentials-file) or
@@ -23,6 +27,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/abseal/abseal/envelope"
@@ -44,7 +50,7 @@ func main() {
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("kek", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: kek [KMS credential flags] create|rotate|check [PATH] (default %s) | kek [KMS credential flags] watermark-key OUT [KEK]\n", DefaultPath)
+		fmt.Fprintf(fs.Output(), "usage: kek [KMS credential flags] create|rotate|check [PATH] (default %s) | kek [KMS credential flags] watermark-key OUT [KEK] | kek nats-users DIR\n", DefaultPath)
 		fs.PrintDefaults()
 	}
 	var (
@@ -57,6 +63,17 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if err := env.Err(); err != nil {
 		return err
+	}
+	if fs.Arg(0) == "nats-users" {
+		if fs.NArg() != 2 {
+			return errors.New("usage: kek nats-users DIR")
+		}
+		if err := createNATSUsers(fs.Arg(1)); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "NATS users %s and the notifier's nkey in %s; server include %s (mode 0600)\n",
+			strings.Join(NATSPasswordUsers, ", "), fs.Arg(1), filepath.Join(fs.Arg(1), NATSUsersConf))
+		return nil
 	}
 	if fs.Arg(0) == "watermark-key" {
 		if fs.NArg() < 2 || fs.NArg() > 3 {

@@ -16,11 +16,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	yaml "go.yaml.in/yaml/v3"
 
+	"github.com/minio/madmin-go/v3"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/abseal/abseal/asset"
-	"github.com/abseal/abseal/envelope"
+	"github.com/abseal/abseal/internal/cliconf"
 	"github.com/abseal/abseal/internal/devenv"
 	"github.com/abseal/abseal/internal/fleet"
 	"github.com/abseal/abseal/internal/testmedia"
@@ -37,6 +40,9 @@ type composeFile struct {
 		Entrypoint  []string          `yaml:"entrypoint"`
 		Environment map[string]string `yaml:"environment"`
 		Secrets     []string          `yaml:"secrets"`
+		Volumes     []string          `yaml:"volumes"`
+		Ports       []string          `yaml:"ports"`
+		User        string            `yaml:"user"`
 		DependsOn   map[string]struct {
 			Condition string `yaml:"condition"`
 		} `yaml:"depends_on"`
@@ -53,27 +59,13 @@ type composeFile struct {
 // event rule, and the worker with its declared environment. An upload then
 // has to go all the way to an asset-ready event.
 func TestComposeSettings(t *testing.T) {
-	root, err := devenv.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(filepath.Join(root, "docker-compose.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cf composeFile
-	if err := yaml.Unmarshal(data, &cf); err != nil {
-		t.Fatalf("docker-compose.yml: %v", err)
-	}
+	root, cf := readCompose(t)
 	for _, name := range []string{"nats", "streams", "minio", "mc-init", "worker", "edge"} {
 		if _, ok := cf.Services[name]; !ok {
 			t.Fatalf("docker-compose.yml has no %s service", name)
 		}
 	}
-	natsSvc, minioSvc, initSvc, workerSvc := cf.Services["nats"], cf.Services["minio"], cf.Services["mc-init"], cf.Services["worker"]
-	if !slices.Contains(natsSvc.Command, "-js") {
-		t.Fatalf("nats runs without JetStream: %v", natsSvc.Command)
-	}
+	minioSvc, initSvc, workerSvc := cf.Services["minio"], cf.Services["mc-init"], cf.Services["worker"]
 	release := regexp.MustCompile(`^quay\.io/minio/minio:RELEASE\.(\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ)$`).FindStringSubmatch(minioSvc.Image)
 	if release == nil || release[1] < "2025-09-07T16-13-09Z" {
 		t.Fatalf("minio image %q: want a pinned RELEASE of 2025-09-07T16-13-09Z or newer", minioSvc.Image)
@@ -96,27 +88,10 @@ func TestComposeSettings(t *testing.T) {
 		t.Fatal("Dockerfile: the edge target must build cmd/edge with CGO_ENABLED=0 on an image without FFmpeg")
 	}
 
-	// Secrets, as `make compose-secrets` makes them.
-	secretDir := t.TempDir()
-	secrets := map[string]string{}
-	for name := range cf.Secrets {
-		secrets[name] = filepath.Join(secretDir, name)
-	}
-	if err := envelope.CreateLocalKEK(secrets["kek"]); err != nil {
-		t.Fatal(err)
-	}
-	kek, err := envelope.OpenKEK(t.Context(), secrets["kek"], envelope.KEKOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := kek.CreateWatermarkKey(secrets["watermark_key"]); err != nil {
-		t.Fatal(err)
-	}
-	fleet.WriteFile(t, secrets["s3_secret"], "compose-test-secret-123\n")
-	fleet.WriteFile(t, secrets["token_key"], "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n")
-
-	// NATS with JetStream (in-process), then the streams service.
-	n := startNATS(t)
+	// Secrets, as `make compose-secrets` makes them, and NATS with
+	// deploy/nats.conf; then the streams service.
+	secretDir, secrets := composeSecrets(t, root, cf)
+	n := composeNATS(t, root, secretDir, cf)
 	rewrite := func(v string) string {
 		v = strings.ReplaceAll(v, "nats://nats:4222", n.URL)
 		v = strings.ReplaceAll(v, "nats:4222", strings.TrimPrefix(n.URL, "nats://"))
@@ -176,6 +151,13 @@ func TestComposeSettings(t *testing.T) {
 		script = initSvc.Command[0]
 	}
 	mb := regexp.MustCompile(`^mc mb (?:--ignore-existing )?local/([a-z0-9.-]+)$`)
+	policy := regexp.MustCompile(`^mc admin policy create local ([a-z0-9-]+) /policies/([a-z0-9-]+\.json)$`)
+	user := regexp.MustCompile(`^mc admin user add local ([a-z0-9-]+) "\$\$\(cat /run/secrets/([a-z0-9_]+)\)"$`)
+	attach := regexp.MustCompile(`^mc admin policy attach local ([a-z0-9-]+) --user ([a-z0-9-]+)(?: \|\| true)?$`)
+	adm, err := madmin.NewWithOptions(m.Endpoint, &madmin.Options{Creds: credentials.NewStaticV4(m.AccessKey, m.SecretKey, "")})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ev := regexp.MustCompile(`^mc event add (?:--ignore-existing )?local/([a-z0-9.-]+) arn:minio:sqs::([A-Za-z0-9_]+):nats --event put$`)
 	store := func(bucket string) *s3.Store {
 		st, err := s3.New(s3.Config{Endpoint: m.Endpoint, Bucket: bucket, AccessKey: m.AccessKey, SecretKey: m.SecretKey})
@@ -195,6 +177,29 @@ func TestComposeSettings(t *testing.T) {
 				t.Fatal(err)
 			}
 			buckets = append(buckets, b)
+		case policy.MatchString(line):
+			sm := policy.FindStringSubmatch(line)
+			doc, err := os.ReadFile(filepath.Join(root, "deploy", "minio", sm[2]))
+			if err != nil || !slices.Contains(initSvc.Volumes, "./deploy/minio:/policies:ro") {
+				t.Fatalf("mc-init: policy %s: %v (deploy/minio must be mounted at /policies)", sm[1], err)
+			}
+			if err := adm.AddCannedPolicy(t.Context(), sm[1], doc); err != nil {
+				t.Fatalf("mc-init: %s: %v", line, err)
+			}
+		case user.MatchString(line):
+			sm := user.FindStringSubmatch(line)
+			b, err := os.ReadFile(secrets[sm[2]])
+			if err != nil || !slices.Contains(initSvc.Secrets, sm[2]) {
+				t.Fatalf("mc-init: %s: secret %s: %v", line, sm[2], err)
+			}
+			if err := adm.AddUser(t.Context(), sm[1], strings.TrimSpace(string(b))); err != nil {
+				t.Fatalf("mc-init: %s: %v", line, err)
+			}
+		case attach.MatchString(line):
+			sm := attach.FindStringSubmatch(line)
+			if _, err := adm.AttachPolicy(t.Context(), madmin.PolicyAssociationReq{Policies: []string{sm[1]}, User: sm[2]}); err != nil {
+				t.Fatalf("mc-init: %s: %v", line, err)
+			}
 		case ev.MatchString(line):
 			sm := ev.FindStringSubmatch(line)
 			if err := store(sm[1]).NotifyUploads(t.Context(), sm[2]); err != nil {
@@ -209,6 +214,7 @@ func TestComposeSettings(t *testing.T) {
 	if !slices.Equal(notifying, []string{ingest}) || !slices.Contains(buckets, output) {
 		t.Fatalf("mc-init makes buckets %v with events on %v; the worker reads %q and writes %q", buckets, notifying, ingest, output)
 	}
+	checkMinIOUsers(t, cf, secrets, m.Endpoint, store(ingest), ingest, output)
 
 	// The worker with its declared environment.
 	tmp := t.TempDir()
@@ -241,12 +247,19 @@ func TestComposeSettings(t *testing.T) {
 	}()
 
 	// upload → event → job → asset-ready.
-	nc, err := nats.Connect(n.URL)
+	// The test watches as the setup user: no service subscribes to
+	// asset-ready events, and setup may read every stream.
+	setupNATS := cliconf.NATS{URL: n.URL, User: cf.Services["streams"].Environment["ABSEAL_NATS_USER"], PasswordFile: secrets["nats_setup"]}
+	nc, err := setupNATS.Connect()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	ready, err := nc.SubscribeSync(queue.ReadySubject + ".>")
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready, err := js.OrderedConsumer(t.Context(), queue.ReadyStream, jetstream.OrderedConsumerConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,14 +278,14 @@ func TestComposeSettings(t *testing.T) {
 	}
 	src := asset.Source{Bucket: ingest, Key: "uploads/compose.mp4", ETag: info.ETag}
 	jobID, assetID := asset.JobID(src, asset.AssetIDFor(src), "default"), asset.AssetIDFor(src)
-	msg, err := ready.NextMsg(3 * time.Minute)
+	msg, err := ready.Next(jetstream.FetchMaxWait(3 * time.Minute))
 	if err != nil {
 		b, _ := q.GetState(t.Context(), jobID)
 		t.Fatalf("no asset-ready event: %v (job state %s)", err, b)
 	}
 	var evt asset.ReadyEvent
-	if err := json.Unmarshal(msg.Data, &evt); err != nil || evt.AssetID != assetID || evt.JobID != jobID || evt.Bucket != output {
-		t.Fatalf("asset-ready event %s (%v)", msg.Data, err)
+	if err := json.Unmarshal(msg.Data(), &evt); err != nil || evt.AssetID != assetID || evt.JobID != jobID || evt.Bucket != output {
+		t.Fatalf("asset-ready event %s (%v)", msg.Data(), err)
 	}
 	if _, err := store(output).Stat(t.Context(), asset.ManifestKey(assetID)); err != nil {
 		t.Fatalf("manifest: %v", err)
@@ -332,14 +345,81 @@ func TestComposeSettings(t *testing.T) {
 	}
 }
 
-// startNATS starts the in-process JetStream server the compose file's
-// nats service stands for.
-func startNATS(t *testing.T) *devenv.NATS {
+// readCompose returns the module root and its docker-compose.yml.
+func readCompose(t *testing.T) (string, composeFile) {
 	t.Helper()
-	n, err := devenv.StartNATS(devenv.NATSConfig{StoreDir: t.TempDir()})
+	root, err := devenv.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(n.Close)
-	return n
+	data, err := os.ReadFile(filepath.Join(root, "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cf composeFile
+	if err := yaml.Unmarshal(data, &cf); err != nil {
+		t.Fatalf("docker-compose.yml: %v", err)
+	}
+	return root, cf
+}
+
+// checkMinIOUsers checks the MinIO users mc-init made, with the
+// credentials each service declares: the worker reads uploads and writes
+// assets, the edge only reads assets, operators only read uploads.
+func checkMinIOUsers(t *testing.T, cf composeFile, secrets map[string]string, endpoint string, root *s3.Store, ingest, output string) {
+	t.Helper()
+	if _, err := root.Put(t.Context(), "probe/source.mp4", strings.NewReader("probe"), storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	as := func(service, bucket string) *s3.Store {
+		t.Helper()
+		env := cf.Services[service].Environment
+		file, _ := strings.CutPrefix(env["ABSEAL_S3_SECRET_KEY_FILE"], "/run/secrets/")
+		b, err := os.ReadFile(secrets[file])
+		if err != nil || env["ABSEAL_S3_ACCESS_KEY"] == "abseal" || !slices.Contains(cf.Services[service].Secrets, file) {
+			t.Fatalf("service %s: S3 user %q with secret %q (%v): want its own user and secret", service, env["ABSEAL_S3_ACCESS_KEY"], file, err)
+		}
+		st, err := s3.New(s3.Config{Endpoint: endpoint, Bucket: bucket, AccessKey: env["ABSEAL_S3_ACCESS_KEY"], SecretKey: strings.TrimSpace(string(b))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	read := func(st *s3.Store) error {
+		rc, err := st.Open(t.Context(), "probe/source.mp4", nil)
+		if err == nil {
+			_, err = io.ReadAll(rc)
+			rc.Close()
+		}
+		return err
+	}
+	write := func(st *s3.Store) error {
+		_, err := st.Put(t.Context(), "assets/probe/manifest.json", strings.NewReader("{}"), storage.PutOptions{})
+		return err
+	}
+	for _, tc := range []struct {
+		what string
+		err  error
+		ok   bool
+	}{
+		{"worker reads an upload", read(as("worker", ingest)), true},
+		{"worker checks the output bucket", as("worker", output).Check(t.Context()), true},
+		{"worker writes an asset", write(as("worker", output)), true},
+		{"worker writes into the ingest bucket", write(as("worker", ingest)), false},
+		{"edge reads an upload", read(as("edge", ingest)), false},
+		{"edge writes an asset", write(as("edge", output)), false},
+		{"operator checks an upload", func() error { _, err := as("operator", ingest).Stat(t.Context(), "probe/source.mp4"); return err }(), true},
+		{"operator writes an upload", write(as("operator", ingest)), false},
+		{"operator writes an asset", write(as("operator", output)), false},
+	} {
+		if (tc.err == nil) != tc.ok {
+			t.Errorf("MinIO: %s: %v (want allowed: %v)", tc.what, tc.err, tc.ok)
+		}
+	}
+	rc, err := as("edge", output).Open(t.Context(), "assets/probe/manifest.json", nil)
+	if err != nil {
+		t.Errorf("MinIO: edge reads an asset: %v", err)
+	} else {
+		rc.Close()
+	}
 }

@@ -14,7 +14,7 @@ import (
 // config is the worker's configuration: flags, each with an ABSEAL_*
 // environment variable that sets its default (the README has the table).
 type config struct {
-	NATSURL        string
+	NATS           cliconf.NATS
 	S3             cliconf.S3
 	S3SecretKey    string // from ABSEAL_S3_SECRET_KEY or --s3-secret-key-file only
 	IngestBuckets  []string
@@ -48,7 +48,7 @@ type config struct {
 func (c *config) flags(fl *flag.FlagSet) {
 	e := &c.env
 	env, envInt, envBool, envDur := e.String, e.Int, e.Bool, e.Duration
-	cliconf.NATSFlag(fl, e, &c.NATSURL)
+	c.NATS.Flags(fl, e)
 	c.S3.Flags(fl, e)
 	ingest := fl.String("ingest-buckets", env("ABSEAL_INGEST_BUCKETS", "ingest"), "buckets whose uploads become jobs, comma-separated")
 	fl.StringVar(&c.OutputBucket, "output-bucket", env("ABSEAL_OUTPUT_BUCKET", "assets"), "bucket the sealed assets go to (never triggers jobs)")

@@ -66,7 +66,7 @@ func runDev(ctx context.Context, cfg *config, log *slog.Logger, stdout io.Writer
 		return err
 	}
 	defer m.Close()
-	cfg.NATSURL, cfg.S3.Endpoint, cfg.S3.AccessKey, cfg.S3SecretKey = ns.URL, m.Endpoint, m.AccessKey, m.SecretKey
+	cfg.NATS.URL, cfg.S3.Endpoint, cfg.S3.AccessKey, cfg.S3SecretKey = ns.URL, m.Endpoint, m.AccessKey, m.SecretKey
 	if len(cfg.IngestBuckets) == 0 {
 		cfg.IngestBuckets = []string{"ingest"}
 	}

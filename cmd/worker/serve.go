@@ -103,7 +103,7 @@ func newService(ctx context.Context, cfg *config, log *slog.Logger) (*service, f
 		}
 		sources[b] = st
 	}
-	nc, err := nats.Connect(cfg.NATSURL, nats.Name("abseal-worker "+cfg.Name), nats.MaxReconnects(-1),
+	nc, err := cfg.NATS.Connect(nats.Name("abseal-worker "+cfg.Name), nats.MaxReconnects(-1),
 		nats.ReconnectWait(500*time.Millisecond), nats.RetryOnFailedConnect(true),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
@@ -112,7 +112,7 @@ func newService(ctx context.Context, cfg *config, log *slog.Logger) (*service, f
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", c.ConnectedUrlRedacted()) }))
 	if err != nil {
-		return nil, nil, fmt.Errorf("nats %s: %w", cfg.NATSURL, err)
+		return nil, nil, err
 	}
 	qctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
@@ -154,9 +154,9 @@ func runSetup(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := fl.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	nc, err := nats.Connect(cfg.NATSURL, nats.Name("abseal-setup"), nats.RetryOnFailedConnect(true), nats.MaxReconnects(60))
+	nc, err := cfg.NATS.Connect(nats.Name("abseal-setup"), nats.RetryOnFailedConnect(true), nats.MaxReconnects(60))
 	if err != nil {
-		return fmt.Errorf("nats %s: %w", cfg.NATSURL, err)
+		return err
 	}
 	defer nc.Close()
 	qctx, cancel := context.WithTimeout(ctx, 60*time.Second)

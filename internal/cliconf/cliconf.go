@@ -1,5 +1,5 @@
 // Package cliconf holds the settings abseal's commands share: where NATS and
-// S3 are, the S3 credentials, and the KEK with the credentials of its KMS.
+// S3 are, their credentials, and the KEK with the credentials of its KMS.
 // Every flag takes its default from an ABSEAL_* environment variable (the
 // README's configuration table); a variable that is set but does not parse
 // is an error that names it, never silently replaced by the default.
@@ -12,10 +12,13 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/abseal/abseal/envelope"
 	"github.com/abseal/abseal/storage/s3"
@@ -71,9 +74,76 @@ func parse[T any](e *Env, name string, def T, conv func(string) (T, error), want
 // Err names every environment variable that did not parse.
 func (e *Env) Err() error { return errors.Join(e.errs...) }
 
-// NATSFlag registers --nats-url (ABSEAL_NATS_URL).
-func NATSFlag(fl *flag.FlagSet, e *Env, p *string) {
-	fl.StringVar(p, "nats-url", e.String("ABSEAL_NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL(s), comma-separated")
+// NATS is the connection to NATS: the server URL(s) and, where the server
+// requires them, a user name and the file holding its password.
+type NATS struct {
+	URL          string
+	User         string
+	PasswordFile string
+}
+
+// Flags registers --nats-url, --nats-user and --nats-password-file. The
+// password itself comes from the file or ABSEAL_NATS_PASSWORD.
+func (n *NATS) Flags(fl *flag.FlagSet, e *Env) {
+	fl.StringVar(&n.URL, "nats-url", e.String("ABSEAL_NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL(s), comma-separated")
+	fl.StringVar(&n.User, "nats-user", e.String("ABSEAL_NATS_USER", ""), "NATS user (none: connect without credentials)")
+	fl.StringVar(&n.PasswordFile, "nats-password-file", e.String("ABSEAL_NATS_PASSWORD_FILE", ""), "file holding the NATS user's password (or set ABSEAL_NATS_PASSWORD)")
+}
+
+// Password returns the NATS password: the file's first line when a file is
+// set, else $ABSEAL_NATS_PASSWORD.
+func (n *NATS) Password() (string, error) {
+	if n.PasswordFile == "" {
+		return os.Getenv("ABSEAL_NATS_PASSWORD"), nil
+	}
+	b, err := os.ReadFile(n.PasswordFile)
+	if err != nil {
+		return "", fmt.Errorf("nats-password-file: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// InboxPrefix is the prefix of the connection's reply subjects:
+// "_INBOX_<user>" for a user, so a server can let each user subscribe to
+// its own replies only; the NATS default "_INBOX" without one.
+func (n *NATS) InboxPrefix() string {
+	if n.User == "" {
+		return nats.InboxPrefix[:len(nats.InboxPrefix)-1]
+	}
+	return "_INBOX_" + n.User
+}
+
+// Connect connects to NATS as the configured user (if any), with replies
+// under InboxPrefix and the given options.
+func (n *NATS) Connect(opts ...nats.Option) (*nats.Conn, error) {
+	if n.User != "" {
+		if strings.ContainsAny(n.User, " \t.*>") {
+			return nil, fmt.Errorf("nats-user %q: not a plain name (no spaces, '.', '*' or '>')", n.User)
+		}
+		pw, err := n.Password()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, nats.UserInfo(n.User, pw), nats.CustomInboxPrefix(n.InboxPrefix()))
+	}
+	nc, err := nats.Connect(n.URL, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("nats %s: %w", redactURLs(n.URL), err)
+	}
+	return nc, nil
+}
+
+// redactURLs hides the passwords of comma-separated URLs.
+func redactURLs(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			parts[i] = u.Redacted()
+		} else if err != nil {
+			parts[i] = "(unparsable URL)"
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 // S3 is the connection to S3 or MinIO.

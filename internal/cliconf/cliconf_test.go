@@ -106,3 +106,46 @@ func TestKEKCredentials(t *testing.T) {
 		t.Fatalf("open without a token file: err = %v", err)
 	}
 }
+
+func TestNATSCredentials(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "nats_edge")
+	if err := os.WriteFile(f, []byte("pw-from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("ABSEAL_NATS_USER", "edge")
+	t.Setenv("ABSEAL_NATS_PASSWORD_FILE", f)
+	var (
+		e Env
+		n NATS
+	)
+	fl := flag.NewFlagSet("t", flag.ContinueOnError)
+	n.Flags(fl, &e)
+	if err := fl.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := n.Password(); n.User != "edge" || err != nil || got != "pw-from-file" {
+		t.Fatalf("user %q, Password() = %q, %v", n.User, got, err)
+	}
+	if got := n.InboxPrefix(); got != "_INBOX_edge" {
+		t.Errorf("InboxPrefix() = %q", got)
+	}
+	n.PasswordFile = ""
+	t.Setenv("ABSEAL_NATS_PASSWORD", "pw-from-env")
+	if got, err := n.Password(); err != nil || got != "pw-from-env" {
+		t.Fatalf("Password() from the environment = %q, %v", got, err)
+	}
+	n.PasswordFile = filepath.Join(t.TempDir(), "missing")
+	if _, err := n.Password(); err == nil || !strings.Contains(err.Error(), "nats-password-file") {
+		t.Fatalf("missing password file: %v", err)
+	}
+	if _, err := (&NATS{URL: "nats://127.0.0.1:1", User: "a.b"}).Connect(); err == nil || !strings.Contains(err.Error(), "nats-user") {
+		t.Fatalf("a user with a dot: %v", err)
+	}
+	_, err := (&NATS{URL: "nats://u:hunter2@127.0.0.1:1,nats://127.0.0.1:2"}).Connect()
+	if err == nil || strings.Contains(err.Error(), "hunter2") || !strings.Contains(err.Error(), "127.0.0.1:2") {
+		t.Fatalf("connect error shows the URL's password or not the URLs: %v", err)
+	}
+	if got := (&NATS{}).InboxPrefix(); got != "_INBOX" {
+		t.Errorf("InboxPrefix() without a user = %q", got)
+	}
+}

@@ -22,6 +22,10 @@ type NATSConfig struct {
 	Port int
 	// Host defaults to 127.0.0.1.
 	Host string
+	// ConfigFile, if set, is a nats-server configuration file (users,
+	// permissions, includes); StoreDir, Host and Port override its
+	// settings and its monitoring port is not opened.
+	ConfigFile string
 }
 
 // StartNATS starts an embedded JetStream server and waits until it accepts
@@ -38,18 +42,20 @@ func StartNATS(cfg NATSConfig) (*NATS, error) {
 	if port == 0 {
 		port = server.RANDOM_PORT
 	}
-	opts := &server.Options{
-		ServerName: "abseal-dev",
-		Host:       host,
-		Port:       port,
-		JetStream:  true,
-		StoreDir:   cfg.StoreDir,
-		NoSigs:     true,
-		NoLog:      true,
-		// Bounded so a runaway test cannot fill the disk.
-		JetStreamMaxStore:  8 << 30,
-		JetStreamMaxMemory: 1 << 30,
+	opts := &server.Options{}
+	if cfg.ConfigFile != "" {
+		var err error
+		if opts, err = server.ProcessConfigFile(cfg.ConfigFile); err != nil {
+			return nil, fmt.Errorf("devenv: nats: %w", err)
+		}
+		opts.HTTPPort = 0
 	}
+	opts.ServerName = "abseal-dev"
+	opts.Host, opts.Port = host, port
+	opts.JetStream, opts.StoreDir = true, cfg.StoreDir
+	opts.NoSigs, opts.NoLog = true, true
+	// Bounded so a runaway test cannot fill the disk.
+	opts.JetStreamMaxStore, opts.JetStreamMaxMemory = 8<<30, 1<<30
 	s, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("devenv: nats: %w", err)
