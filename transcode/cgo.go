@@ -1,21 +1,116 @@
 package transcode
 
-// Fields of FFmpeg structs that go-astiav does not expose. This is the only
+// Fields and functions of FFmpeg that go-astiav does not expose. This is the only
 // cgo in abseal besides go-astiav itself.
 
 /*
-#cgo pkg-config: libavcodec libavutil
+#cgo pkg-config: libavformat libavcodec libavutil
+#include <errno.h>
+#include <stdlib.h>
 #include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
 #include <libavutil/frame.h>
 #include <malloc.h>
+
+static const char *abseal_probe(unsigned char *buf, int size, int *score) {
+	AVProbeData pd = { .filename = "", .buf = buf, .buf_size = size };
+	const AVInputFormat *f = av_probe_input_format3(&pd, 1, score);
+	return f ? f->name : NULL;
+}
+
+static int abseal_no_open(struct AVFormatContext *s, AVIOContext **pb, const char *url, int flags, AVDictionary **options) {
+	av_log(s, AV_LOG_ERROR, "refused to open a file named by the input\n");
+	return AVERROR(EPERM);
+}
+
+static void abseal_deny_opens(AVFormatContext *s) { s->io_open = abseal_no_open; }
+
+static int abseal_find_stream_info(AVFormatContext *s, const char *max_pixels) {
+	unsigned n = s->nb_streams;
+	AVDictionary **opts = NULL;
+	if (n > 0 && !(opts = av_calloc(n, sizeof(*opts))))
+		return AVERROR(ENOMEM);
+	for (unsigned i = 0; i < n; i++) {
+		av_dict_set(&opts[i], "max_pixels", max_pixels, 0);
+		av_dict_set(&opts[i], "threads", "1", 0);
+	}
+	int ret = avformat_find_stream_info(s, opts);
+	for (unsigned i = 0; i < n; i++)
+		av_dict_free(&opts[i]);
+	av_free(opts);
+	return ret;
+}
 */
 import "C"
 
 import (
+	"errors"
+	"strconv"
 	"unsafe"
 
 	"github.com/asticode/go-astiav"
 )
+
+// probeScoreRetry is FFmpeg's AVPROBE_SCORE_RETRY: a container guess at or
+// below it is tried again with more data.
+const probeScoreRetry = C.AVPROBE_SCORE_RETRY
+
+// probePadding is FFmpeg's AVPROBE_PADDING_SIZE: zero bytes the probe may
+// read past the data.
+const probePadding = C.AVPROBE_PADDING_SIZE
+
+// probeFormat names the demuxer that fits data best, from its content
+// alone, with FFmpeg's score (0 when none fits).
+func probeFormat(data []byte) (string, int) {
+	buf := C.malloc(C.size_t(len(data) + probePadding))
+	defer C.free(buf)
+	b := unsafe.Slice((*byte)(buf), len(data)+probePadding)
+	clear(b[copy(b, data):])
+	var score C.int
+	name := C.abseal_probe((*C.uchar)(buf), C.int(len(data)), &score)
+	if name == nil {
+		return "", 0
+	}
+	return C.GoString(name), int(score)
+}
+
+// cformat returns fc's AVFormatContext. go-astiav keeps the pointer as the
+// only field of FormatContext without an accessor; the AVClass check turns
+// a change of that layout into an error rather than a crash.
+func cformat(fc *astiav.FormatContext) (*C.AVFormatContext, error) {
+	p := *(**C.AVFormatContext)(unsafe.Pointer(fc))
+	if p == nil || p.av_class != C.avformat_get_class() {
+		return nil, errors.New("transcode: go-astiav FormatContext has an unexpected layout")
+	}
+	return p, nil
+}
+
+// denyOpens makes every attempt of fc's demuxer to open another file or
+// URL (a playlist's segment, a reference, a nested list) fail.
+func denyOpens(fc *astiav.FormatContext) error {
+	c, err := cformat(fc)
+	if err != nil {
+		return err
+	}
+	C.abseal_deny_opens(c)
+	return nil
+}
+
+// findStreamInfo is FormatContext.FindStreamInfo with every stream's probe
+// decoder limited to maxPixels per picture and one thread: learning the
+// parameters of a stream of huge pictures fails instead of allocating them.
+func findStreamInfo(fc *astiav.FormatContext, maxPixels int64) error {
+	c, err := cformat(fc)
+	if err != nil {
+		return err
+	}
+	mp := C.CString(strconv.FormatInt(maxPixels, 10))
+	defer C.free(unsafe.Pointer(mp))
+	if ret := C.abseal_find_stream_info(c, mp); ret < 0 {
+		return astiav.Error(ret)
+	}
+	return nil
+}
 
 func cframe(f *astiav.Frame) *C.AVFrame { return (*C.AVFrame)(f.UnsafePointer()) }
 

@@ -8,7 +8,7 @@ import (
 	"io"
 	"math"
 	"os"
-	"strings"
+	"strconv"
 	"time"
 
 	"github.com/asticode/go-astiav"
@@ -20,9 +20,12 @@ type Limits struct {
 	MaxDuration         time.Duration
 	MaxFrames           int64
 	MaxFileSize         int64
+	// MaxStreams bounds the streams of any kind in the container.
+	MaxStreams int
 }
 
-// DefaultLimits allow up to 8K, 4 hours, 4 hours of 120 fps and 100 GiB.
+// DefaultLimits allow up to 8K, 4 hours, 4 hours of 120 fps, 100 GiB and
+// 64 streams.
 func DefaultLimits() Limits {
 	return Limits{
 		MaxWidth:    7680,
@@ -30,6 +33,7 @@ func DefaultLimits() Limits {
 		MaxDuration: 4 * time.Hour,
 		MaxFrames:   4 * 3600 * 120,
 		MaxFileSize: 100 << 30,
+		MaxStreams:  64,
 	}
 }
 
@@ -50,8 +54,14 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxFileSize == 0 {
 		l.MaxFileSize = d.MaxFileSize
 	}
+	if l.MaxStreams == 0 {
+		l.MaxStreams = d.MaxStreams
+	}
 	return l
 }
+
+// maxPixels is the largest picture a decoder may allocate.
+func (l Limits) maxPixels() int64 { return int64(l.MaxWidth) * int64(l.MaxHeight) }
 
 // Info describes a probed input.
 type Info struct {
@@ -112,6 +122,22 @@ type input struct {
 	frees []func()
 }
 
+// openVideoDecoder opens the video decoder with threads threads (0: as
+// many as FFmpeg likes). No decoded picture may be larger than the limits
+// allow: a bigger one is a decoding error, not an allocation.
+func (in *input) openVideoDecoder(threads int, limits Limits) error {
+	in.vdec.SetThreadCount(threads)
+	d := astiav.NewDictionary()
+	defer d.Free()
+	if err := d.Set("max_pixels", strconv.FormatInt(limits.maxPixels(), 10), astiav.NewDictionaryFlags()); err != nil {
+		return fmt.Errorf("transcode: decoder option max_pixels: %w", err)
+	}
+	if err := in.vdec.Open(astiav.FindDecoder(in.vs.CodecParameters().CodecID()), d); err != nil {
+		return inputErr(ErrCorrupt, err, "corrupt: video decoder cannot open the stream")
+	}
+	return nil
+}
+
 func (in *input) close() {
 	for i := len(in.frees) - 1; i >= 0; i-- {
 		in.frees[i]()
@@ -120,9 +146,22 @@ func (in *input) close() {
 }
 
 func openInput(ctx context.Context, path string, limits Limits) (_ *input, err error) {
-	fi, err := os.Stat(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("transcode: %w", err)
+	}
+	in := &input{frees: []func(){func() { f.Close() }}}
+	defer func() {
+		if err != nil {
+			in.close()
+		}
+	}()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("transcode: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, inputErr(ErrNotVideo, nil, "not a video: not a regular file")
 	}
 	if fi.Size() == 0 {
 		return nil, inputErr(ErrEmpty, nil, "empty file (0 bytes)")
@@ -130,40 +169,80 @@ func openInput(ctx context.Context, path string, limits Limits) (_ *input, err e
 	if fi.Size() > limits.MaxFileSize {
 		return nil, inputErr(ErrOverLimit, nil, "file size %d bytes over limit %d", fi.Size(), limits.MaxFileSize)
 	}
-	in := &input{info: &Info{Size: fi.Size()}}
-	defer func() {
-		if err != nil {
-			in.close()
+	in.info = &Info{Size: fi.Size()}
+
+	// The container is told from the content and must be on the list;
+	// the demuxer then reads the opened file through custom I/O.
+	name, err := probeContainer(f, fi.Size())
+	if err != nil {
+		return nil, err
+	}
+	if name == "" {
+		if looksLikeMedia(f) {
+			return nil, inputErr(ErrCorrupt, nil, "corrupt: the container cannot be read")
 		}
-	}()
+		return nil, inputErr(ErrNotVideo, nil, "not a video: unrecognised file format")
+	}
+	if !containerAllowed(name) {
+		return nil, inputErr(ErrNotVideo, nil, "not a video: container %q not allowed", name)
+	}
+	ifmt := astiav.FindInputFormat(name)
+	if ifmt == nil {
+		return nil, fmt.Errorf("transcode: FFmpeg has no demuxer %q", name)
+	}
+	ioc, err := fileIO(f, fi.Size())
+	if err != nil {
+		return nil, err
+	}
+	in.frees = append(in.frees, ioc.Free)
 	fc := astiav.AllocFormatContext()
 	if fc == nil {
 		return nil, errors.New("transcode: alloc format context failed")
 	}
 	in.frees = append(in.frees, fc.Free)
+	if err := denyOpens(fc); err != nil {
+		return nil, err
+	}
+	fc.SetPb(ioc)
 	ii := astiav.NewIOInterrupter()
 	in.frees = append(in.frees, ii.Free)
 	fc.SetIOInterrupter(ii)
 	stop := context.AfterFunc(ctx, ii.Interrupt)
 	in.frees = append(in.frees, func() { stop() })
+	opts, err := demuxerOptions(limits)
+	if err != nil {
+		return nil, err
+	}
+	defer opts.Free()
 
-	if err := fc.OpenInput(path, nil, nil); err != nil {
+	if err := fc.OpenInput("", ifmt, opts); err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("transcode: %w", ctx.Err())
 		}
-		if looksLikeMedia(path) {
-			return nil, inputErr(ErrCorrupt, err, "corrupt: the container cannot be read")
-		}
-		return nil, inputErr(ErrNotVideo, err, "not a video: unrecognised file format")
+		return nil, inputErr(ErrCorrupt, err, "corrupt: the %s container cannot be read", name)
 	}
 	in.fc = fc
 	in.frees = append(in.frees, fc.CloseInput)
-	if err := fc.FindStreamInfo(nil); err != nil {
+	in.info.Container = name
+	if n := fc.NbStreams(); n > limits.MaxStreams {
+		return nil, inputErr(ErrOverLimit, nil, "%d streams over limit %d", n, limits.MaxStreams)
+	}
+	// A container that declares a picture too large is refused before any
+	// of it is decoded.
+	for _, s := range fc.Streams() {
+		cp := s.CodecParameters()
+		if cp.MediaType() == astiav.MediaTypeVideo && (cp.Width() > limits.MaxWidth || cp.Height() > limits.MaxHeight) {
+			return nil, inputErr(ErrOverLimit, nil, "resolution %dx%d over limit %dx%d", cp.Width(), cp.Height(), limits.MaxWidth, limits.MaxHeight)
+		}
+	}
+	if err := findStreamInfo(fc, limits.maxPixels()); err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("transcode: %w", ctx.Err())
+		}
 		return nil, inputErr(ErrCorrupt, err, "corrupt: stream parameters cannot be read")
 	}
-	in.info.Container = fc.InputFormat().Name()
-	if why := notVideoFormat(in.info.Container); why != "" {
-		return nil, inputErr(ErrNotVideo, nil, "not a video: %s (%s)", why, in.info.Container)
+	if n := fc.NbStreams(); n > limits.MaxStreams {
+		return nil, inputErr(ErrOverLimit, nil, "%d streams over limit %d", n, limits.MaxStreams)
 	}
 	if d := fc.Duration(); d > 0 {
 		in.info.Duration = time.Duration(d) * time.Microsecond // AV_TIME_BASE is 1 MHz
@@ -270,28 +349,11 @@ func openInput(ctx context.Context, path string, limits Limits) (_ *input, err e
 	return in, nil
 }
 
-// notVideoFormat says why a demuxer's output is no upload to transcode:
-// FFmpeg renders text files as pictures and reads single images as video.
-func notVideoFormat(name string) string {
-	switch {
-	case name == "tty" || name == "bin" || name == "xbin" || name == "idf" || name == "adf":
-		return "a text file"
-	case name == "image2" || strings.HasSuffix(name, "_pipe"):
-		return "a still image"
-	}
-	return ""
-}
-
 // looksLikeMedia sniffs the first bytes for common media containers, to tell
 // a damaged video from a file that is not one at all.
-func looksLikeMedia(path string) bool {
-	f, err := os.Open(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
+func looksLikeMedia(f *os.File) bool {
 	head := make([]byte, 16)
-	n, _ := io.ReadFull(f, head)
+	n, _ := io.ReadFull(io.NewSectionReader(f, 0, 16), head)
 	head = head[:n]
 	switch {
 	case n >= 8 && (bytes.Equal(head[4:8], []byte("ftyp")) || bytes.Equal(head[4:8], []byte("moov")) ||

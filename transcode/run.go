@@ -153,12 +153,13 @@ func Run(ctx context.Context, path string, opts Options, sink Sink) (*Result, er
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	in, err := openInput(ctx, path, opts.Limits.withDefaults())
+	limits := opts.Limits.withDefaults()
+	in, err := openInput(ctx, path, limits)
 	if err != nil {
 		return nil, err
 	}
 	defer in.close()
-	r := &run{ctx: ctx, cancel: cancel, opts: opts, in: in, sink: sink, threads: opts.Threads}
+	r := &run{ctx: ctx, cancel: cancel, opts: opts, limits: limits, in: in, sink: sink, threads: opts.Threads}
 	if r.threads <= 0 {
 		r.threads = runtime.NumCPU()
 	}
@@ -195,6 +196,7 @@ type run struct {
 	ctx     context.Context
 	cancel  context.CancelCauseFunc
 	opts    Options
+	limits  Limits
 	in      *input
 	sink    Sink
 	threads int
@@ -232,10 +234,9 @@ func (r *run) close() {
 
 func (r *run) setup() error {
 	in := r.in
-	in.vdec.SetThreadCount(r.threads)
 	in.vdec.SetThreadType(astiav.ThreadTypeFrame)
-	if err := in.vdec.Open(astiav.FindDecoder(in.vs.CodecParameters().CodecID()), nil); err != nil {
-		return inputErr(ErrCorrupt, err, "corrupt: video decoder cannot open the stream")
+	if err := in.openVideoDecoder(r.threads, r.limits); err != nil {
+		return err
 	}
 	r.segTicks = int64(r.opts.SegmentDuration) * VideoTimescale / int64(time.Second)
 	// The output's origin is the video stream's start, so audio that comes

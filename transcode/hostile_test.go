@@ -1,0 +1,61 @@
+package transcode_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/abseal/abseal/internal/hostile"
+	"github.com/abseal/abseal/transcode"
+)
+
+// Every hostile upload gets its verdict from Probe and from a transcode,
+// quickly: rejected with the case's kind and reason, or transcoded. A case
+// that plants a valid video beside the upload would transcode if the
+// upload could make FFmpeg read it.
+func TestHostileUploads(t *testing.T) {
+	for _, c := range hostile.Cases() {
+		t.Run(c.Name, func(t *testing.T) {
+			path, err := c.Make(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+			defer cancel()
+			// Probe may pass an upload whose trouble shows only while
+			// decoding; when it rejects, it gives the verdict.
+			if _, err := transcode.Probe(ctx, path, c.Limits); err != nil || c.Want == nil {
+				checkVerdict(t, "probe", c, err)
+			}
+			opts := transcode.Options{
+				Renditions:      []transcode.Rendition{rend("180p", 320, 180)},
+				SegmentDuration: 2 * time.Second,
+				Audio:           &transcode.AudioSettings{Bitrate: 64000, SampleRate: 48000},
+				Threads:         2,
+				Limits:          c.Limits,
+			}
+			start := time.Now()
+			_, err = transcode.Run(ctx, path, opts, &collect{})
+			checkVerdict(t, "transcode", c, err)
+			if took := time.Since(start); took > 30*time.Second {
+				t.Errorf("transcode took %s, want at most 30 s", took.Round(time.Millisecond))
+			}
+		})
+	}
+}
+
+func checkVerdict(t *testing.T, what string, c hostile.Case, err error) {
+	t.Helper()
+	if c.Want == nil {
+		if err != nil {
+			t.Errorf("%s: %v, want success", what, err)
+		}
+		return
+	}
+	var ie *transcode.InputError
+	if !errors.Is(err, c.Want) || !errors.As(err, &ie) || !strings.Contains(err.Error(), c.Reason) {
+		t.Errorf("%s: err = %v, want %v containing %q", what, err, c.Want, c.Reason)
+	}
+}
