@@ -40,6 +40,49 @@ static int abseal_find_stream_info(AVFormatContext *s, const char *max_pixels) {
 	av_free(opts);
 	return ret;
 }
+
+typedef struct {
+	AVCodecParserContext *parser;
+	AVCodecContext *ctx;
+} abseal_sizer;
+
+static abseal_sizer *abseal_sizer_new(const AVCodecContext *dec) {
+	abseal_sizer *s = av_mallocz(sizeof(*s));
+	AVCodecParameters *par = avcodec_parameters_alloc();
+	if (!s || !par)
+		goto fail;
+	if (!(s->parser = av_parser_init(dec->codec_id)))
+		goto fail;
+	s->parser->flags |= PARSER_FLAG_COMPLETE_FRAMES;
+	if (!(s->ctx = avcodec_alloc_context3(NULL)))
+		goto fail;
+	if (avcodec_parameters_from_context(par, dec) < 0 || avcodec_parameters_to_context(s->ctx, par) < 0)
+		goto fail;
+	avcodec_parameters_free(&par);
+	return s;
+fail:
+	avcodec_parameters_free(&par);
+	if (s) {
+		av_parser_close(s->parser);
+		avcodec_free_context(&s->ctx);
+		av_free(s);
+	}
+	return NULL;
+}
+
+static void abseal_sizer_parse(abseal_sizer *s, const uint8_t *data, int size, int *w, int *h) {
+	uint8_t *out;
+	int out_size;
+	av_parser_parse2(s->parser, s->ctx, &out, &out_size, data, size, AV_NOPTS_VALUE, AV_NOPTS_VALUE, 0);
+	*w = s->parser->width;
+	*h = s->parser->height;
+}
+
+static void abseal_sizer_free(abseal_sizer *s) {
+	av_parser_close(s->parser);
+	avcodec_free_context(&s->ctx);
+	av_free(s);
+}
 */
 import "C"
 
@@ -148,3 +191,36 @@ func frameInterlaced(f *astiav.Frame) bool {
 // process's RSS otherwise stays at its high-water mark). The worker calls
 // it between jobs.
 func ReleaseMemory() { C.malloc_trim(0) }
+
+// sizer reads the picture size from a video stream's packets with FFmpeg's
+// parser for the codec (from the sequence headers, H.264's and HEVC's SPS),
+// before the decoder sees them: a stream that switches to pictures over
+// the limits is stopped before any is allocated.
+type sizer struct{ c *C.abseal_sizer }
+
+// newSizer returns nil when FFmpeg has no parser for dec's codec.
+func newSizer(dec *astiav.CodecContext) *sizer {
+	c := C.abseal_sizer_new((*C.AVCodecContext)(dec.UnsafePointer()))
+	if c == nil {
+		return nil
+	}
+	return &sizer{c: c}
+}
+
+// size parses one packet and returns the picture size the stream declares
+// so far (0, 0 when not known yet).
+func (s *sizer) size(data []byte) (w, h int) {
+	if len(data) == 0 {
+		return 0, 0
+	}
+	var cw, ch C.int
+	C.abseal_sizer_parse(s.c, (*C.uint8_t)(unsafe.Pointer(&data[0])), C.int(len(data)), &cw, &ch)
+	return int(cw), int(ch)
+}
+
+func (s *sizer) free() {
+	if s.c != nil {
+		C.abseal_sizer_free(s.c)
+		s.c = nil
+	}
+}

@@ -37,8 +37,12 @@ func TestHostileUploads(t *testing.T) {
 				Limits:          c.Limits,
 			}
 			start := time.Now()
-			_, err = transcode.Run(ctx, path, opts, &collect{})
+			var sink collect
+			_, err = transcode.Run(ctx, path, opts, &sink)
 			checkVerdict(t, "transcode", c, err)
+			if err == nil {
+				checkIncreasing(t, &sink)
+			}
 			if took := time.Since(start); took > 30*time.Second {
 				t.Errorf("transcode took %s, want at most 30 s", took.Round(time.Millisecond))
 			}
@@ -48,6 +52,7 @@ func TestHostileUploads(t *testing.T) {
 
 func checkVerdict(t *testing.T, what string, c hostile.Case, err error) {
 	t.Helper()
+	t.Logf("%s: %v", what, err)
 	if c.Want == nil {
 		if err != nil {
 			t.Errorf("%s: %v, want success", what, err)
@@ -57,5 +62,23 @@ func checkVerdict(t *testing.T, what string, c hostile.Case, err error) {
 	var ie *transcode.InputError
 	if !errors.Is(err, c.Want) || !errors.As(err, &ie) || !strings.Contains(err.Error(), c.Reason) {
 		t.Errorf("%s: err = %v, want %v containing %q", what, err, c.Want, c.Reason)
+	}
+}
+
+// checkIncreasing fails unless every video track has packets with
+// increasing decode times, as the CMAF packager needs.
+func checkIncreasing(t *testing.T, sink *collect) {
+	t.Helper()
+	for _, tr := range sink.tracks {
+		pk := sink.packets[tr.ID]
+		if tr.Kind == transcode.Video && len(pk) == 0 {
+			t.Errorf("track %s: no packets", tr.Name)
+		}
+		for i := 1; i < len(pk); i++ {
+			if pk[i].DTS <= pk[i-1].DTS {
+				t.Errorf("track %s: decode times not increasing at packet %d (%d then %d)", tr.Name, i, pk[i-1].DTS, pk[i].DTS)
+				break
+			}
+		}
 	}
 }

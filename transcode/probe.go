@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/asticode/go-astiav"
@@ -22,10 +23,19 @@ type Limits struct {
 	MaxFileSize         int64
 	// MaxStreams bounds the streams of any kind in the container.
 	MaxStreams int
+	// MaxCPUPerSecond and CPUSlack bound a transcode's CPU time: at most
+	// MaxCPUPerSecond seconds per second of media decoded, plus CPUSlack.
+	MaxCPUPerSecond float64
+	CPUSlack        time.Duration
+	// MaxMemory bounds the process's resident memory while a transcode
+	// runs (bytes): set it below the machine's or container's limit, so
+	// one upload fails cleanly instead of the worker being killed.
+	MaxMemory int64
 }
 
-// DefaultLimits allow up to 8K, 4 hours, 4 hours of 120 fps, 100 GiB and
-// 64 streams.
+// DefaultLimits allow up to 8K, 4 hours, 4 hours of 120 fps, 100 GiB, 64
+// streams, 50 CPU seconds per second of media (plus a minute) and 3 GiB of
+// resident memory.
 func DefaultLimits() Limits {
 	return Limits{
 		MaxWidth:    7680,
@@ -34,6 +44,11 @@ func DefaultLimits() Limits {
 		MaxFrames:   4 * 3600 * 120,
 		MaxFileSize: 100 << 30,
 		MaxStreams:  64,
+		// The default ladder with A/B variants costs a few CPU seconds per
+		// second of 1080p; 50 leaves room for 8K and slow presets.
+		MaxCPUPerSecond: 50,
+		CPUSlack:        time.Minute,
+		MaxMemory:       3 << 30,
 	}
 }
 
@@ -56,6 +71,15 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxStreams == 0 {
 		l.MaxStreams = d.MaxStreams
+	}
+	if l.MaxCPUPerSecond == 0 {
+		l.MaxCPUPerSecond = d.MaxCPUPerSecond
+	}
+	if l.CPUSlack == 0 {
+		l.CPUSlack = d.CPUSlack
+	}
+	if l.MaxMemory == 0 {
+		l.MaxMemory = d.MaxMemory
 	}
 	return l
 }
@@ -219,13 +243,14 @@ func openInput(ctx context.Context, path string, limits Limits) (_ *input, err e
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("transcode: %w", ctx.Err())
 		}
-		return nil, inputErr(ErrCorrupt, err, "corrupt: the %s container cannot be read", name)
+		short, _, _ := strings.Cut(name, ",")
+		return nil, inputErr(ErrCorrupt, err, "corrupt: the %s container cannot be read", short)
 	}
 	in.fc = fc
 	in.frees = append(in.frees, fc.CloseInput)
 	in.info.Container = name
-	if n := fc.NbStreams(); n > limits.MaxStreams {
-		return nil, inputErr(ErrOverLimit, nil, "%d streams over limit %d", n, limits.MaxStreams)
+	if err := checkStreams(fc, limits); err != nil {
+		return nil, err
 	}
 	// A container that declares a picture too large is refused before any
 	// of it is decoded.
@@ -241,8 +266,8 @@ func openInput(ctx context.Context, path string, limits Limits) (_ *input, err e
 		}
 		return nil, inputErr(ErrCorrupt, err, "corrupt: stream parameters cannot be read")
 	}
-	if n := fc.NbStreams(); n > limits.MaxStreams {
-		return nil, inputErr(ErrOverLimit, nil, "%d streams over limit %d", n, limits.MaxStreams)
+	if err := checkStreams(fc, limits); err != nil {
+		return nil, err
 	}
 	if d := fc.Duration(); d > 0 {
 		in.info.Duration = time.Duration(d) * time.Microsecond // AV_TIME_BASE is 1 MHz
@@ -347,6 +372,15 @@ func openInput(ctx context.Context, path string, limits Limits) (_ *input, err e
 		in.info.Audio = &AudioInfo{Codec: acodec.Name(), SampleRate: acp.SampleRate(), Channels: acp.ChannelLayout().Channels()}
 	}
 	return in, nil
+}
+
+// checkStreams enforces MaxStreams. The demuxer stops adding streams one
+// past the limit (max_streams), so the count said is a lower bound.
+func checkStreams(fc *astiav.FormatContext, limits Limits) error {
+	if n := fc.NbStreams(); n > limits.MaxStreams {
+		return inputErr(ErrOverLimit, nil, "%d or more streams over limit %d", n, limits.MaxStreams)
+	}
+	return nil
 }
 
 // looksLikeMedia sniffs the first bytes for common media containers, to tell

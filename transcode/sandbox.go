@@ -135,3 +135,13 @@ func demuxerOptions(limits Limits) (*astiav.Dictionary, error) {
 	}
 	return d, nil
 }
+
+// rawVideo reports whether a demuxer reads an elementary video stream,
+// which carries no timestamps.
+func rawVideo(container string) bool {
+	switch container {
+	case "h264", "hevc", "m4v", "mpegvideo":
+		return true
+	}
+	return false
+}

@@ -97,6 +97,107 @@ func Cases() []Case {
 				return os.WriteFile(path, []byte("ffconcat version 1.0\nfile source\n"), 0o600)
 			},
 		},
+		{
+			Name: "image-single-png", File: "upload.mp4",
+			Want: transcode.ErrNotVideo, Reason: `container "png_pipe" not allowed`,
+			make: func(c Case, dir, path string) error {
+				return ffmpeg("-f", "lavfi", "-i", "testsrc=size=320x240", "-frames:v", "1", "-c:v", "png", "-f", "image2pipe", path)
+			},
+		},
+		{
+			Name: "png-16000x16000-mkv", File: "upload.mkv",
+			Want: transcode.ErrOverLimit, Reason: "resolution 16000x16000 over limit 7680x4320",
+			make: func(c Case, dir, path string) error { return hugePNGs(dir, path, 16000, 6) },
+		},
+		{
+			Name: "ts-resolution-switch", File: "upload.ts",
+			Want: transcode.ErrOverLimit, Reason: "resolution 8000x8000 at 00:00:0",
+			make: func(c Case, dir, path string) error { return resolutionSwitch(dir, path) },
+		},
+		{
+			// The container's duration (from its first and last timestamps)
+			// is 2 s; the timestamps restart every 2 s for 2 minutes.
+			Name: "ts-decodes-longer", File: "upload.ts",
+			Want: transcode.ErrOverLimit, Reason: "the container declares 00:00:02",
+			make: func(c Case, dir, path string) error { return repeatedTS(dir, path, 60) },
+		},
+		{
+			Name: "raw-h264", File: "upload.h264",
+			make: func(c Case, dir, path string) error {
+				return ffmpeg("-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=3", "-c:v", "libx264", "-preset", "ultrafast",
+					"-pix_fmt", "yuv420p", "-f", "h264", path)
+			},
+		},
+		{
+			Name: "zip-with-video", File: "upload.mp4", Secret: "secret.mp4",
+			Want: transcode.ErrNotVideo, Reason: "not a video",
+			make: func(c Case, dir, path string) error { return archive(dir, path, c.Secret, writeZip) },
+		},
+		{
+			Name: "tar-with-video", File: "upload.mp4", Secret: "secret.mp4",
+			Want: transcode.ErrNotVideo, Reason: "not a video",
+			make: func(c Case, dir, path string) error { return archive(dir, path, c.Secret, writeTar) },
+		},
+		{
+			Name: "html", File: "upload.mp4",
+			Want: transcode.ErrNotVideo, Reason: "not a video",
+			make: text(`<!DOCTYPE html><html><head><title>x</title></head><body><video src="file:///etc/passwd"></video></body></html>` + "\n"),
+		},
+		{
+			Name: "svg", File: "upload.mp4",
+			Want: transcode.ErrNotVideo, Reason: "not a video",
+			make: text(`<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="320" height="240">` +
+				`<image xlink:href="file:///etc/passwd" width="320" height="240"/></svg>` + "\n"),
+		},
+		{
+			Name: "srt-subtitles", File: "upload.mp4",
+			Want: transcode.ErrNotVideo, Reason: `container "srt" not allowed`,
+			make: text("1\n00:00:00,000 --> 00:00:02,000\n<font face=\"file:///etc/passwd\">hello</font>\n\n2\n00:00:02,000 --> 00:00:04,000\nworld\n"),
+		},
+		{
+			Name: "ass-subtitles", File: "upload.mp4",
+			Want: transcode.ErrNotVideo, Reason: `container "ass" not allowed`,
+			make: text("[Script Info]\nScriptType: v4.00+\nPlayResX: 320\nPlayResY: 240\n\n[V4+ Styles]\n" +
+				"Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, MarginV, Encoding\n" +
+				"Style: Default,Arial,20,&H00FFFFFF,&H000000FF,&H00000000,&H00000000,0,0,0,0,100,100,0,0,1,1,0,2,10,10,10,1\n\n" +
+				"[Fonts]\nfontname: /etc/passwd\n\n[Events]\nFormat: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n" +
+				"Dialogue: 0,0:00:00.00,0:00:02.00,Default,,0,0,0,,hello\n"),
+		},
+		{
+			Name: "mp4-bogus-stsz", File: "upload.mp4",
+			Want: transcode.ErrCorrupt, Reason: "corrupt",
+			make: func(c Case, dir, path string) error { return bogusSTSZ(path) },
+		},
+		{
+			// Zero frames: the muxer writes no video track at all.
+			Name: "zero-duration", File: "upload.mp4",
+			Want: transcode.ErrNotVideo, Reason: "not a video: no video stream",
+			make: func(c Case, dir, path string) error {
+				return ffmpeg("-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-frames:v", "0", "-c:v", "libx264", "-preset", "ultrafast", path)
+			},
+		},
+		{
+			Name: "negative-timestamps", File: "upload.mkv",
+			make: func(c Case, dir, path string) error {
+				return ffmpeg("-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=3", "-c:v", "libx264", "-preset", "ultrafast",
+					"-pix_fmt", "yuv420p", "-output_ts_offset", "-1", "-avoid_negative_ts", "disabled", path)
+			},
+		},
+		{
+			Name: "streams-1000", File: "upload.mkv",
+			Want: transcode.ErrOverLimit, Reason: "streams over limit 64",
+			make: func(c Case, dir, path string) error { return manyStreams(path, 1000) },
+		},
+		{
+			Name: "empty", File: "upload.mp4",
+			Want: transcode.ErrEmpty, Reason: "empty file",
+			make: func(c Case, dir, path string) error { return os.WriteFile(path, nil, 0o600) },
+		},
+		{
+			Name: "truncated-mp4", File: "upload.mp4",
+			Want: transcode.ErrCorrupt, Reason: "corrupt",
+			make: func(c Case, dir, path string) error { return truncated(dir, path) },
+		},
 	}
 }
 
