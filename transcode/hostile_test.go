@@ -3,7 +3,10 @@ package transcode_test
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,9 +21,13 @@ import (
 func TestHostileUploads(t *testing.T) {
 	for _, c := range hostile.Cases() {
 		t.Run(c.Name, func(t *testing.T) {
-			path, err := c.Make(t.TempDir())
+			dir := t.TempDir()
+			path, err := c.Make(dir)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if c.Secret != "" {
+				defer notRead(t, filepath.Join(dir, c.Secret))()
 			}
 			ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 			defer cancel()
@@ -81,4 +88,46 @@ func checkIncreasing(t *testing.T, sink *collect) {
 			}
 		}
 	}
+}
+
+// notRead records the access time of a planted file; the function it
+// returns fails the test if the file was read since. Where the file
+// system does not keep access times (noatime) it only logs that.
+func notRead(t *testing.T, path string) func() {
+	t.Helper()
+	if !atimeKept(t) {
+		t.Log("this file system does not update access times: the planted file is checked through the verdict only")
+		return func() {}
+	}
+	before := atime(t, path)
+	return func() {
+		if after := atime(t, path); !after.Equal(before) {
+			t.Errorf("the planted %s was read (access time %s, before %s)", filepath.Base(path), after, before)
+		}
+	}
+}
+
+func atime(t *testing.T, path string) time.Time {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	return time.Unix(st.Atim.Sec, st.Atim.Nsec)
+}
+
+// atimeKept reports whether reading a fresh file in a test temp dir
+// changes its access time.
+func atimeKept(t *testing.T) bool {
+	p := filepath.Join(t.TempDir(), "atime")
+	if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := atime(t, p)
+	time.Sleep(10 * time.Millisecond)
+	if _, err := os.ReadFile(p); err != nil {
+		t.Fatal(err)
+	}
+	return !atime(t, p).Equal(before)
 }
