@@ -110,6 +110,18 @@ func Cases() []Case {
 			make: func(c Case, dir, path string) error { return hugePNGs(dir, path, 16000, 6) },
 		},
 		{
+			// The same pictures, but the Matroska header says 320×240: only
+			// the decoders' pixel limit stands between them and the memory.
+			Name: "png-16000x16000-small-header", File: "upload.mkv",
+			Want: transcode.ErrCorrupt, Reason: "corrupt",
+			make: func(c Case, dir, path string) error {
+				if err := hugePNGs(dir, path, 16000, 6); err != nil {
+					return err
+				}
+				return shrinkMatroskaSize(path, 16000, 320, 240)
+			},
+		},
+		{
 			Name: "ts-resolution-switch", File: "upload.ts",
 			Want: transcode.ErrOverLimit, Reason: "resolution 8000x8000 at 00:00:0",
 			make: func(c Case, dir, path string) error { return resolutionSwitch(dir, path) },

@@ -68,6 +68,27 @@ func blackPNG(size int) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// shrinkMatroskaSize rewrites the PixelWidth and PixelHeight elements
+// (2-byte values) of a Matroska file from size to w and h.
+func shrinkMatroskaSize(path string, size, w, h int) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	for _, el := range []struct {
+		id byte
+		v  int
+	}{{0xb0, w}, {0xba, h}} {
+		old := []byte{el.id, 0x82, byte(size >> 8), byte(size)}
+		i := bytes.Index(data, old)
+		if i < 0 {
+			return fmt.Errorf("no element %#x of value %d", el.id, size)
+		}
+		data[i+2], data[i+3] = byte(el.v>>8), byte(el.v)
+	}
+	return os.WriteFile(path, data, 0o600)
+}
+
 // resolutionSwitch is an MPEG-TS of 2 s at 320×240 followed by two
 // pictures of 8000×8000 (a new SPS in the same stream).
 func resolutionSwitch(dir, path string) error {
