@@ -146,6 +146,51 @@ type input struct {
 	frees []func()
 }
 
+// openDemuxer opens demuxer name on f in the sandbox: custom I/O over the
+// opened file, nested opens refused, no protocol, only the allowed
+// containers. The caller has checked name against Containers; the
+// sandbox's own layers hold even if it has not.
+func (in *input) openDemuxer(ctx context.Context, f *os.File, size int64, name string, limits Limits) error {
+	ifmt := astiav.FindInputFormat(name)
+	if ifmt == nil {
+		return fmt.Errorf("transcode: FFmpeg has no demuxer %q", name)
+	}
+	ioc, err := fileIO(f, size)
+	if err != nil {
+		return err
+	}
+	in.frees = append(in.frees, ioc.Free)
+	fc := astiav.AllocFormatContext()
+	if fc == nil {
+		return errors.New("transcode: alloc format context failed")
+	}
+	in.frees = append(in.frees, fc.Free)
+	if err := denyOpens(fc); err != nil {
+		return err
+	}
+	fc.SetPb(ioc)
+	ii := astiav.NewIOInterrupter()
+	in.frees = append(in.frees, ii.Free)
+	fc.SetIOInterrupter(ii)
+	stop := context.AfterFunc(ctx, ii.Interrupt)
+	in.frees = append(in.frees, func() { stop() })
+	opts, err := demuxerOptions(limits)
+	if err != nil {
+		return err
+	}
+	defer opts.Free()
+	if err := fc.OpenInput("", ifmt, opts); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("transcode: %w", ctx.Err())
+		}
+		short, _, _ := strings.Cut(name, ",")
+		return inputErr(ErrCorrupt, err, "corrupt: the %s container cannot be read", short)
+	}
+	in.fc = fc
+	in.frees = append(in.frees, fc.CloseInput)
+	return nil
+}
+
 // openVideoDecoder opens the video decoder with threads threads (0: as
 // many as FFmpeg likes). No decoded picture may be larger than the limits
 // allow: a bigger one is a decoding error, not an allocation.
@@ -210,44 +255,10 @@ func openInput(ctx context.Context, path string, limits Limits) (_ *input, err e
 	if !containerAllowed(name) {
 		return nil, inputErr(ErrNotVideo, nil, "not a video: container %q not allowed", name)
 	}
-	ifmt := astiav.FindInputFormat(name)
-	if ifmt == nil {
-		return nil, fmt.Errorf("transcode: FFmpeg has no demuxer %q", name)
-	}
-	ioc, err := fileIO(f, fi.Size())
-	if err != nil {
+	if err := in.openDemuxer(ctx, f, fi.Size(), name, limits); err != nil {
 		return nil, err
 	}
-	in.frees = append(in.frees, ioc.Free)
-	fc := astiav.AllocFormatContext()
-	if fc == nil {
-		return nil, errors.New("transcode: alloc format context failed")
-	}
-	in.frees = append(in.frees, fc.Free)
-	if err := denyOpens(fc); err != nil {
-		return nil, err
-	}
-	fc.SetPb(ioc)
-	ii := astiav.NewIOInterrupter()
-	in.frees = append(in.frees, ii.Free)
-	fc.SetIOInterrupter(ii)
-	stop := context.AfterFunc(ctx, ii.Interrupt)
-	in.frees = append(in.frees, func() { stop() })
-	opts, err := demuxerOptions(limits)
-	if err != nil {
-		return nil, err
-	}
-	defer opts.Free()
-
-	if err := fc.OpenInput("", ifmt, opts); err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("transcode: %w", ctx.Err())
-		}
-		short, _, _ := strings.Cut(name, ",")
-		return nil, inputErr(ErrCorrupt, err, "corrupt: the %s container cannot be read", short)
-	}
-	in.fc = fc
-	in.frees = append(in.frees, fc.CloseInput)
+	fc := in.fc
 	in.info.Container = name
 	if err := checkStreams(fc, limits); err != nil {
 		return nil, err
