@@ -34,7 +34,7 @@ type Limits struct {
 }
 
 // DefaultLimits allow up to 8K, 4 hours, 4 hours of 120 fps, 100 GiB, 64
-// streams, 50 CPU seconds per second of media (plus a minute) and 3 GiB of
+// streams, 50 CPU seconds per second of media (plus a minute) and 4 GiB of
 // resident memory.
 func DefaultLimits() Limits {
 	return Limits{
@@ -44,11 +44,12 @@ func DefaultLimits() Limits {
 		MaxFrames:   4 * 3600 * 120,
 		MaxFileSize: 100 << 30,
 		MaxStreams:  64,
-		// The default ladder with A/B variants costs a few CPU seconds per
-		// second of 1080p; 50 leaves room for 8K and slow presets.
+		// The default ladder with A/B variants costs about 2 CPU seconds
+		// per second of 720p source; 50 leaves room for 8K sources and
+		// slower presets.
 		MaxCPUPerSecond: 50,
 		CPUSlack:        time.Minute,
-		MaxMemory:       3 << 30,
+		MaxMemory:       4 << 30,
 	}
 }
 
