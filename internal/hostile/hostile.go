@@ -28,11 +28,9 @@ type Case struct {
 	// Want is the kind of transcode.InputError the upload is rejected
 	// with (transcode.ErrNotVideo, …), or nil when it must transcode.
 	Want error
-	// Reason is text of the rejection's message.
+	// Reason is text of the rejection's message. Verdicts hold for
+	// transcode.DefaultLimits.
 	Reason string
-	// Limits, when not zero, are the limits the verdict holds for (a case
-	// that would take long with the defaults states smaller ones).
-	Limits transcode.Limits
 	// Secret, when not empty, is the name of a planted media file beside
 	// the upload that the upload refers to: had it been read, the
 	// transcode would have succeeded.
