@@ -266,11 +266,16 @@ func openInput(ctx context.Context, path string, limits Limits) (_ *input, err e
 	}
 	// A container that declares a picture too large is refused before any
 	// of it is decoded.
+	declared := map[int][2]int{}
 	for _, s := range fc.Streams() {
 		cp := s.CodecParameters()
-		if cp.MediaType() == astiav.MediaTypeVideo && (cp.Width() > limits.MaxWidth || cp.Height() > limits.MaxHeight) {
+		if cp.MediaType() != astiav.MediaTypeVideo {
+			continue
+		}
+		if cp.Width() > limits.MaxWidth || cp.Height() > limits.MaxHeight {
 			return nil, inputErr(ErrOverLimit, nil, "resolution %dx%d over limit %dx%d", cp.Width(), cp.Height(), limits.MaxWidth, limits.MaxHeight)
 		}
+		declared[s.Index()] = [2]int{cp.Width(), cp.Height()}
 	}
 	if err := findStreamInfo(fc, limits.maxPixels()); err != nil {
 		if ctx.Err() != nil {
@@ -311,6 +316,12 @@ func openInput(ctx context.Context, path string, limits Limits) (_ *input, err e
 		return nil, inputErr(ErrNotVideo, nil, "not a video: no decoder for video codec %s", cp.CodecID())
 	}
 	w, h := cp.Width(), cp.Height()
+	if d := declared[in.vs.Index()]; (w <= 0 || h <= 0) && d[0] > 0 && d[1] > 0 {
+		// The decoder refused the stream's picture size (FFmpeg then
+		// clears it) though the container declared one within the limits.
+		return nil, inputErr(ErrOverLimit, nil, "resolution over limit %dx%d or invalid: the decoder refused the pictures (the container declares %dx%d)",
+			limits.MaxWidth, limits.MaxHeight, d[0], d[1])
+	}
 	if w <= 0 || h <= 0 || cp.PixelFormat() == astiav.PixelFormatNone {
 		return nil, inputErr(ErrCorrupt, nil, "corrupt: video stream has no decodable picture (%dx%d)", w, h)
 	}

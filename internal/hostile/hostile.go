@@ -111,7 +111,7 @@ func Cases() []Case {
 			// The same pictures, but the Matroska header says 320×240: only
 			// the decoders' pixel limit stands between them and the memory.
 			Name: "png-16000x16000-small-header", File: "upload.mkv",
-			Want: transcode.ErrCorrupt, Reason: "corrupt",
+			Want: transcode.ErrOverLimit, Reason: "the decoder refused the pictures (the container declares 320x240)",
 			make: func(c Case, dir, path string) error {
 				if err := hugePNGs(dir, path, 16000, 6); err != nil {
 					return err
