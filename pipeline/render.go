@@ -9,6 +9,7 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -85,7 +86,7 @@ func Render(ctx context.Context, src string, p *profile.Profile, opts RenderOpti
 	}
 	ladder, err := p.Ladder(info.Video.DisplayWidth, info.Video.DisplayHeight)
 	if err != nil {
-		return nil, err
+		return nil, Permanent(err) // the source's size: the same every time
 	}
 	variants := max(opts.Variants, 1)
 	hook := opts.Hook
@@ -121,11 +122,11 @@ func Render(ctx context.Context, src string, p *profile.Profile, opts RenderOpti
 		return nil, err
 	}
 	if err := s.pk.Close(); err != nil {
-		return nil, err
+		return nil, packaging(err)
 	}
 
 	if err := w.unpaired(); err != nil {
-		return nil, err
+		return nil, packaging(err)
 	}
 	rr := &RenderResult{Info: info, Duration: res.Duration}
 	for _, t := range s.tracks {
@@ -156,7 +157,7 @@ func Render(ctx context.Context, src string, p *profile.Profile, opts RenderOpti
 	for _, r := range append(append([]cmaf.Rendition{}, rr.Renditions...), deref(rr.Audio)...) {
 		pl, err := cmaf.HLSMediaPlaylist(r)
 		if err != nil {
-			return nil, err
+			return nil, packaging(err)
 		}
 		if err := w.put(asset.HLSMedia(r.Name), pl); err != nil {
 			return nil, err
@@ -164,7 +165,7 @@ func Render(ctx context.Context, src string, p *profile.Profile, opts RenderOpti
 	}
 	mpd, err := cmaf.DASHManifest(rr.Renditions, rr.Audio)
 	if err != nil {
-		return nil, err
+		return nil, packaging(err)
 	}
 	if err := w.put(asset.DASH(), mpd); err != nil {
 		return nil, err
@@ -222,9 +223,28 @@ type pendingSegment struct {
 	data    []byte
 }
 
+// writeError is an error of the ObjectWriter (storage, sealing): it keeps
+// its own class, often transient.
+type writeError struct{ err error }
+
+func (e writeError) Error() string { return e.err.Error() }
+func (e writeError) Unwrap() error { return e.err }
+
+// packaging classifies an error of packaging the encoded media: the
+// writer's errors keep their class; every other one comes from the media
+// the packager was given, which a retry would give it again, so it is
+// permanent.
+func packaging(err error) error {
+	var we writeError
+	if err == nil || errors.As(err, &we) {
+		return err
+	}
+	return Permanent(err)
+}
+
 func (w *trackWriter) put(ref asset.Ref, data []byte) error {
 	if err := w.out.WriteObject(w.ctx, ref, data); err != nil {
-		return fmt.Errorf("pipeline: write %s: %w", ref, err)
+		return writeError{fmt.Errorf("pipeline: write %s: %w", ref, err)}
 	}
 	w.objects.Add(1)
 	w.bytes.Add(int64(len(data)))
@@ -296,7 +316,7 @@ func (s *packagerSink) Tracks(ts []transcode.Track) error {
 			ct.Variant = asset.Variants[t.Variant]
 		}
 		if err := s.pk.AddTrack(ct); err != nil {
-			return err
+			return packaging(err)
 		}
 		s.tracks = append(s.tracks, ct)
 	}
@@ -304,7 +324,7 @@ func (s *packagerSink) Tracks(ts []transcode.Track) error {
 }
 
 func (s *packagerSink) Packet(p transcode.Packet) error {
-	return s.pk.Write(p.Track, cmaf.Sample{
+	return packaging(s.pk.Write(p.Track, cmaf.Sample{
 		Data: p.Data, PTS: p.PTS, DTS: p.DTS, Duration: p.Duration, Keyframe: p.Keyframe, Segment: p.Segment,
-	})
+	}))
 }

@@ -2,6 +2,9 @@ package pipeline_test
 
 import (
 	"context"
+	"errors"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -75,5 +78,19 @@ func TestRenderWatermark(t *testing.T) {
 	}
 	if res.Objects != n {
 		t.Errorf("result counts %d objects, %d written", res.Objects, n)
+	}
+}
+
+// A source the ladder cannot fit (1 pixel wide) fails permanently.
+func TestRenderLadderErrorPermanent(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "thin.mkv")
+	cmd := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-f", "lavfi", "-i", "color=size=1x64:rate=10:duration=1",
+		"-c:v", "ffv1", "-pix_fmt", "gray", src)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, out)
+	}
+	_, err := pipeline.Render(t.Context(), src, profile.Default(), pipeline.RenderOptions{Threads: 2}, &memStore{})
+	if !errors.Is(err, profile.ErrBadSource) || !pipeline.IsPermanent(err) {
+		t.Fatalf("err = %v (permanent %v), want a permanent ErrBadSource", err, pipeline.IsPermanent(err))
 	}
 }

@@ -31,9 +31,8 @@ func DecodeGray(ctx context.Context, path string, w, h int, fn func(GrayFrame) e
 		return err
 	}
 	defer in.close()
-	in.vdec.SetThreadCount(0)
-	if err := in.vdec.Open(astiav.FindDecoder(in.vs.CodecParameters().CodecID()), nil); err != nil {
-		return inputErr(ErrCorrupt, err, "corrupt: video decoder cannot open the stream")
+	if err := in.openVideoDecoder(0, DefaultLimits()); err != nil {
+		return err
 	}
 	g, err := newGraph(in, fmt.Sprintf("scale=%d:%d:flags=area,format=gray", w, h), 0)
 	if err != nil {

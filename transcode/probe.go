@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,9 +21,21 @@ type Limits struct {
 	MaxDuration         time.Duration
 	MaxFrames           int64
 	MaxFileSize         int64
+	// MaxStreams bounds the streams of any kind in the container.
+	MaxStreams int
+	// MaxCPUPerSecond and CPUSlack bound a transcode's CPU time: at most
+	// MaxCPUPerSecond seconds per second of media decoded, plus CPUSlack.
+	MaxCPUPerSecond float64
+	CPUSlack        time.Duration
+	// MaxMemory bounds the process's resident memory while a transcode
+	// runs (bytes): set it below the machine's or container's limit, so
+	// one upload fails cleanly instead of the worker being killed.
+	MaxMemory int64
 }
 
-// DefaultLimits allow up to 8K, 4 hours, 4 hours of 120 fps and 100 GiB.
+// DefaultLimits allow up to 8K, 4 hours, 4 hours of 120 fps, 100 GiB, 64
+// streams, 50 CPU seconds per second of media (plus a minute) and 4 GiB of
+// resident memory.
 func DefaultLimits() Limits {
 	return Limits{
 		MaxWidth:    7680,
@@ -30,6 +43,13 @@ func DefaultLimits() Limits {
 		MaxDuration: 4 * time.Hour,
 		MaxFrames:   4 * 3600 * 120,
 		MaxFileSize: 100 << 30,
+		MaxStreams:  64,
+		// The default ladder with A/B variants costs about 2 CPU seconds
+		// per second of 720p source; 50 leaves room for 8K sources and
+		// slower presets.
+		MaxCPUPerSecond: 50,
+		CPUSlack:        time.Minute,
+		MaxMemory:       4 << 30,
 	}
 }
 
@@ -50,8 +70,23 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxFileSize == 0 {
 		l.MaxFileSize = d.MaxFileSize
 	}
+	if l.MaxStreams == 0 {
+		l.MaxStreams = d.MaxStreams
+	}
+	if l.MaxCPUPerSecond == 0 {
+		l.MaxCPUPerSecond = d.MaxCPUPerSecond
+	}
+	if l.CPUSlack == 0 {
+		l.CPUSlack = d.CPUSlack
+	}
+	if l.MaxMemory == 0 {
+		l.MaxMemory = d.MaxMemory
+	}
 	return l
 }
+
+// maxPixels is the largest picture a decoder may allocate.
+func (l Limits) maxPixels() int64 { return int64(l.MaxWidth) * int64(l.MaxHeight) }
 
 // Info describes a probed input.
 type Info struct {
@@ -112,6 +147,67 @@ type input struct {
 	frees []func()
 }
 
+// openDemuxer opens demuxer name on f in the sandbox: custom I/O over the
+// opened file, nested opens refused, no protocol, only the allowed
+// containers. The caller has checked name against Containers; the
+// sandbox's own layers hold even if it has not.
+func (in *input) openDemuxer(ctx context.Context, f *os.File, size int64, name string, limits Limits) error {
+	ifmt := astiav.FindInputFormat(name)
+	if ifmt == nil {
+		return fmt.Errorf("transcode: FFmpeg has no demuxer %q", name)
+	}
+	ioc, err := fileIO(f, size)
+	if err != nil {
+		return err
+	}
+	in.frees = append(in.frees, ioc.Free)
+	fc := astiav.AllocFormatContext()
+	if fc == nil {
+		return errors.New("transcode: alloc format context failed")
+	}
+	in.frees = append(in.frees, fc.Free)
+	if err := denyOpens(fc); err != nil {
+		return err
+	}
+	fc.SetPb(ioc)
+	ii := astiav.NewIOInterrupter()
+	in.frees = append(in.frees, ii.Free)
+	fc.SetIOInterrupter(ii)
+	stop := context.AfterFunc(ctx, ii.Interrupt)
+	in.frees = append(in.frees, func() { stop() })
+	opts, err := demuxerOptions(limits)
+	if err != nil {
+		return err
+	}
+	defer opts.Free()
+	if err := fc.OpenInput("", ifmt, opts); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("transcode: %w", ctx.Err())
+		}
+		short, _, _ := strings.Cut(name, ",")
+		return inputErr(ErrCorrupt, err, "corrupt: the %s container cannot be read", short)
+	}
+	in.fc = fc
+	in.frees = append(in.frees, fc.CloseInput)
+	return nil
+}
+
+// openVideoDecoder opens the video decoder with threads threads (0: as
+// many as FFmpeg likes). No decoded picture may be larger than the limits
+// allow: a bigger one is a decoding error, not an allocation.
+func (in *input) openVideoDecoder(threads int, limits Limits) error {
+	in.vdec.SetThreadCount(threads)
+	d := astiav.NewDictionary()
+	defer d.Free()
+	if err := d.Set("max_pixels", strconv.FormatInt(limits.maxPixels(), 10), astiav.NewDictionaryFlags()); err != nil {
+		return fmt.Errorf("transcode: decoder option max_pixels: %w", err)
+	}
+	if err := in.vdec.Open(astiav.FindDecoder(in.vs.CodecParameters().CodecID()), d); err != nil {
+		return inputErr(ErrCorrupt, err, "corrupt: video decoder cannot open the stream")
+	}
+	return nil
+}
+
 func (in *input) close() {
 	for i := len(in.frees) - 1; i >= 0; i-- {
 		in.frees[i]()
@@ -120,9 +216,22 @@ func (in *input) close() {
 }
 
 func openInput(ctx context.Context, path string, limits Limits) (_ *input, err error) {
-	fi, err := os.Stat(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("transcode: %w", err)
+	}
+	in := &input{frees: []func(){func() { f.Close() }}}
+	defer func() {
+		if err != nil {
+			in.close()
+		}
+	}()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("transcode: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, inputErr(ErrNotVideo, nil, "not a video: not a regular file")
 	}
 	if fi.Size() == 0 {
 		return nil, inputErr(ErrEmpty, nil, "empty file (0 bytes)")
@@ -130,40 +239,52 @@ func openInput(ctx context.Context, path string, limits Limits) (_ *input, err e
 	if fi.Size() > limits.MaxFileSize {
 		return nil, inputErr(ErrOverLimit, nil, "file size %d bytes over limit %d", fi.Size(), limits.MaxFileSize)
 	}
-	in := &input{info: &Info{Size: fi.Size()}}
-	defer func() {
-		if err != nil {
-			in.close()
-		}
-	}()
-	fc := astiav.AllocFormatContext()
-	if fc == nil {
-		return nil, errors.New("transcode: alloc format context failed")
-	}
-	in.frees = append(in.frees, fc.Free)
-	ii := astiav.NewIOInterrupter()
-	in.frees = append(in.frees, ii.Free)
-	fc.SetIOInterrupter(ii)
-	stop := context.AfterFunc(ctx, ii.Interrupt)
-	in.frees = append(in.frees, func() { stop() })
+	in.info = &Info{Size: fi.Size()}
 
-	if err := fc.OpenInput(path, nil, nil); err != nil {
+	// The container is told from the content and must be on the list;
+	// the demuxer then reads the opened file through custom I/O.
+	name, err := probeContainer(f, fi.Size())
+	if err != nil {
+		return nil, err
+	}
+	if name == "" {
+		if looksLikeMedia(f) {
+			return nil, inputErr(ErrCorrupt, nil, "corrupt: the container cannot be read")
+		}
+		return nil, inputErr(ErrNotVideo, nil, "not a video: unrecognised file format")
+	}
+	if !containerAllowed(name) {
+		return nil, inputErr(ErrNotVideo, nil, "not a video: container %q not allowed", name)
+	}
+	if err := in.openDemuxer(ctx, f, fi.Size(), name, limits); err != nil {
+		return nil, err
+	}
+	fc := in.fc
+	in.info.Container = name
+	if err := checkStreams(fc, limits); err != nil {
+		return nil, err
+	}
+	// A container that declares a picture too large is refused before any
+	// of it is decoded.
+	declared := map[int][2]int{}
+	for _, s := range fc.Streams() {
+		cp := s.CodecParameters()
+		if cp.MediaType() != astiav.MediaTypeVideo {
+			continue
+		}
+		if cp.Width() > limits.MaxWidth || cp.Height() > limits.MaxHeight {
+			return nil, inputErr(ErrOverLimit, nil, "resolution %dx%d over limit %dx%d", cp.Width(), cp.Height(), limits.MaxWidth, limits.MaxHeight)
+		}
+		declared[s.Index()] = [2]int{cp.Width(), cp.Height()}
+	}
+	if err := findStreamInfo(fc, limits.maxPixels()); err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("transcode: %w", ctx.Err())
 		}
-		if looksLikeMedia(path) {
-			return nil, inputErr(ErrCorrupt, err, "corrupt: the container cannot be read")
-		}
-		return nil, inputErr(ErrNotVideo, err, "not a video: unrecognised file format")
-	}
-	in.fc = fc
-	in.frees = append(in.frees, fc.CloseInput)
-	if err := fc.FindStreamInfo(nil); err != nil {
 		return nil, inputErr(ErrCorrupt, err, "corrupt: stream parameters cannot be read")
 	}
-	in.info.Container = fc.InputFormat().Name()
-	if why := notVideoFormat(in.info.Container); why != "" {
-		return nil, inputErr(ErrNotVideo, nil, "not a video: %s (%s)", why, in.info.Container)
+	if err := checkStreams(fc, limits); err != nil {
+		return nil, err
 	}
 	if d := fc.Duration(); d > 0 {
 		in.info.Duration = time.Duration(d) * time.Microsecond // AV_TIME_BASE is 1 MHz
@@ -195,6 +316,12 @@ func openInput(ctx context.Context, path string, limits Limits) (_ *input, err e
 		return nil, inputErr(ErrNotVideo, nil, "not a video: no decoder for video codec %s", cp.CodecID())
 	}
 	w, h := cp.Width(), cp.Height()
+	if d := declared[in.vs.Index()]; (w <= 0 || h <= 0) && d[0] > 0 && d[1] > 0 {
+		// The decoder refused the stream's picture size (FFmpeg then
+		// clears it) though the container declared one within the limits.
+		return nil, inputErr(ErrOverLimit, nil, "resolution over limit %dx%d or invalid: the decoder refused the pictures (the container declares %dx%d)",
+			limits.MaxWidth, limits.MaxHeight, d[0], d[1])
+	}
 	if w <= 0 || h <= 0 || cp.PixelFormat() == astiav.PixelFormatNone {
 		return nil, inputErr(ErrCorrupt, nil, "corrupt: video stream has no decodable picture (%dx%d)", w, h)
 	}
@@ -270,28 +397,20 @@ func openInput(ctx context.Context, path string, limits Limits) (_ *input, err e
 	return in, nil
 }
 
-// notVideoFormat says why a demuxer's output is no upload to transcode:
-// FFmpeg renders text files as pictures and reads single images as video.
-func notVideoFormat(name string) string {
-	switch {
-	case name == "tty" || name == "bin" || name == "xbin" || name == "idf" || name == "adf":
-		return "a text file"
-	case name == "image2" || strings.HasSuffix(name, "_pipe"):
-		return "a still image"
+// checkStreams enforces MaxStreams. The demuxer stops adding streams one
+// past the limit (max_streams), so the count said is a lower bound.
+func checkStreams(fc *astiav.FormatContext, limits Limits) error {
+	if n := fc.NbStreams(); n > limits.MaxStreams {
+		return inputErr(ErrOverLimit, nil, "%d or more streams over limit %d", n, limits.MaxStreams)
 	}
-	return ""
+	return nil
 }
 
 // looksLikeMedia sniffs the first bytes for common media containers, to tell
 // a damaged video from a file that is not one at all.
-func looksLikeMedia(path string) bool {
-	f, err := os.Open(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
+func looksLikeMedia(f *os.File) bool {
 	head := make([]byte, 16)
-	n, _ := io.ReadFull(f, head)
+	n, _ := io.ReadFull(io.NewSectionReader(f, 0, 16), head)
 	head = head[:n]
 	switch {
 	case n >= 8 && (bytes.Equal(head[4:8], []byte("ftyp")) || bytes.Equal(head[4:8], []byte("moov")) ||

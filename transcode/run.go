@@ -153,12 +153,13 @@ func Run(ctx context.Context, path string, opts Options, sink Sink) (*Result, er
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	in, err := openInput(ctx, path, opts.Limits.withDefaults())
+	limits := opts.Limits.withDefaults()
+	in, err := openInput(ctx, path, limits)
 	if err != nil {
 		return nil, err
 	}
 	defer in.close()
-	r := &run{ctx: ctx, cancel: cancel, opts: opts, in: in, sink: sink, threads: opts.Threads}
+	r := &run{ctx: ctx, cancel: cancel, opts: opts, limits: limits, in: in, sink: sink, threads: opts.Threads}
 	if r.threads <= 0 {
 		r.threads = runtime.NumCPU()
 	}
@@ -195,6 +196,7 @@ type run struct {
 	ctx     context.Context
 	cancel  context.CancelCauseFunc
 	opts    Options
+	limits  Limits
 	in      *input
 	sink    Sink
 	threads int
@@ -215,12 +217,25 @@ type run struct {
 	t0         int64 // first video pts in VideoTimescale, or -1
 	lastSeg    []int
 	segIndex   []int
+	lastOut    []int64 // last output pts per rendition, or -1
 	nominalDur int64
 	decoded    int64
 	encoded    int64
 	maxPTS     int64
 	lastReport int
 	frees      []func()
+
+	// Limits enforced while decoding.
+	budget  *budget
+	sizer   *sizer
+	packets int
+	// decodedTicks is the media decoded, summed frame by frame (in
+	// VideoTimescale): unlike the timestamps it grows with every frame,
+	// whatever the timestamps do.
+	decodedTicks int64
+	// genPTS makes the frames' timestamps from their index and the frame
+	// rate: raw elementary streams have none of their own.
+	genPTS bool
 }
 
 func (r *run) close() {
@@ -232,10 +247,9 @@ func (r *run) close() {
 
 func (r *run) setup() error {
 	in := r.in
-	in.vdec.SetThreadCount(r.threads)
 	in.vdec.SetThreadType(astiav.ThreadTypeFrame)
-	if err := in.vdec.Open(astiav.FindDecoder(in.vs.CodecParameters().CodecID()), nil); err != nil {
-		return inputErr(ErrCorrupt, err, "corrupt: video decoder cannot open the stream")
+	if err := in.openVideoDecoder(r.threads, r.limits); err != nil {
+		return err
 	}
 	r.segTicks = int64(r.opts.SegmentDuration) * VideoTimescale / int64(time.Second)
 	// The output's origin is the video stream's start, so audio that comes
@@ -246,8 +260,14 @@ func (r *run) setup() error {
 	}
 	r.lastSeg = make([]int, len(r.opts.Renditions))
 	r.segIndex = make([]int, len(r.opts.Renditions))
+	r.lastOut = make([]int64, len(r.opts.Renditions))
 	for i := range r.lastSeg {
-		r.lastSeg[i] = -1
+		r.lastSeg[i], r.lastOut[i] = -1, -1
+	}
+	r.budget = newBudget(r.limits)
+	r.genPTS = rawVideo(in.info.Container)
+	if r.sizer = newSizer(in.vdec); r.sizer != nil {
+		r.frees = append(r.frees, r.sizer.free)
 	}
 	fps := in.info.Video.FrameRate
 	if fps <= 0 || fps > 240 {
@@ -367,6 +387,12 @@ func (r *run) loop() (*Result, error) {
 			}
 			return fail(inputErr(ErrCorrupt, err, "corrupt at %s: the container cannot be read further", clock(r.mediaTime())))
 		}
+		if r.packets++; r.packets%budgetEvery == 0 {
+			if err := r.budget.check(r.decodedMedia()); err != nil {
+				r.pkt.Unref()
+				return fail(err)
+			}
+		}
 		switch r.pkt.StreamIndex() {
 		case in.vs.Index():
 			err = r.decodeVideo(r.pkt)
@@ -423,6 +449,12 @@ func (r *run) audioIndex() int {
 	return r.in.as.Index()
 }
 
+// decodedMedia is how much media has been decoded: the larger of the
+// output's timestamps and the frames' summed durations.
+func (r *run) decodedMedia() time.Duration {
+	return max(r.mediaTime(), time.Duration(r.decodedTicks*int64(time.Second)/VideoTimescale))
+}
+
 // mediaTime is how far the video output has got.
 func (r *run) mediaTime() time.Duration {
 	if r.t0 < 0 {
@@ -432,6 +464,11 @@ func (r *run) mediaTime() time.Duration {
 }
 
 func (r *run) decodeVideo(pkt *astiav.Packet) error {
+	if pkt != nil && r.sizer != nil {
+		if w, h := r.sizer.size(pkt.Data()); w > r.limits.MaxWidth || h > r.limits.MaxHeight {
+			return inputErr(ErrOverLimit, nil, "resolution %dx%d at %s over limit %dx%d", w, h, clock(r.decodedMedia()), r.limits.MaxWidth, r.limits.MaxHeight)
+		}
+	}
 	if err := r.in.vdec.SendPacket(pkt); err != nil && !errors.Is(err, astiav.ErrEof) {
 		if errors.Is(err, astiav.ErrInvaliddata) {
 			return inputErr(ErrCorrupt, err, "corrupt at %s: undecodable video", clock(r.mediaTime()))
@@ -446,8 +483,10 @@ func (r *run) decodeVideo(pkt *astiav.Packet) error {
 		if err != nil {
 			return inputErr(ErrCorrupt, err, "corrupt at %s: undecodable video", clock(r.mediaTime()))
 		}
-		r.decoded++
-		r.dframe.SetPts(bestEffortTimestamp(r.dframe))
+		if err := r.checkFrame(r.dframe); err != nil {
+			r.dframe.Unref()
+			return err
+		}
 		err = r.video.src.AddFrame(r.dframe, astiav.NewBuffersrcFlags())
 		r.dframe.Unref()
 		if err != nil {
@@ -457,6 +496,43 @@ func (r *run) decodeVideo(pkt *astiav.Packet) error {
 			return err
 		}
 	}
+}
+
+// checkFrame counts a decoded frame against the limits and gives it its
+// timestamp.
+func (r *run) checkFrame(f *astiav.Frame) error {
+	l := r.limits
+	if f.Width() > l.MaxWidth || f.Height() > l.MaxHeight {
+		return inputErr(ErrOverLimit, nil, "resolution %dx%d at %s over limit %dx%d", f.Width(), f.Height(), clock(r.decodedMedia()), l.MaxWidth, l.MaxHeight)
+	}
+	tb := r.in.vs.TimeBase()
+	pts := bestEffortTimestamp(f)
+	if r.genPTS || pts == astiav.NoPtsValue {
+		rate := r.in.rate
+		if rate.Num() <= 0 || rate.Den() <= 0 {
+			rate = astiav.NewRational(25, 1)
+		}
+		pts = astiav.RescaleQ(r.decoded, astiav.NewRational(rate.Den(), rate.Num()), tb)
+		setFrameDuration(f, 0) // the encoder side uses the nominal duration
+	}
+	f.SetPts(pts)
+	r.decoded++
+	dur := astiav.RescaleQ(frameDuration(f), tb, astiav.NewRational(1, VideoTimescale))
+	if dur <= 0 || dur > 10*r.nominalDur {
+		dur = r.nominalDur
+	}
+	r.decodedTicks += dur
+	if r.decoded > l.MaxFrames {
+		return inputErr(ErrOverLimit, nil, "%d frames decoded, over limit %d", r.decoded, l.MaxFrames)
+	}
+	media := r.decodedMedia()
+	if media > l.MaxDuration {
+		return inputErr(ErrOverLimit, nil, "decoded duration %s over limit %s", clock(media), clock(l.MaxDuration))
+	}
+	if declared := r.in.info.Duration; declaredOverrun(media, declared) {
+		return inputErr(ErrOverLimit, nil, "decoded duration %s over limit: the container declares %s", clock(media), clock(declared))
+	}
+	return nil
 }
 
 // pullVideo takes every frame the scalers have ready.
@@ -488,9 +564,13 @@ func (r *run) encodeFrame(ri int, tb astiav.Rational) error {
 		r.t0 = pts
 	}
 	pts -= r.t0
-	if pts < 0 {
-		return nil // before the first frame of the output: dropped
+	if pts < 0 || pts <= r.lastOut[ri] {
+		// Before the first frame of the output, or not after the last one
+		// (timestamps that jump back): dropped, so the output's times
+		// always increase.
+		return nil
 	}
+	r.lastOut[ri] = pts
 	dur := astiav.RescaleQ(frameDuration(f), tb, astiav.NewRational(1, VideoTimescale))
 	if dur <= 0 {
 		dur = r.nominalDur

@@ -292,6 +292,27 @@ func TestLimits(t *testing.T) {
 	}
 }
 
+// The limits that only decoding can check stop a transcode with a
+// permanent over-limit error naming the limit and the measured value.
+func TestDecodeLimits(t *testing.T) {
+	src := testmedia.Clip(t, "main.mp4")
+	for _, tc := range []struct {
+		l    transcode.Limits
+		want string
+	}{
+		{transcode.Limits{MaxCPUPerSecond: 1e-9, CPUSlack: time.Nanosecond}, "s per second of media + 1ns)"},
+		{transcode.Limits{MaxMemory: 1 << 20}, "over limit 1 MiB"},
+	} {
+		opts := ladderOpts()
+		opts.Limits = tc.l
+		_, err := transcode.Run(t.Context(), src, opts, &collect{})
+		var ie *transcode.InputError
+		if !errors.Is(err, transcode.ErrOverLimit) || !errors.As(err, &ie) || !ie.Permanent() || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: err = %v, want ErrOverLimit %q", tc.l, err, tc.want)
+		}
+	}
+}
+
 func TestOptionsValidate(t *testing.T) {
 	src := testmedia.Clip(t, "main.mp4")
 	for _, o := range []transcode.Options{

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/abseal/abseal/internal/cliconf"
+	"github.com/abseal/abseal/transcode"
 )
 
 // config is the worker's configuration: flags, each with an ABSEAL_*
@@ -27,13 +28,16 @@ type config struct {
 	Threads        int
 	TempDir        string
 	MaxSourceBytes int64
-	HTTPAddr       string
-	AckWait        time.Duration
-	MaxDeliver     int
-	ShutdownGrace  time.Duration
-	Intake         bool
-	Name           string
-	LogLevel       string
+	// MaxMemory is the worker's resident memory a running job may not
+	// push past (transcode.Limits.MaxMemory); 0: 4 GiB per concurrent job.
+	MaxMemory     int64
+	HTTPAddr      string
+	AckWait       time.Duration
+	MaxDeliver    int
+	ShutdownGrace time.Duration
+	Intake        bool
+	Name          string
+	LogLevel      string
 
 	// --dev: run NATS, MinIO and the keys on this machine.
 	Dev     bool
@@ -60,6 +64,7 @@ func (c *config) flags(fl *flag.FlagSet) {
 	fl.IntVar(&c.Threads, "threads", envInt("ABSEAL_THREADS", 0), "CPU threads per job (0: CPUs / concurrency)")
 	fl.StringVar(&c.TempDir, "tmp-dir", env("ABSEAL_TMP_DIR", os.TempDir()), "where jobs keep their private temp files")
 	fl.Int64Var(&c.MaxSourceBytes, "max-source-bytes", e.Int64("ABSEAL_MAX_SOURCE_BYTES", 20<<30), "largest source accepted")
+	fl.Int64Var(&c.MaxMemory, "max-memory", e.Int64("ABSEAL_MAX_MEMORY", 0), "resident memory (bytes) past which the running job fails as over limit; keep it below the container's limit (0: 4 GiB per concurrent job)")
 	fl.StringVar(&c.HTTPAddr, "http-addr", env("ABSEAL_HTTP_ADDR", ":8080"), "address of /healthz, /readyz and /metrics (empty: off)")
 	fl.DurationVar(&c.AckWait, "ack-wait", envDur("ABSEAL_ACK_WAIT", 60*time.Second), "redeliver a job after this long without a heartbeat")
 	fl.IntVar(&c.MaxDeliver, "max-deliver", envInt("ABSEAL_MAX_DELIVER", 5), "deliveries of a job before it is dead-lettered")
@@ -101,6 +106,9 @@ func (c *config) finish() error {
 	}
 	if c.Threads == 0 {
 		c.Threads = max(1, runtime.NumCPU()/max(1, c.Concurrency))
+	}
+	if c.MaxMemory == 0 {
+		c.MaxMemory = transcode.DefaultLimits().MaxMemory * int64(max(1, c.Concurrency))
 	}
 	switch {
 	case c.Concurrency < 1:

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/abseal/abseal/transcode"
 )
 
 // A set but unparsable variable stops the worker before it connects to
@@ -22,5 +24,16 @@ func TestConfigRejectsBadEnvironment(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not name %s", err, want)
 		}
+	}
+}
+
+// The memory ceiling defaults to the transcode default per concurrent job.
+func TestConfigMaxMemoryDefault(t *testing.T) {
+	c := &config{Concurrency: 2, WMIDBits: 32, S3SecretKey: "x", Dev: true}
+	if err := c.finish(); err != nil {
+		t.Fatal(err)
+	}
+	if want := 2 * transcode.DefaultLimits().MaxMemory; c.MaxMemory != want {
+		t.Errorf("max memory %d, want %d", c.MaxMemory, want)
 	}
 }

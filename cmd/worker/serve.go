@@ -137,7 +137,7 @@ func newService(ctx context.Context, cfg *config, log *slog.Logger) (*service, f
 			return nil, fmt.Errorf("bucket %q is not an ingest bucket of this worker (%s)", bucket, strings.Join(cfg.IngestBuckets, ", "))
 		},
 		Out: out, KEK: kek, Profiles: profile.Registry{Dir: cfg.ProfilesDir}.Lookup, WatermarkKey: wmKey, WatermarkIDBits: cfg.WMIDBits, TempDir: cfg.TempDir,
-		MaxSourceBytes: cfg.MaxSourceBytes, Threads: cfg.Threads, Log: log,
+		MaxSourceBytes: cfg.MaxSourceBytes, Threads: cfg.Threads, Limits: transcode.Limits{MaxMemory: cfg.MaxMemory}, Log: log,
 	}
 	s := &service{cfg: cfg, log: log, nc: nc, q: q, out: out, runner: runner, m: newMetrics()}
 	return s, func() { nc.Drain(); nc.Close() }, nil
