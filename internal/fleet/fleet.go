@@ -242,6 +242,9 @@ func (f *Fleet) StartWorker(name string, extra ...string) *Worker {
 	return w
 }
 
+// PID is the worker process's id.
+func (w *Worker) PID() int { return w.cmd.Process.Pid }
+
 // stop sends sig and waits for the worker to exit.
 func (w *Worker) Stop(t testing.TB, sig syscall.Signal) {
 	t.Helper()
