@@ -14,15 +14,14 @@ import (
 	"github.com/abseal/abseal/internal/fleet"
 	"github.com/abseal/abseal/internal/hostile"
 	"github.com/abseal/abseal/internal/testmedia"
-	"github.com/abseal/abseal/transcode"
 )
 
 // hostileMaxRSS is the most memory the worker may reach on any hostile
 // upload.
 const hostileMaxRSS = 1 << 30
 
-// TestFleetHostileUploads uploads every hostile case (at the default
-// limits) to one worker: each is either processed (the cases that are
+// TestFleetHostileUploads uploads every hostile case to one worker at
+// its default limits: each is either processed (the cases that are
 // valid media) or dead-lettered on its first attempt with its reason, the
 // worker's peak RSS stays under 1 GiB, no planted file beside an upload
 // is read (had it been, the job would have succeeded), and a good upload
@@ -34,9 +33,6 @@ func TestFleetHostileUploads(t *testing.T) {
 	dir := t.TempDir()
 	var report []string
 	for _, c := range hostile.Cases() {
-		if c.Limits != (transcode.Limits{}) {
-			continue // a verdict at other limits than the worker's defaults: see the transcode tests
-		}
 		cdir := filepath.Join(dir, c.Name)
 		if err := os.Mkdir(cdir, 0o700); err != nil {
 			t.Fatal(err)
