@@ -76,9 +76,9 @@ func createNATSUsers(dir string) error {
 	return writeFile0600(filepath.Join(dir, NATSUsersConf), conf.Bytes())
 }
 
-// readOrCreate returns the file's content, first writing make's (mode 0600)
+// readOrCreate returns the file's content, first writing create's (mode 0600)
 // when there is no file.
-func readOrCreate(path string, make func() ([]byte, error)) ([]byte, error) {
+func readOrCreate(path string, create func() ([]byte, error)) ([]byte, error) {
 	b, err := os.ReadFile(path)
 	if err == nil {
 		return b, nil
@@ -86,7 +86,7 @@ func readOrCreate(path string, make func() ([]byte, error)) ([]byte, error) {
 	if !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("nats-users: %w", err)
 	}
-	if b, err = make(); err != nil {
+	if b, err = create(); err != nil {
 		return nil, fmt.Errorf("nats-users: %s: %w", path, err)
 	}
 	return b, writeFile0600(path, b)
