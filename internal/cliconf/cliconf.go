@@ -113,6 +113,9 @@ func (n *NATS) InboxPrefix() string {
 	return "_INBOX_" + n.User
 }
 
+// connectTimeout bounds the NATS handshake.
+const connectTimeout = 15 * time.Second
+
 // Connect connects to NATS as the configured user (if any), with replies
 // under InboxPrefix and the given options.
 func (n *NATS) Connect(opts ...nats.Option) (*nats.Conn, error) {
@@ -126,6 +129,10 @@ func (n *NATS) Connect(opts ...nats.Option) (*nats.Conn, error) {
 		}
 		opts = append(opts, nats.UserInfo(n.User, pw), nats.CustomInboxPrefix(n.InboxPrefix()))
 	}
+	// The server checks a password against its bcrypt hash (cost 11)
+	// during the handshake, which takes far longer than nats.go's 2 s
+	// default allows on a busy server; a caller's own Timeout still wins.
+	opts = append([]nats.Option{nats.Timeout(connectTimeout)}, opts...)
 	nc, err := nats.Connect(n.URL, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("nats %s: %w", redactURLs(n.URL), err)
