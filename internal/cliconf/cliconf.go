@@ -129,9 +129,9 @@ func (n *NATS) Connect(opts ...nats.Option) (*nats.Conn, error) {
 		}
 		opts = append(opts, nats.UserInfo(n.User, pw), nats.CustomInboxPrefix(n.InboxPrefix()))
 	}
-	// The server checks a password against its bcrypt hash (cost 11)
-	// during the handshake, which takes far longer than nats.go's 2 s
-	// default allows on a busy server; a caller's own Timeout still wins.
+	// The server checks a password against its bcrypt hash during the
+	// handshake, which can outlast nats.go's 2 s default on a busy
+	// server; a caller's own Timeout still wins.
 	opts = append([]nats.Option{nats.Timeout(connectTimeout)}, opts...)
 	nc, err := nats.Connect(n.URL, opts...)
 	if err != nil {
