@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -300,37 +299,13 @@ func TestRevocationsAreSetUpByOpen(t *testing.T) {
 	if err := rev.Revoke(t.Context(), "wmid-7", "leak"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := queue.Open(t.Context(), nc, queue.Config{}); err != nil {
+	q, err := queue.Open(t.Context(), nc, queue.Config{})
+	if err != nil {
 		t.Fatalf("second open: %v", err)
 	}
-	if err := watchRevocations(t, rev); err != nil || !rev.Revoked("wmid-7") {
-		t.Fatalf("deny-list after a second open: revoked %v, %v", rev.Revoked("wmid-7"), err)
-	}
-}
-
-// watchRevocations runs rev's watch until the test ends and waits for its
-// first complete load.
-func watchRevocations(t *testing.T, rev *queue.Revocations) error {
-	t.Helper()
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		rev.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := rev.Confirmed()
-		if !c.IsZero() && err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("deny-list not loaded after 10s: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond)
+	rv := runRevocations(t, q)
+	waitFor(t, "the deny-list loaded", 10*time.Second, func() bool { c, err := rv.Confirmed(); return !c.IsZero() && err == nil })
+	if !rv.Revoked("wmid-7") {
+		t.Fatal("deny-list after a second open: wmid-7 is not revoked")
 	}
 }

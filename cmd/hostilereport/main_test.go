@@ -9,9 +9,6 @@ import (
 // Two cases through a worker built from this module: each gets a row with
 // its verdict, and both meet their goals.
 func TestReport(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the worker")
-	}
 	var out, errb bytes.Buffer
 	if err := run(t.Context(), []string{"--case", "empty", "--case", "concat-self"}, &out, &errb); err != nil {
 		t.Fatalf("%v\n%s\n%s", err, out.String(), errb.String())
