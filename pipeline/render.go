@@ -188,13 +188,16 @@ func deref(r *cmaf.Rendition) []cmaf.Rendition {
 // or <rendition>/seg-N for a track without variants (audio).
 func trackRef(t cmaf.Track, n int) asset.Ref { return asset.Segment(t.Name, t.Variant, n) }
 
-// markPair embeds the watermark in both variants of a frame in one pass:
+// markPair embeds the watermark in both variants of a frame in one pass
+// (writing all of b's luma, which transcode leaves undefined):
 // variant a (0) with sign +1, b (1) with -1; segments before the first
 // position stay unmarked.
 func markPair(wm *WatermarkOptions) transcode.PairHook {
 	return func(a, b *transcode.Frame) error {
 		if asset.Position(a.Segment, wm.Unmarked) >= 0 {
 			wm.Embedder.EmbedPair(a.Luma, a.Stride, b.Luma, b.Stride, a.Width, a.Height, a.Segment, a.PTS)
+		} else {
+			b.CopyLuma(a) // b's plane starts undefined
 		}
 		return nil
 	}

@@ -9,6 +9,7 @@ package transcode
 #include <stdlib.h>
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
+#include <libavutil/buffer.h>
 #include <libavutil/frame.h>
 #include <malloc.h>
 
@@ -76,6 +77,52 @@ static void abseal_sizer_parse(abseal_sizer *s, const uint8_t *data, int size, i
 	av_parser_parse2(s->parser, s->ctx, &out, &out_size, data, size, AV_NOPTS_VALUE, AV_NOPTS_VALUE, 0);
 	*w = s->parser->width;
 	*h = s->parser->height;
+}
+
+// abseal_pair makes b the second variant of a: b's luma is a buffer of its
+// own from pool (its bytes undefined), its chroma planes are a's, shared by
+// reference. a's buffers are first made writable if anything else holds
+// them; after the call only a's luma may be written (b reads a's chroma,
+// never a's luma).
+static int abseal_pair(AVFrame *a, AVFrame *b, AVBufferPool *pool, int size) {
+	int ret;
+	if (!av_frame_is_writable(a) && (ret = av_frame_make_writable(a)) < 0)
+		return ret;
+	if (a->linesize[0] <= 0 || (size_t)a->linesize[0] * a->height > (size_t)size)
+		return AVERROR(EINVAL);
+	av_frame_unref(b);
+	if ((ret = av_frame_copy_props(b, a)) < 0)
+		return ret;
+	b->format = a->format;
+	b->width = a->width;
+	b->height = a->height;
+	if (!(b->buf[0] = av_buffer_pool_get(pool)))
+		return AVERROR(ENOMEM);
+	b->data[0] = b->buf[0]->data;
+	b->linesize[0] = a->linesize[0];
+	int nb = 1;
+	for (int i = 1; i < AV_NUM_DATA_POINTERS && a->data[i]; i++) {
+		AVBufferRef *pb = av_frame_get_plane_buffer(a, i);
+		if (!pb) {
+			av_frame_unref(b);
+			return AVERROR(EINVAL);
+		}
+		int have = 0;
+		for (int k = 1; k < nb; k++)
+			if (b->buf[k]->buffer == pb->buffer)
+				have = 1;
+		if (!have) {
+			if (!(b->buf[nb] = av_buffer_ref(pb))) {
+				av_frame_unref(b);
+				return AVERROR(ENOMEM);
+			}
+			nb++;
+		}
+		b->data[i] = a->data[i];
+		b->linesize[i] = a->linesize[i];
+	}
+	b->extended_data = b->data;
+	return 0;
 }
 
 static void abseal_sizer_free(abseal_sizer *s) {
@@ -174,6 +221,38 @@ func bestEffortTimestamp(f *astiav.Frame) int64 { return int64(cframe(f).best_ef
 func frameDuration(f *astiav.Frame) int64 { return int64(cframe(f).duration) }
 
 func setFrameDuration(f *astiav.Frame, d int64) { cframe(f).duration = C.int64_t(d) }
+
+// lumaPool holds the luma planes of variant B frames of one rendition:
+// allocated once, reused frame after frame (a fresh allocation per frame
+// costs page faults at every frame).
+type lumaPool struct {
+	p    *C.AVBufferPool
+	size int
+}
+
+func newLumaPool(size int) *lumaPool {
+	return &lumaPool{p: C.av_buffer_pool_init(C.size_t(size), nil), size: size}
+}
+
+// free releases the pool; buffers still in use are freed when returned.
+func (lp *lumaPool) free() {
+	if lp.p != nil {
+		C.av_buffer_pool_uninit(&lp.p)
+	}
+}
+
+// pairFrames makes b the second variant of a: a luma plane of its own from
+// lp (its bytes undefined: the pair hook writes it), the chroma planes of a
+// shared by reference. a is made writable first if its buffer is shared.
+func pairFrames(a, b *astiav.Frame, lp *lumaPool) error {
+	if lp.p == nil {
+		return errors.New("transcode: luma pool allocation failed")
+	}
+	if ret := C.abseal_pair(cframe(a), cframe(b), lp.p, C.int(lp.size)); ret < 0 {
+		return astiav.Error(ret)
+	}
+	return nil
+}
 
 // fieldOrderInterlaced reports whether a decoder's stream is coded as fields.
 func fieldOrderInterlaced(cc *astiav.CodecContext) bool {

@@ -46,9 +46,13 @@ type Options struct {
 	// scaling and encoding. It may change the luma plane in place.
 	Hook FrameHook
 	// PairHook, when set with two variants, is called once per frame with
-	// both variants' frames (a is variant 0, b variant 1; the same picture
-	// in two writable buffers) before Hook: the A/B watermark marks both in
-	// one pass.
+	// both variants' frames (a is variant 0, b variant 1): the A/B
+	// watermark marks both in one pass. Without Hook, a's luma plane holds
+	// the picture and b's luma plane holds undefined bytes: the hook must
+	// write every picture byte of b (watermark.Embedder.EmbedPair does;
+	// CopyLuma copies a frame left alone), and b shares a's chroma, so no
+	// copy of the picture is made for b. With Hook also set, both planes
+	// hold the picture, in two writable buffers.
 	PairHook PairHook
 	// Audio, when set and the input has audio, encodes AAC once.
 	Audio *AudioSettings
@@ -77,6 +81,13 @@ type Frame struct {
 	Segment, Index int
 	// Rendition and Variant say which encoder the frame goes to.
 	Rendition, Variant int
+}
+
+// CopyLuma copies src's luma picture (Width×Height bytes) into f's.
+func (f *Frame) CopyLuma(src *Frame) {
+	for y := range min(f.Height, src.Height) {
+		copy(f.Luma[y*f.Stride:y*f.Stride+f.Width], src.Luma[y*src.Stride:y*src.Stride+src.Width])
+	}
 }
 
 // FrameHook may change a frame's luma plane before it is encoded.
@@ -210,6 +221,7 @@ type run struct {
 	wg    sync.WaitGroup
 
 	pkt    *astiav.Packet
+	pools  []*lumaPool // per rendition: variant B's luma planes
 	dframe *astiav.Frame
 	sframe *astiav.Frame
 
@@ -346,6 +358,30 @@ func (r *run) stopEncoders() {
 		}
 	}
 	r.wg.Wait()
+}
+
+// lumaPool is rendition ri's pool of variant B luma planes, big enough for
+// a's.
+func (r *run) lumaPool(ri int, a *astiav.Frame) *lumaPool {
+	if r.pools == nil {
+		r.pools = make([]*lumaPool, len(r.opts.Renditions))
+		r.frees = append(r.frees, func() {
+			for _, p := range r.pools {
+				if p != nil {
+					p.free()
+				}
+			}
+		})
+	}
+	_, stride := lumaPlane(a)
+	size := stride*a.Height() + 64
+	if p := r.pools[ri]; p == nil || p.size < size {
+		if p != nil {
+			p.free()
+		}
+		r.pools[ri] = newLumaPool(size)
+	}
+	return r.pools[ri]
 }
 
 // emit hands a packet to the sink.
@@ -590,13 +626,15 @@ func (r *run) encodeFrame(ri int, tb astiav.Rational) error {
 			r.opts.Progress(time.Duration(pts*int64(time.Second)/VideoTimescale), r.in.info.Duration)
 		}
 	}
-	// The last variant takes the scaled frame's own reference, the others
-	// a reference each; a hook makes each one writable (a copy only where a
-	// buffer is shared). All variants are hooked before any is sent, so a
-	// pair hook sees both.
-	hooked := r.opts.Hook != nil || r.opts.PairHook != nil
+	hf := func(out *astiav.Frame, v int) Frame {
+		luma, stride := lumaPlane(out)
+		return Frame{
+			Luma: luma, Stride: stride, Width: out.Width(), Height: out.Height(),
+			PTS:     time.Duration(pts * int64(time.Second) / VideoTimescale),
+			Segment: seg, Index: index, Rendition: ri, Variant: v,
+		}
+	}
 	var outs [2]*astiav.Frame
-	var hfs [2]Frame
 	release := func() {
 		for v, out := range outs {
 			if out != nil {
@@ -604,19 +642,7 @@ func (r *run) encodeFrame(ri int, tb astiav.Rational) error {
 			}
 		}
 	}
-	for v := r.opts.Variants - 1; v >= 0; v-- {
-		out, err := r.encs[ri][v].frame(r.ctx)
-		if err != nil {
-			release()
-			return err
-		}
-		outs[v] = out
-		if v == 0 {
-			out.MoveRef(f)
-		} else if err := out.Ref(f); err != nil {
-			release()
-			return fmt.Errorf("transcode: ref frame: %w", err)
-		}
+	stamp := func(out *astiav.Frame) {
 		out.SetPts(pts)
 		setFrameDuration(out, dur)
 		if idr {
@@ -624,30 +650,72 @@ func (r *run) encodeFrame(ri int, tb astiav.Rational) error {
 		} else {
 			out.SetPictureType(astiav.PictureTypeNone)
 		}
-		if hooked {
-			if err := out.MakeWritable(); err != nil {
-				release()
-				return fmt.Errorf("transcode: make frame writable: %w", err)
-			}
-			luma, stride := lumaPlane(out)
-			hfs[v] = Frame{
-				Luma: luma, Stride: stride, Width: out.Width(), Height: out.Height(),
-				PTS:     time.Duration(pts * int64(time.Second) / VideoTimescale),
-				Segment: seg, Index: index, Rendition: ri, Variant: v,
-			}
-		}
 	}
-	if r.opts.PairHook != nil && r.opts.Variants == 2 {
-		if err := r.opts.PairHook(&hfs[0], &hfs[1]); err != nil {
+	if r.opts.PairHook != nil && r.opts.Variants == 2 && r.opts.Hook == nil {
+		// A takes the scaled frame, B gets a luma plane of its own and
+		// shares A's chroma: the pair hook writes B's luma from A's, so no
+		// copy of the picture is made for B.
+		for v := range 2 {
+			out, err := r.encs[ri][v].frame(r.ctx)
+			if err != nil {
+				release()
+				return err
+			}
+			outs[v] = out
+		}
+		outs[0].MoveRef(f)
+		stamp(outs[0])
+		if err := pairFrames(outs[0], outs[1], r.lumaPool(ri, outs[0])); err != nil {
+			release()
+			return fmt.Errorf("transcode: variant b frame: %w", err)
+		}
+		stamp(outs[1])
+		a, b := hf(outs[0], 0), hf(outs[1], 1)
+		if err := r.opts.PairHook(&a, &b); err != nil {
 			release()
 			return fmt.Errorf("transcode: frame hook: %w", err)
 		}
-	}
-	if r.opts.Hook != nil {
+	} else {
+		// The last variant takes the scaled frame's own reference, the
+		// others a reference each; a hook makes each one writable (a copy
+		// only where a buffer is shared). All variants are hooked before
+		// any is sent.
+		hooked := r.opts.Hook != nil || r.opts.PairHook != nil
+		var hfs [2]Frame
 		for v := r.opts.Variants - 1; v >= 0; v-- {
-			if err := r.opts.Hook(&hfs[v]); err != nil {
+			out, err := r.encs[ri][v].frame(r.ctx)
+			if err != nil {
+				release()
+				return err
+			}
+			outs[v] = out
+			if v == 0 {
+				out.MoveRef(f)
+			} else if err := out.Ref(f); err != nil {
+				release()
+				return fmt.Errorf("transcode: ref frame: %w", err)
+			}
+			stamp(out)
+			if hooked {
+				if err := out.MakeWritable(); err != nil {
+					release()
+					return fmt.Errorf("transcode: make frame writable: %w", err)
+				}
+				hfs[v] = hf(out, v)
+			}
+		}
+		if r.opts.PairHook != nil && r.opts.Variants == 2 {
+			if err := r.opts.PairHook(&hfs[0], &hfs[1]); err != nil {
 				release()
 				return fmt.Errorf("transcode: frame hook: %w", err)
+			}
+		}
+		if r.opts.Hook != nil {
+			for v := r.opts.Variants - 1; v >= 0; v-- {
+				if err := r.opts.Hook(&hfs[v]); err != nil {
+					release()
+					return fmt.Errorf("transcode: frame hook: %w", err)
+				}
 			}
 		}
 	}

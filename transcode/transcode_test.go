@@ -156,6 +156,64 @@ func TestVariantsAndHook(t *testing.T) {
 	}
 }
 
+// A pair hook gets b with a luma plane of its own and a's chroma: b
+// copied from a encodes to a's bits; b changed on every row leaves a's
+// bits as they are without a hook, and b's differ.
+func TestPairHook(t *testing.T) {
+	src := testmedia.Clip(t, "main.mp4")
+	encode := func(pair transcode.PairHook) *collect {
+		var sink collect
+		opts := ladderOpts()
+		opts.Variants = 2
+		opts.PairHook = pair
+		if _, err := transcode.Run(t.Context(), src, opts, &sink); err != nil {
+			t.Fatal(err)
+		}
+		return &sink
+	}
+	same := func(a, b []transcode.Packet) bool {
+		if len(a) != len(b) {
+			return false
+		}
+		for i := range a {
+			if !bytes.Equal(a[i].Data, b[i].Data) || a[i].PTS != b[i].PTS {
+				return false
+			}
+		}
+		return true
+	}
+	plain := encode(nil)
+	copied := encode(func(a, b *transcode.Frame) error {
+		if &a.Luma[0] == &b.Luma[0] {
+			t.Error("a and b share a luma plane")
+		}
+		b.CopyLuma(a)
+		return nil
+	})
+	changed := encode(func(a, b *transcode.Frame) error {
+		for y := range b.Height {
+			for x := range b.Width {
+				b.Luma[y*b.Stride+x] = a.Luma[y*a.Stride+x] ^ 0x10
+			}
+		}
+		return nil
+	})
+	for ri := range 2 {
+		if !same(copied.packets[2*ri], copied.packets[2*ri+1]) {
+			t.Errorf("rendition %d: b copied from a encodes differently from a", ri)
+		}
+		if !same(copied.packets[2*ri], plain.packets[2*ri]) {
+			t.Errorf("rendition %d: a with a copying pair hook differs from a without a hook", ri)
+		}
+		if !same(changed.packets[2*ri], plain.packets[2*ri]) {
+			t.Errorf("rendition %d: writing b changed a", ri)
+		}
+		if same(changed.packets[2*ri+1], plain.packets[2*ri+1]) {
+			t.Errorf("rendition %d: b written by the hook encodes as without a hook", ri)
+		}
+	}
+}
+
 func TestCancel(t *testing.T) {
 	src := testmedia.Clip(t, "main.mp4")
 	before := runtime.NumGoroutine()

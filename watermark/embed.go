@@ -308,16 +308,20 @@ func (e *Embedder) scaleBlockRow(luma []byte, stride, w, h, y, bw int, recompute
 }
 
 // EmbedPair marks both variants of a frame in one pass: a is variant A
-// (sign +1) and b variant B (sign -1), two planes holding the same picture
-// (b may have another stride). The result is byte for byte that of Embed
-// on b and then on a, at about two thirds of the cost: the source pixels,
-// strengths and pattern are read once.
+// (sign +1), holding the picture, and b variant B (sign -1), whose picture
+// bytes are only written, never read: b may hold anything before the call
+// (b may have another stride). The result is byte for byte that of a copy
+// of a into b, then Embed on b and on a; the source pixels, strengths and
+// pattern are read once, and no separate copy of the picture is needed.
 func (e *Embedder) EmbedPair(a []byte, strideA int, b []byte, strideB, w, h, segment int, pts time.Duration) {
 	if w <= 0 || h <= 0 || len(a) < strideA*(h-1)+w || len(b) < strideB*(h-1)+w {
 		return
 	}
 	env := e.ramp(segment, pts)
 	if env == 0 {
+		for y := range h {
+			copy(b[y*strideB:y*strideB+w], a[y*strideA:y*strideA+w])
+		}
 		return
 	}
 	pat := e.quantPattern(w, h, segment)
