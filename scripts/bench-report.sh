@@ -6,10 +6,13 @@ set -euo pipefail
 in=${1:?usage: bench-report.sh bench.txt}
 
 awk '
+/^ *cost_bench_test.go:[0-9]+: *$/ { table = 1; next }
+table && /^ *\|/ { sub(/^ +/, ""); tables = tables $0 "\n"; next }
+table && !/^ *\|/ { table = 0; tables = tables "\n" }
 /^Benchmark/ {
 	name = $1; sub(/-[0-9]+$/, "", name)
 	for (i = 2; i <= NF; i++) if ($(i+1) == "MB/s") { v[name] = v[name] " " $i }
-	if (name ~ /LadderVsFFmpeg|JobOverhead|JobsPerHour|EmbedShare|EdgeLoad/) {
+	if (name ~ /LadderVsFFmpeg|MarkedVsFFmpeg|JobOverhead|JobsPerHour|EmbedShare|EdgeLoad/) {
 		line = ""
 		for (i = 3; i < NF; i += 2) line = line sprintf("%s %s, ", $i, $(i+1))
 		ladder[name] = line
@@ -35,4 +38,5 @@ END {
 		if (raw in m) printf "envelope %s / raw AES-256-GCM: **%.2f** (goal >= 0.8)\n", substr(k, 10), m[k] / m[raw]
 	}
 	for (k in ladder) printf "\n%s: %s\n", k, ladder[k]
+	if (tables != "") printf "\nThe marked A/B job against the ffmpeg CLI (whole processes, medians of 3 alternating runs):\n\n%s", tables
 }' "$in"

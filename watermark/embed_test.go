@@ -87,7 +87,7 @@ func TestEmbedQualityAndSign(t *testing.T) {
 	if pa < 40 || pb < 40 {
 		t.Errorf("PSNR-Y %.1f / %.1f dB on a fully textured picture, want >= 40", pa, pb)
 	}
-	pat := watermark.Pattern(assetKey, 12, w, h, 0)
+	pat := watermark.Pattern(assetKey, watermark.DefaultParams(2*time.Second).Grid, w, h, 0)
 	if c := corr(a, b, pat, w, h, stride); c < 0.8 {
 		t.Errorf("A-B correlates %.2f with the segment's pattern, want >= 0.8", c)
 	}
@@ -156,8 +156,8 @@ func TestEmbedRamps(t *testing.T) {
 // The pattern is defined in normalized coordinates: the 1080p pattern
 // scaled to 360p is the 360p pattern.
 func TestPatternScales(t *testing.T) {
-	big := watermark.Pattern(assetKey, 12, 1920, 1080, 5)
-	small := watermark.Pattern(assetKey, 12, 640, 360, 5)
+	big := watermark.Pattern(assetKey, watermark.DefaultParams(2*time.Second).Grid, 1920, 1080, 5)
+	small := watermark.Pattern(assetKey, watermark.DefaultParams(2*time.Second).Grid, 640, 360, 5)
 	var sxy, sxx, syy float64
 	for y := range 360 {
 		for x := range 640 {
@@ -177,7 +177,7 @@ func TestPatternScales(t *testing.T) {
 	if c := sxy / math.Sqrt(sxx*syy); c < 0.99 {
 		t.Fatalf("1080p pattern downscaled correlates %.3f with the 360p one", c)
 	}
-	other := watermark.Pattern(assetKey, 12, 640, 360, 6)
+	other := watermark.Pattern(assetKey, watermark.DefaultParams(2*time.Second).Grid, 640, 360, 6)
 	otherKey := watermark.Pattern([]byte("another asset key, 32 bytes....."), 12, 640, 360, 5)
 	for name, q := range map[string][]float32{"next segment": other, "other key": otherKey} {
 		var sxy, sxx, syy float64
@@ -204,7 +204,7 @@ func TestDither(t *testing.T) {
 	orig := texture(w, h, w, 5)
 	a := bytes.Clone(orig)
 	e.Embed(a, w, w, h, 0, time.Second, +1)
-	pat := watermark.Pattern(assetKey, 12, w, h, 0)
+	pat := watermark.Pattern(assetKey, watermark.DefaultParams(2*time.Second).Grid, w, h, 0)
 	if c := corr(a, orig, pat, w, h, w); c < 0.1 {
 		t.Fatalf("a 0.3-level mark left correlation %.3f", c)
 	}

@@ -1,14 +1,25 @@
-// Command wmreport measures the A/B watermark on a generated textured clip
-// and prints a Markdown table (make wm-report): bit error rate, wmid
+// Command wmreport measures the A/B watermark and prints a Markdown report
+// (make wm-report) in two sections.
+//
+// Robustness (a fast section at non-default settings: 0.5 s segments,
+// 16-bit wmids, a generated textured clip): bit error rate, wmid
 // identification, segments used and detection speed under attacks applied
-// with the ffmpeg CLI to streams assembled for random sessions, and the
-// quality and size cost of the mark.
+// with the ffmpeg CLI to streams assembled for random sessions.
 //
-//	wmreport [--sessions 12] [--workdir DIR] [--clip FILE] [--attack NAME]...
+// Quality where viewers see it (the default ladder and settings, on a
+// generated camera-like clip and the generated textured one): every rung's
+// marked encode (variant A as stored) and an unmarked encode at the same
+// CRF against the source, PSNR-Y, SSIM-Y and bitrate; then a trade-off
+// table of embedding settings (strength, flat share, grid) against quality
+// and detection after a CRF 28 re-encode at 640x360.
 //
-// --clip measures another clip instead of the generated one (one that is
+//	wmreport [--section all|robustness|quality] [--sessions 12] [--workdir DIR]
+//	         [--clip FILE] [--attack NAME]... [--quality-clip FILE] [--points S:F:G,...]
+//
+// --clip measures another clip in the robustness section (one that is
 // shorter than the pattern gives bit error rates, but no session can be
-// identified); --attack, repeatable, runs only the attacks named.
+// identified); --attack, repeatable, runs only the attacks named;
+// --quality-clip measures another source in the quality section.
 package main
 
 import (
@@ -115,11 +126,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		names = append(names, s)
 		return nil
 	})
+	section := fl.String("section", "all", "which part of the report: robustness, quality or all")
+	pointList := fl.String("points", "3:0.4:12,3:0:8,2:0.08:8,3:0.08:8,3:0.2:8,4:0.08:8", "settings of the quality section's trade-off table, as strength:flat:grid, comma-separated (empty: none)")
+	qualityClip := fl.String("quality-clip", "", "source of the quality section (default: the generated natural and textured 1080p clips)")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
 	if *sessions < 1 {
 		return errors.New("--sessions must be at least 1")
+	}
+	if *section != "all" && *section != "robustness" && *section != "quality" {
+		return fmt.Errorf("--section %q: want robustness, quality or all", *section)
+	}
+	points, err := parsePoints(*pointList)
+	if err != nil {
+		return fmt.Errorf("--points: %w", err)
 	}
 	chosen, err := pick(attacks(), names)
 	if err != nil {
@@ -135,6 +156,42 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		dir = d
 	}
 	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "wmreport: "+format+"\n", a...) }
+	fmt.Fprintf(stdout, "# abseal watermark report\n")
+	if *section != "quality" {
+		if err := robustnessSection(ctx, stdout, logf, dir, *clip, chosen, *sessions); err != nil {
+			return err
+		}
+	}
+	if *section == "robustness" {
+		return nil
+	}
+	var sources []qualitySource
+	if *qualityClip != "" {
+		sources = []qualitySource{{filepath.Base(*qualityClip), *qualityClip}}
+	} else {
+		root, err := devenv.ModuleRoot()
+		if err != nil {
+			return err
+		}
+		for _, c := range []qualitySource{
+			{"natural (generated camera-like clip: smooth, moving, low grain; 1920x1080, 30 fps, 20 s)", "natural-1080p30.mp4"},
+			{"textured (generated Mandelbrot zoom under full-frame noise; 1920x1080, 30 fps, 30 s)", "hd-1080p30.mp4"},
+		} {
+			logf("generating %s", c.path)
+			if out, err := exec.CommandContext(ctx, filepath.Join(root, "testdata", "make-clips.sh"), dir, c.path).CombinedOutput(); err != nil {
+				return fmt.Errorf("make clip: %v: %s", err, out)
+			}
+			sources = append(sources, qualitySource{c.label, filepath.Join(dir, c.path)})
+		}
+	}
+	return qualitySection(ctx, stdout, logf, dir, sources, points, min(*sessions, 6))
+}
+
+// robustnessSection is the table of attacks: a marked 0.5 s-segment asset
+// of clip (default: the generated report clip), sessions assembled from it,
+// attacked and detected.
+func robustnessSection(ctx context.Context, stdout io.Writer, logf func(string, ...any), dir, clipPath string, chosen []attack, nsessions int) error {
+	clip, sessions := &clipPath, &nsessions
 
 	src, source := *clip, filepath.Base(*clip)
 	if src == "" {
@@ -222,7 +279,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	r := rand.New(rand.NewPCG(2026, 11))
-	fmt.Fprintf(stdout, "# abseal watermark report\n\n")
+	fmt.Fprintf(stdout, "\n## Robustness (fast section: non-default 0.5 s segments, 16-bit wmids, a generated clip)\n\n")
 	fmt.Fprintf(stdout, "Source: %s; 0.5 s segments, first %d unmarked; wmid %d bits, pattern %d bits; %d sessions per attack.\n\n",
 		source, unmarked, idBits, code.PatternLen(), *sessions)
 	if short != "" {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -19,7 +20,7 @@ func TestMain(m *testing.M) { os.Exit(testmedia.Main(m)) }
 func TestRunOneAttack(t *testing.T) {
 	const name = "libx264 CRF 28 at 640x360"
 	var stdout, stderr bytes.Buffer
-	err := run(t.Context(), []string{"--clip", testmedia.Clip(t, "main.mp4"), "--attack", name, "--sessions", "2",
+	err := run(t.Context(), []string{"--section", "robustness", "--clip", testmedia.Clip(t, "main.mp4"), "--attack", name, "--sessions", "2",
 		"--workdir", t.TempDir()}, &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr.String())
@@ -31,7 +32,7 @@ func TestRunOneAttack(t *testing.T) {
 			rows = append(rows, strings.Split(strings.Trim(l, "| "), " | "))
 		}
 	}
-	if len(rows) != 1 || rows[0][0] != name || len(rows[0]) != 9 {
+	if len(rows) != 1 || rows[0][0] != name || len(rows[0]) != 9 || strings.Contains(out, "Quality where viewers see it") {
 		t.Fatalf("table rows %q, want one for %q:\n%s", rows, name, out)
 	}
 	row := rows[0]
@@ -59,5 +60,42 @@ func TestRunUnknownAttack(t *testing.T) {
 	err := run(t.Context(), []string{"--attack", "no such attack"}, &bytes.Buffer{}, &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), `no attack "no such attack" (have "libx264 CRF 28 at 640x360"`) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestQualitySection: the quality section on a 6 s 640x360 clip (one
+// rung): the marked rung against the unmarked one, and one trade-off row.
+// The mark costs something where viewers see it (a marked encode equal to
+// the unmarked one fails), and the attacked sessions' segments are read.
+func TestQualitySection(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	err := run(t.Context(), []string{"--section", "quality", "--quality-clip", testmedia.Clip(t, "main.mp4"), "--points", "3:0.08:8",
+		"--sessions", "2", "--workdir", t.TempDir()}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	out := stdout.String()
+	var rows [][]string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "| ") && !strings.HasPrefix(l, "| rung |") && !strings.HasPrefix(l, "| strength") {
+			rows = append(rows, strings.Split(strings.Trim(l, "| "), " | "))
+		}
+	}
+	if len(rows) != 2 || rows[0][0] != "360p" || len(rows[0]) != 9 || rows[1][0] != "3, 0.08, 8 (default)" || len(rows[1]) != 8 {
+		t.Fatalf("rows %q, want the 360p rung and the default trade-off point:\n%s", rows, out)
+	}
+	num := func(s string) float64 {
+		v, err := strconv.ParseFloat(strings.Fields(s)[0], 64)
+		if err != nil {
+			t.Fatalf("%q: %v", s, err)
+		}
+		return v
+	}
+	dpsnr, dsize := num(rows[0][3]), num(rows[0][8])
+	if dpsnr >= 0 || dpsnr < -3 || math.Abs(dsize) > 30 {
+		t.Errorf("360p: ΔPSNR-Y %g dB, Δsize %g %%: want the mark to cost some, and not much", dpsnr, dsize)
+	}
+	if z, wrong := num(rows[1][5]), rows[1][7]; z < 3 || !strings.HasPrefix(wrong, "0 of ") {
+		t.Errorf("trade-off row %q: median |z| %g, sign errors %s; want >= 3 and none", rows[1], z, wrong)
 	}
 }
