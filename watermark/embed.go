@@ -257,13 +257,11 @@ func (e *Embedder) Embed(luma []byte, stride, w, h, segment int, pts time.Durati
 	pat := e.quantPattern(w, h, segment)
 	amp := e.ampQ * env / 256 * int32(sign)
 	bw := (w + block - 1) / block
-	recompute, doff, srow := e.beginFrame(w, h, segment, pts, bw)
+	doff, srow := e.beginFrame(luma, stride, w, h, segment, pts, bw)
 	full := w &^ (block - 1)
 	nfull := full / block
 	for y := range h {
-		if y%block == 0 {
-			e.scaleBlockRow(luma, stride, w, h, y, bw, recompute, amp, srow)
-		}
+		e.rowStrengths(y, bw, amp, srow)
 		row := luma[y*stride : y*stride+w]
 		prow := pat[y*bw : (y+1)*bw]
 		dy := (y + doff) & (ditherSize - 1)
@@ -298,32 +296,69 @@ func (e *Embedder) Embed(luma []byte, stride, w, h, segment int, pts time.Durati
 	}
 }
 
-// beginFrame prepares marking a frame of w×h (bw blocks per row): whether
-// its strengths must be computed (the other variant of the same frame, at
-// the same size and time, reuses them), its dither offset, and the row
-// buffer of scaled strengths.
-func (e *Embedder) beginFrame(w, h, segment int, pts time.Duration, bw int) (recompute bool, doff int, srow []int32) {
-	recompute = e.str.w != w || e.str.h != h || e.str.pts != pts || e.str.segment != segment
-	if recompute {
+// beginFrame prepares marking a frame of w×h (bw blocks per row): its
+// strength map (computed from the picture unless the other variant of the
+// same frame, at the same size and time, has just computed it), its dither
+// offset, and the row buffer of scaled strengths.
+func (e *Embedder) beginFrame(luma []byte, stride, w, h, segment int, pts time.Duration, bw int) (doff int, srow []int32) {
+	if e.str.w != w || e.str.h != h || e.str.pts != pts || e.str.segment != segment {
 		e.str = strengthMap{w: w, h: h, pts: pts, segment: segment, s: e.str.s[:0]}
 		e.frame++
+		for by := 0; by < h; by += block {
+			e.str.s = e.blockStrengths(luma, stride, w, by, min(block, h-by), e.str.s)
+		}
+		e.smoothStrengths(bw)
 	}
 	doff = int(e.frame*2654435761) & (ditherSize - 1)
 	if cap(e.scaled) < bw {
 		e.scaled = make([]int32, bw)
 	}
-	return recompute, doff, e.scaled[:bw]
+	return doff, e.scaled[:bw]
 }
 
-// scaleBlockRow fills srow with the strengths of the block row at y times
-// amp, computing them first when needed: block row by block row, just
-// before the row is marked, while its pixels are in cache.
-func (e *Embedder) scaleBlockRow(luma []byte, stride, w, h, y, bw int, recompute bool, amp int32, srow []int32) {
-	if recompute {
-		e.str.s = e.blockStrengths(luma, stride, w, y, min(block, h-y), e.str.s)
+// smoothStrengths low-passes the strength map across block columns
+// ([1 2 1]/4), so that neighbouring 8-pixel runs differ little: the mark
+// has no block edges, which no detector reads and which cost the encoder
+// bits. (Rows are interpolated between block rows by rowStrengths.)
+func (e *Embedder) smoothStrengths(bw int) {
+	s := e.str.s
+	for r := 0; r+bw <= len(s); r += bw {
+		row := s[r : r+bw]
+		prev := row[0]
+		for i := range row {
+			next := row[min(i+1, bw-1)]
+			cur := row[i]
+			row[i] = (prev + 2*cur + next + 2) / 4
+			prev = cur
+		}
 	}
-	for i, v := range e.str.s[(y/block)*bw : (y/block+1)*bw] {
-		srow[i] = v * amp
+}
+
+// rowStrengths fills srow with the strengths of pixel row y times amp,
+// interpolated linearly between the two nearest block rows' centres.
+func (e *Embedder) rowStrengths(y, bw int, amp int32, srow []int32) {
+	s := e.str.s
+	bh := len(s) / bw
+	// The position of row y's centre in block rows from the first block
+	// row's centre, in 1/16: (y + 0.5 - block/2) / block.
+	pos := 2*y + 1 - block
+	j, f := 0, int32(0)
+	if pos > 0 {
+		j, f = pos/(2*block), int32(pos%(2*block))
+	}
+	if j >= bh-1 {
+		j, f = bh-1, 0
+	}
+	r0 := s[j*bw : (j+1)*bw]
+	if f == 0 {
+		for i, v := range r0 {
+			srow[i] = v * amp
+		}
+		return
+	}
+	r1 := s[(j+1)*bw : (j+2)*bw]
+	for i, v := range r0 {
+		srow[i] = (v*(16-f) + r1[i]*f) >> 4 * amp
 	}
 }
 
@@ -347,13 +382,11 @@ func (e *Embedder) EmbedPair(a []byte, strideA int, b []byte, strideB, w, h, seg
 	pat := e.quantPattern(w, h, segment)
 	amp := e.ampQ * env / 256 // for A; B gets -amp
 	bw := (w + block - 1) / block
-	recompute, doff, srow := e.beginFrame(w, h, segment, pts, bw)
+	doff, srow := e.beginFrame(a, strideA, w, h, segment, pts, bw)
 	full := w &^ (block - 1)
 	nfull := full / block
 	for y := range h {
-		if y%block == 0 {
-			e.scaleBlockRow(a, strideA, w, h, y, bw, recompute, amp, srow)
-		}
+		e.rowStrengths(y, bw, amp, srow)
 		rowA := a[y*strideA : y*strideA+w]
 		rowB := b[y*strideB : y*strideB+w]
 		prow := pat[y*bw : (y+1)*bw]
