@@ -26,12 +26,13 @@ tone() { echo "sine=frequency=440:sample_rate=48000:duration=$1"; }
 # optical softness and a low, changing sensor grain. Smooth areas, edges and
 # motion, none of the full-frame noise of picture(): what the watermark's
 # cost is measured on (generated, not camera footage).
-natural() { # dur
-	local d=$1
+natural() { # dur [w h]: 1920x1080, or downscaled to w x h
+	local d=$1 size=""
+	[[ -n ${2:-} ]] && size=",scale=$2:$3:flags=area"
 	echo "perlin=size=2400x1350:octaves=8:persistence=0.72:xscale=3:yscale=3:seed=11,trim=end_frame=1,format=yuv420p,geq=lum='clip((p(X,Y)-128)*2.2+120\,8\,245)':cb='128+22*sin(X/380)':cr='128+18*cos(Y/290+X/700)',loop=loop=-1:size=1,fps=30,trim=duration=$d,crop=1920:1080:x='240+200*sin(t/4)':y='135+110*sin(t/5.3)'[bg];\
 perlin=size=420x420:octaves=5:persistence=0.7:seed=5,trim=end_frame=1,format=yuva420p,geq=lum='p(X,Y)*0.6+70':cb=150:cr=110:a='255*lt(hypot(X-210\,Y-210)\,200)',loop=loop=-1:size=1,fps=30,trim=duration=$d[o1];\
 perlin=size=260x260:octaves=4:persistence=0.5:seed=9,trim=end_frame=1,format=yuva420p,geq=lum='p(X,Y)*0.5+110':cb=100:cr=160:a='255*lt(hypot(X-130\,Y-130)\,124)',loop=loop=-1:size=1,fps=30,trim=duration=$d[o2];\
-[bg][o1]overlay=x='mod(90*t\,2400)-420':y='300+120*sin(t/2)':shortest=1[v1];[v1][o2]overlay=x='1700-mod(140*t\,2000)':y='620+60*cos(t/1.5)':shortest=1,gblur=sigma=0.7,noise=alls=2:allf=t,format=yuv420p"
+[bg][o1]overlay=x='mod(90*t\,2400)-420':y='300+120*sin(t/2)':shortest=1[v1];[v1][o2]overlay=x='1700-mod(140*t\,2000)':y='620+60*cos(t/1.5)':shortest=1,gblur=sigma=0.7,noise=alls=2:allf=t,format=yuv420p$size"
 }
 x264() { echo -c:v libx264 -preset ultrafast -crf 23 -pix_fmt yuv420p; }
 
@@ -47,6 +48,8 @@ make_clip() {
 		ff -f lavfi -i "$(picture 1920 1080 30 30)" -f lavfi -i "$(tone 30)" -ac 2 $(x264) -c:a aac -shortest "$f" ;;
 	natural-1080p30.mp4) # 1920x1080, 30 fps, 20 s, stereo audio: camera-like (smooth, moving, low noise)
 		ff -filter_complex "$(natural 20)" -f lavfi -i "$(tone 20)" -ac 2 -c:v libx264 -preset fast -crf 16 -pix_fmt yuv420p -c:a aac -shortest "$f" ;;
+	natural-360p.mp4) # natural-1080p30.mp4's picture at 640x360, 30 fps, 6 s, stereo audio
+		ff -filter_complex "$(natural 6 640 360)" -f lavfi -i "$(tone 6)" -ac 2 -c:v libx264 -preset fast -crf 16 -pix_fmt yuv420p -c:a aac -shortest "$f" ;;
 	forensic-56s.mp4) # 640x360, 25 fps, 56 s: long enough for a 108-segment pattern in 0.5 s segments
 		ff -f lavfi -i "$(picture 640 360 25 56)" $(x264) "$f" ;;
 	report-30fps-56s.mp4) # 640x360, 30 fps, 56 s: the watermark report's source

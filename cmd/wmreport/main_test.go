@@ -63,13 +63,16 @@ func TestRunUnknownAttack(t *testing.T) {
 	}
 }
 
-// TestQualitySection: the quality section on a 6 s 640x360 clip (one
-// rung): the marked rung against the unmarked one, and one trade-off row.
-// The mark costs something where viewers see it (a marked encode equal to
-// the unmarked one fails), and the attacked sessions' segments are read.
+// TestQualitySection: the quality section on a 6 s 640x360 camera-like
+// clip (one rung): the marked rung against the unmarked one, and one
+// trade-off row whose attacked sessions' segments are all read. On this
+// smooth clip the mark costs a measurable fraction of a dB: a render
+// without it fails. (Detection alone would not prove the mark: two x264
+// encoders of the same frames do not give the same bits, and the detector
+// tells the two encodes apart even without a mark.)
 func TestQualitySection(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	err := run(t.Context(), []string{"--section", "quality", "--quality-clip", testmedia.Clip(t, "main.mp4"), "--points", "3:0.08:8",
+	err := run(t.Context(), []string{"--section", "quality", "--quality-clip", testmedia.Clip(t, "natural-360p.mp4"), "--points", "3:0.08:8",
 		"--sessions", "2", "--workdir", t.TempDir()}, &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr.String())
@@ -91,9 +94,9 @@ func TestQualitySection(t *testing.T) {
 		}
 		return v
 	}
-	dpsnr, dsize := num(rows[0][3]), num(rows[0][8])
-	if dpsnr >= 0 || dpsnr < -3 || math.Abs(dsize) > 30 {
-		t.Errorf("360p: ΔPSNR-Y %g dB, Δsize %g %%: want the mark to cost some, and not much", dpsnr, dsize)
+	plain, marked, dpsnr, dsize := num(rows[0][1]), num(rows[0][2]), num(rows[0][3]), num(rows[0][8])
+	if plain < 30 || math.Abs(marked-plain-dpsnr) > 0.02 || dpsnr > -0.1 || dpsnr < -2 || math.Abs(dsize) > 10 {
+		t.Errorf("360p: PSNR-Y %g dB unmarked, %g dB marked, Δ %g dB, Δsize %g %%: want the mark to cost 0.1 to 2 dB", plain, marked, dpsnr, dsize)
 	}
 	if z, wrong := num(rows[1][5]), rows[1][7]; z < 3 || !strings.HasPrefix(wrong, "0 of ") {
 		t.Errorf("trade-off row %q: median |z| %g, sign errors %s; want >= 3 and none", rows[1], z, wrong)
