@@ -34,17 +34,18 @@ type Params struct {
 // DefaultParams are the embedding parameters abseal ships with.
 //
 // They were chosen where viewers see the mark, on the encoded renditions
-// of a camera-like clip (make wm-report, quality section): the mark's
-// energy in flat areas is what costs bits and PSNR there — x264's adaptive
+// of a camera-like clip (make wm-report, quality section). The mark's
+// energy in flat areas is what costs bits and PSNR there: x264's adaptive
 // quantization lowers the quantizer in flat areas and spends bits on the
-// sub-level detail the mark adds — so flat areas get 8 % of the strength
-// (it was 40 %, which made the 1080p rung 16 % bigger and 1.6 dB worse in
-// PSNR-Y than an unmarked encode), and cells of an 8-cell grid (12
-// before), smoother, cost less for the same detection. The mark that is
-// left costs about 0.4 dB PSNR-Y and 1 % of size at 1080p and is still
-// read with a median |z| of about 20 per 2 s segment after a re-encode at
-// CRF 28 and 640x360 (38 with the old setting): the report's trade-off
-// table has the curve.
+// sub-level detail a mark adds. So flat areas get 8 % of the strength (it
+// was 40 %, which made the 1080p rung 17 % bigger and 1.6 dB worse in
+// PSNR-Y than an unmarked encode), texture is measured per picture height
+// (every rung marks the same parts of the picture), the strength map has
+// no block edges, and the pattern has 8 cells across (12 before): about
+// 0.4 dB PSNR-Y and 1 to 2 % of size at 1080p, and a session's segments
+// are still read with a median |z| of about 20 after a re-encode at CRF 28
+// and 640x360 (37 with the former setting). The report's trade-off table
+// has the curve.
 func DefaultParams(segment time.Duration) Params {
 	return Params{Grid: 8, Strength: 3.0, Flat: 0.08, Ramp: 160 * time.Millisecond, SegmentDuration: segment}
 }
@@ -82,6 +83,7 @@ type Embedder struct {
 	p       Params
 	ampQ    int32
 	flatQ   int32 // Params.Flat in 1/256
+	fullAct int32 // the activity of full strength at the current frame's size
 	pattern map[patternKey][]int8
 	thresh  []uint8  // ditherSize×ditherSize thresholds 0..63
 	masks   []uint64 // per dither row, 8-pixel phase and fraction (0..63): bytes of 0/1
@@ -304,6 +306,7 @@ func (e *Embedder) beginFrame(luma []byte, stride, w, h, segment int, pts time.D
 	if e.str.w != w || e.str.h != h || e.str.pts != pts || e.str.segment != segment {
 		e.str = strengthMap{w: w, h: h, pts: pts, segment: segment, s: e.str.s[:0]}
 		e.frame++
+		e.fullAct = fullActivity(h)
 		for by := 0; by < h; by += block {
 			e.str.s = e.blockStrengths(luma, stride, w, by, min(block, h-by), e.str.s)
 		}
@@ -516,9 +519,9 @@ func (e *Embedder) blockStrengths(luma []byte, stride, w, by, bh int, s []int32)
 			}
 		}
 		mean := sum / 8
-		// Texture: full strength from a mean gradient of 6 levels, the
-		// flat share in flat areas.
-		t := min(256, e.flatQ+act*(256-e.flatQ)/(12*8))
+		// Texture: full strength from a mean gradient of 6 levels at 1080
+		// rows (see fullActivity), the flat share in flat areas.
+		t := min(256, e.flatQ+act*(256-e.flatQ)/e.fullAct)
 		// Brightness: full between 48 and 200, down to a third at the ends.
 		b := int32(256)
 		switch {
@@ -530,6 +533,15 @@ func (e *Embedder) blockStrengths(luma []byte, stride, w, by, bh int, s []int32)
 		s = append(s, t*b/256)
 	}
 	return s
+}
+
+// fullActivity is the activity (the sum of 16 absolute differences of
+// neighbours, see blockStrengths) from which a block of a picture h rows
+// high gets the full strength: a mean gradient of 6 levels at 1080 rows,
+// scaled with the picture's height, so that every rendition marks the same
+// parts of the picture (a downscaled picture has steeper gradients).
+func fullActivity(h int) int32 {
+	return int32(max(16, min(16*96, math.Round(96*1080/float64(max(h, 1))))))
 }
 
 func abs32(v int32) int32 {
