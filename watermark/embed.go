@@ -39,9 +39,10 @@ type Params struct {
 // quantization lowers the quantizer in flat areas and spends bits on the
 // sub-level detail a mark adds. So flat areas get 8 % of the strength (it
 // was 40 %, which made the 1080p rung 17 % bigger and 1.6 dB worse in
-// PSNR-Y than an unmarked encode), texture is measured per picture height
-// (every rung marks the same parts of the picture), the strength map has
-// no block edges, and the pattern has 8 cells across (12 before): about
+// PSNR-Y than an unmarked encode), texture is measured relative to the top
+// rung's height (every rung marks the same parts of the picture), the
+// strength map has no block edges, and the pattern has 8 cells across (12
+// before): about
 // 0.4 dB PSNR-Y and 1 to 2 % of size at 1080p, and a session's segments
 // are still read with a median |z| of about 20 after a re-encode at CRF 28
 // and 640x360 (37 with the former setting). The report's trade-off table
@@ -76,14 +77,16 @@ func DeriveAssetKey(master []byte, assetID string) ([]byte, error) {
 }
 
 // Embedder adds the keyed A/B mark to luma planes. One Embedder serves one
-// asset; it is not safe for concurrent use (the transcode calls its hook
-// from one goroutine).
+// asset: texture is measured relative to the tallest picture it has marked
+// (from the first frame on, the asset's top rung). It is not safe for
+// concurrent use (the transcode calls its hook from one goroutine).
 type Embedder struct {
 	key     []byte
 	p       Params
 	ampQ    int32
 	flatQ   int32 // Params.Flat in 1/256
 	fullAct int32 // the activity of full strength at the current frame's size
+	topH    int   // the tallest picture marked so far: the asset's top rung
 	pattern map[patternKey][]int8
 	thresh  []uint8  // ditherSize×ditherSize thresholds 0..63
 	masks   []uint64 // per dither row, 8-pixel phase and fraction (0..63): bytes of 0/1
@@ -306,7 +309,8 @@ func (e *Embedder) beginFrame(luma []byte, stride, w, h, segment int, pts time.D
 	if e.str.w != w || e.str.h != h || e.str.pts != pts || e.str.segment != segment {
 		e.str = strengthMap{w: w, h: h, pts: pts, segment: segment, s: e.str.s[:0]}
 		e.frame++
-		e.fullAct = fullActivity(h)
+		e.topH = max(e.topH, h)
+		e.fullAct = fullActivity(h, e.topH)
 		for by := 0; by < h; by += block {
 			e.str.s = e.blockStrengths(luma, stride, w, by, min(block, h-by), e.str.s)
 		}
@@ -519,8 +523,8 @@ func (e *Embedder) blockStrengths(luma []byte, stride, w, by, bh int, s []int32)
 			}
 		}
 		mean := sum / 8
-		// Texture: full strength from a mean gradient of 6 levels at 1080
-		// rows (see fullActivity), the flat share in flat areas.
+		// Texture: full strength from a mean gradient of 6 levels in the
+		// top rendition (see fullActivity), the flat share in flat areas.
 		t := min(256, e.flatQ+act*(256-e.flatQ)/e.fullAct)
 		// Brightness: full between 48 and 200, down to a third at the ends.
 		b := int32(256)
@@ -537,11 +541,12 @@ func (e *Embedder) blockStrengths(luma []byte, stride, w, by, bh int, s []int32)
 
 // fullActivity is the activity (the sum of 16 absolute differences of
 // neighbours, see blockStrengths) from which a block of a picture h rows
-// high gets the full strength: a mean gradient of 6 levels at 1080 rows,
-// scaled with the picture's height, so that every rendition marks the same
-// parts of the picture (a downscaled picture has steeper gradients).
-func fullActivity(h int) int32 {
-	return int32(max(16, min(16*96, math.Round(96*1080/float64(max(h, 1))))))
+// high gets the full strength, when the asset's tallest rendition has top
+// rows: a mean gradient of 6 levels in the tallest, scaled with the
+// picture's height, so that every rendition marks the same parts of the
+// picture as the top one (a downscaled picture has steeper gradients).
+func fullActivity(h, top int) int32 {
+	return int32(max(16, min(16*96, math.Round(96*float64(max(top, 1))/float64(max(h, 1))))))
 }
 
 func abs32(v int32) int32 {

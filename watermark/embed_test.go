@@ -352,3 +352,30 @@ func TestEmbedPairLimitedRange(t *testing.T) {
 		t.Fatal("EmbedPair differs from Embed on limited-range video")
 	}
 }
+
+// Texture is measured relative to the asset's top rung: a 640x360 picture
+// is marked less after a 1920x1080 one (the same content downscaled has
+// steeper gradients, and counts as textured only where the top rung is)
+// than when it is the tallest the embedder has seen.
+func TestTextureRelativeToTopRung(t *testing.T) {
+	const w, h = 640, 360
+	orig := texture(w, h, w, 3)
+	energy := func(e *watermark.Embedder) float64 {
+		a := bytes.Clone(orig)
+		e.Embed(a, w, w, h, 0, time.Second, +1)
+		var s float64
+		for i := range a {
+			d := float64(a[i]) - float64(orig[i])
+			s += d * d
+		}
+		return s / float64(len(a))
+	}
+	alone := energy(embedder(t))
+	afterTop := embedder(t)
+	afterTop.Embed(texture(1920, 1080, 1920, 4), 1920, 1920, 1080, 0, time.Second, +1)
+	below := energy(afterTop)
+	t.Logf("mean squared change of the 360p picture: alone %.3f, below a 1080p rung %.3f", alone, below)
+	if below >= 0.8*alone {
+		t.Errorf("360p under a 1080p top rung changed by %.3f, alone by %.3f: want clearly less", below, alone)
+	}
+}
