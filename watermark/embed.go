@@ -38,7 +38,7 @@ type Params struct {
 // energy in flat areas is what costs bits and PSNR there: x264's adaptive
 // quantization lowers the quantizer in flat areas and spends bits on the
 // sub-level detail a mark adds. So flat areas get 8 % of the strength (it
-// was 40 %, which made the 1080p rung 17 % bigger and 1.6 dB worse in
+// was 40 %, which made the 1080p rung 16 % bigger and 1.6 dB worse in
 // PSNR-Y than an unmarked encode), texture is measured relative to the top
 // rung's height (every rung marks the same parts of the picture), the
 // strength map has no block edges, and the pattern has 8 cells across (12
