@@ -8,6 +8,8 @@ in=${1:?usage: bench-report.sh bench.txt}
 awk '
 /^ *cost_bench_test.go:[0-9]+: *$/ { table = 1; next }
 table && /^ *\|/ { sub(/^ +/, ""); tables = tables $0 "\n"; next }
+table && /^ *CLI: / { sub(/^ +/, ""); tables = tables $0 "\n\n"; next }
+table && /^ *$/ { next }
 table && !/^ *\|/ { table = 0; tables = tables "\n" }
 /^Benchmark/ {
 	name = $1; sub(/-[0-9]+$/, "", name)

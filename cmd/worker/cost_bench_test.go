@@ -98,6 +98,7 @@ func BenchmarkMarkedVsFFmpeg(b *testing.B) {
 			}
 			cli := med["cli"]
 			var table strings.Builder
+			fmt.Fprintf(&table, "\nCLI: `ffmpeg %s`\n", strings.Join(ffmpegLadderArgs(b, src, "OUT"), " "))
 			fmt.Fprintf(&table, "\n| %s source | wall | CPU (user+sys) | sys | peak RSS | wall / CLI | CPU / CLI |\n|---|---:|---:|---:|---:|---:|---:|\n", c.name)
 			for _, name := range order {
 				m := med[name]
