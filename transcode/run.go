@@ -331,6 +331,16 @@ func (r *run) setup() error {
 		return fmt.Errorf("transcode: sink: %w", err)
 	}
 
+	// Variant B's luma pools, made at the first frame of each rendition
+	// (their size follows the scaler's stride).
+	r.pools = make([]*lumaPool, len(r.opts.Renditions))
+	r.frees = append(r.frees, func() {
+		for _, p := range r.pools {
+			if p != nil {
+				p.free()
+			}
+		}
+	})
 	r.pkt = astiav.AllocPacket()
 	r.frees = append(r.frees, r.pkt.Free)
 	r.dframe = astiav.AllocFrame()
@@ -363,16 +373,6 @@ func (r *run) stopEncoders() {
 // lumaPool is rendition ri's pool of variant B luma planes, big enough for
 // a's.
 func (r *run) lumaPool(ri int, a *astiav.Frame) *lumaPool {
-	if r.pools == nil {
-		r.pools = make([]*lumaPool, len(r.opts.Renditions))
-		r.frees = append(r.frees, func() {
-			for _, p := range r.pools {
-				if p != nil {
-					p.free()
-				}
-			}
-		})
-	}
 	_, stride := lumaPlane(a)
 	size := stride*a.Height() + 64
 	if p := r.pools[ri]; p == nil || p.size < size {

@@ -256,7 +256,7 @@ func detectAttacked(ctx context.Context, dir string, res *pipeline.RenderResult,
 	if err != nil {
 		return 0, 0, 0, 0, err
 	}
-	code, err := watermark.NewCode(key, 32, 0)
+	code, err := watermark.NewCode(key, watermark.DefaultIDBits, 0)
 	if err != nil {
 		return 0, 0, 0, 0, err
 	}
