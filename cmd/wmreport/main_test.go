@@ -102,3 +102,23 @@ func TestQualitySection(t *testing.T) {
 		t.Errorf("trade-off row %q: median |z| %g, sign errors %s; want >= 3 and none", rows[1], z, wrong)
 	}
 }
+
+// Bad report options are refused with what is wrong, before any work.
+func TestBadQualityOptions(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--section", "speed"}, `--section "speed": want robustness, quality or all`},
+		{[]string{"--points", "3:0.1"}, `"3:0.1": want strength:flat:grid`},
+		{[]string{"--points", "3:2:8"}, "flat share 2 outside [0, 1]"},
+		{[]string{"--points", "0:0.1:8"}, "strength 0 outside (0, 16]"},
+		{[]string{"--points", "3:0.1:1"}, "grid 1 outside 2..256"},
+		{[]string{"--points", "a:b:c"}, `"a:b:c": strconv.ParseFloat`},
+	} {
+		err := run(t.Context(), append(tc.args, "--workdir", t.TempDir()), &bytes.Buffer{}, &bytes.Buffer{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: err = %v, want it to mention %s", tc.args, err, tc.want)
+		}
+	}
+}
