@@ -86,13 +86,17 @@ type Embedder struct {
 	ampQ    int32
 	flatQ   int32 // Params.Flat in 1/256
 	fullAct int32 // the activity of full strength at the current frame's size
-	topH    int   // the tallest picture marked so far: the asset's top rung
-	pattern map[patternKey][]int8
-	thresh  []uint8  // ditherSize×ditherSize thresholds 0..63
-	masks   []uint64 // per dither row, 8-pixel phase and fraction (0..63): bytes of 0/1
-	frame   uint32
-	str     strengthMap
-	scaled  []int32
+	// actRecip is (256−flatQ)/fullAct in 1/65536: texture's share of the
+	// strength per unit of activity.
+	actRecip int32
+	acts     []uint64 // per block of a block row: activity | sum<<32
+	topH     int      // the tallest picture marked so far: the asset's top rung
+	pattern  map[patternKey][]int8
+	thresh   []uint8  // ditherSize×ditherSize thresholds 0..63
+	masks    []uint64 // per dither row, 8-pixel phase and fraction (0..63): bytes of 0/1
+	frame    uint32
+	str      strengthMap
+	scaled   []int32
 }
 
 type patternKey struct{ w, h, segment int }
@@ -266,7 +270,7 @@ func (e *Embedder) Embed(luma []byte, stride, w, h, segment int, pts time.Durati
 	full := w &^ (block - 1)
 	nfull := full / block
 	for y := range h {
-		e.rowStrengths(y, bw, amp, srow)
+		e.rowStrengths(y, bw, amp, srow, 0)
 		row := luma[y*stride : y*stride+w]
 		prow := pat[y*bw : (y+1)*bw]
 		dy := (y + doff) & (ditherSize - 1)
@@ -311,6 +315,7 @@ func (e *Embedder) beginFrame(luma []byte, stride, w, h, segment int, pts time.D
 		e.frame++
 		e.topH = max(e.topH, h)
 		e.fullAct = fullActivity(h, e.topH)
+		e.actRecip = ((256-e.flatQ)<<16 + e.fullAct/2) / e.fullAct
 		for by := 0; by < h; by += block {
 			e.str.s = e.blockStrengths(luma, stride, w, by, min(block, h-by), e.str.s)
 		}
@@ -341,32 +346,38 @@ func (e *Embedder) smoothStrengths(bw int) {
 	}
 }
 
-// rowStrengths fills srow with the strengths of pixel row y times amp,
-// interpolated linearly between the two nearest block rows' centres.
-func (e *Embedder) rowStrengths(y, bw int, amp int32, srow []int32) {
+// rowStrengths fills srow[from:] with the strengths of pixel row y times
+// amp, interpolated linearly between the two nearest block rows' centres
+// (see strengthRows).
+func (e *Embedder) rowStrengths(y, bw int, amp int32, srow []int32, from int) {
+	r0, r1, f := e.strengthRows(y, bw)
+	for i := from; i < bw; i++ {
+		srow[i] = (r0[i]*(16-f) + r1[i]*f) >> 4 * amp
+	}
+}
+
+// strengthRows returns the block rows of the strength map between whose
+// centres pixel row y lies, and y's weight f of the second in 1/16 (r1 is
+// r0 where y is at or beyond the last centre).
+func (e *Embedder) strengthRows(y, bw int) (r0, r1 []int32, f int32) {
 	s := e.str.s
 	bh := len(s) / bw
 	// The position of row y's centre in block rows from the first block
 	// row's centre, in 1/16: (y + 0.5 - block/2) / block.
 	pos := 2*y + 1 - block
-	j, f := 0, int32(0)
+	j := 0
 	if pos > 0 {
 		j, f = pos/(2*block), int32(pos%(2*block))
 	}
 	if j >= bh-1 {
 		j, f = bh-1, 0
 	}
-	r0 := s[j*bw : (j+1)*bw]
-	if f == 0 {
-		for i, v := range r0 {
-			srow[i] = v * amp
-		}
-		return
+	r0 = s[j*bw : (j+1)*bw]
+	r1 = r0
+	if f != 0 {
+		r1 = s[(j+1)*bw : (j+2)*bw]
 	}
-	r1 := s[(j+1)*bw : (j+2)*bw]
-	for i, v := range r0 {
-		srow[i] = (v*(16-f) + r1[i]*f) >> 4 * amp
-	}
+	return r0, r1, f
 }
 
 // EmbedPair marks both variants of a frame in one pass: a is variant A
@@ -393,15 +404,25 @@ func (e *Embedder) EmbedPair(a []byte, strideA int, b []byte, strideB, w, h, seg
 	full := w &^ (block - 1)
 	nfull := full / block
 	for y := range h {
-		e.rowStrengths(y, bw, amp, srow)
 		rowA := a[y*strideA : y*strideA+w]
 		rowB := b[y*strideB : y*strideB+w]
 		prow := pat[y*bw : (y+1)*bw]
 		dy := (y + doff) & (ditherSize - 1)
 		masks := (*[(ditherSize / block) * 64]uint64)(e.masks[dy*(ditherSize/block)*64:])
-		pfull, sfull := prow[:nfull], srow[:nfull]
-		for i, pv := range pfull {
-			ka := int32(pv) * sfull[i]
+		first := 0
+		if useAVX2 && nfull >= ditherSize/block {
+			// 64 pixels (8 runs, one dither row) per step, strengths
+			// interpolated on the way; the Go loop below does the runs left
+			// over.
+			nb := nfull / (ditherSize / block)
+			r0, r1, f := e.strengthRows(y, bw)
+			pairRunsAVX2(&rowA[0], &rowB[0], &prow[0], &r0[0], &r1[0], f|amp<<8, &e.thresh[dy*ditherSize], nb)
+			first = nb * (ditherSize / block)
+		}
+		e.rowStrengths(y, bw, amp, srow, first)
+		for i := first; i < nfull; i++ {
+			pv := prow[i]
+			ka := int32(pv) * srow[i]
 			kb := -ka
 			phase := (i & (ditherSize/block - 1)) << 6
 			pa := rowA[i*block:][:block]
@@ -502,7 +523,19 @@ func (e *Embedder) blockStrengths(luma []byte, stride, w, by, bh int, s []int32)
 	r1 := by + min(5, bh-1)
 	n0, n1 := min(r0+1, by+bh-1), min(r1+1, by+bh-1)
 	rows := [4][]byte{luma[r0*stride:][:w], luma[n0*stride:][:w], luma[r1*stride:][:w], luma[n1*stride:][:w]}
-	for x0 := 0; x0 < w; x0 += block {
+	nb := (w + block - 1) / block
+	if cap(e.acts) < nb {
+		e.acts = make([]uint64, nb)
+	}
+	acts := e.acts[:nb]
+	x0 := 0
+	if g := (w - 1) / 32; useAVX2 && g > 0 {
+		// 4 blocks per step; the kernel reads one byte past each step, so
+		// it stops a step before a row that ends there.
+		blockActAVX2(&rows[0][0], &rows[1][0], &rows[2][0], &rows[3][0], g, &acts[0])
+		x0 = 32 * g
+	}
+	for ; x0 < w; x0 += block {
 		var act, sum int32
 		if x0+block <= w {
 			// Interior block: constant offsets, no bounds checks.
@@ -522,10 +555,13 @@ func (e *Embedder) blockStrengths(luma []byte, stride, w, by, bh int, s []int32)
 				sum += p0 + p1
 			}
 		}
-		mean := sum / 8
+		acts[x0/block] = uint64(uint32(act)) | uint64(sum)<<32
+	}
+	for _, v := range acts {
+		act, mean := min(int32(uint32(v)), e.fullAct), int32(v>>32)/8
 		// Texture: full strength from a mean gradient of 6 levels in the
 		// top rendition (see fullActivity), the flat share in flat areas.
-		t := min(256, e.flatQ+act*(256-e.flatQ)/e.fullAct)
+		t := min(256, e.flatQ+act*e.actRecip>>16)
 		// Brightness: full between 48 and 200, down to a third at the ends.
 		b := int32(256)
 		switch {

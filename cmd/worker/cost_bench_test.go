@@ -20,7 +20,7 @@ import (
 
 // BenchmarkMarkedVsFFmpeg is the watermark's cost as a user sees it: whole
 // processes side by side on a 1080p30 source with audio, the default
-// ladder (1080/720/480/360) in A/B, three runs of each command,
+// ladder (1080/720/480/360) in A/B, costRounds runs of each command,
 // alternating, medians:
 //
 //   - cli: the ffmpeg CLI, one decode, split, one scale per rung, two
@@ -35,6 +35,10 @@ import (
 // hd-1080p30.mp4, 30 s). Reported: wall, CPU (user+sys) and peak RSS of
 // each command and the ratios to the CLI (goal for marked: <= 1.10 wall and
 // CPU). Run with -benchtime 1x (make bench does).
+// costRounds is how often each command runs: this machine's timings vary
+// by several per cent from run to run, and the median of five settles.
+const costRounds = 5
+
 func BenchmarkMarkedVsFFmpeg(b *testing.B) {
 	root, err := devenv.ModuleRoot()
 	if err != nil {
@@ -75,7 +79,7 @@ func BenchmarkMarkedVsFFmpeg(b *testing.B) {
 			order := []string{"cli", "unmarked", "marked"}
 			runs := map[string][]usage{}
 			for b.Loop() {
-				for round := range 3 {
+				for round := range costRounds {
 					for _, name := range order {
 						out := filepath.Join(dir, fmt.Sprintf("%s-%d", name, round))
 						if name == "cli" {
