@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -20,20 +21,46 @@ import (
 // Analysis size of the detector: the mark lives at low spatial frequencies.
 const AnalysisW, AnalysisH = 160, 90
 
-// DecodeSuspect decodes a suspect file at the analysis size and returns its
-// frames and duration.
-func DecodeSuspect(ctx context.Context, path string) ([]watermark.Picture, time.Duration, error) {
-	var pics []watermark.Picture
-	var last time.Duration
-	err := transcode.DecodeGray(ctx, path, AnalysisW, AnalysisH, func(f transcode.GrayFrame) error {
-		pics = append(pics, watermark.Picture{PTS: f.PTS, Y: append([]byte(nil), f.Y...)})
-		last = f.PTS
-		return nil
-	})
+// SuspectArea is the number of pixels the detector reads of each suspect
+// frame (about 1.5 times the analysis size), at the suspect's own display
+// aspect: a copy re-framed to 9:16, letterboxed or put in a window keeps
+// its geometry for the registration to find.
+const SuspectArea = 3 * AnalysisW * AnalysisH / 2
+
+// DecodeSuspect decodes a suspect file at about SuspectArea pixels per
+// frame, its display aspect kept, and returns its frames and duration.
+func DecodeSuspect(ctx context.Context, path string) (*watermark.Suspect, time.Duration, error) {
+	info, err := transcode.Probe(ctx, path, transcode.DefaultLimits())
 	if err != nil {
 		return nil, 0, fmt.Errorf("detect: suspect: %w", err)
 	}
-	return pics, last, nil
+	dw, dh := info.Video.DisplayWidth, info.Video.DisplayHeight
+	if dw <= 0 || dh <= 0 {
+		return nil, 0, fmt.Errorf("detect: suspect: no picture size (%dx%d)", dw, dh)
+	}
+	ar := float64(dw) / float64(dh)
+	w := max(16, 2*int(math.Round(math.Sqrt(SuspectArea*ar)/2)))
+	h := max(16, 2*int(math.Round(float64(w)/ar/2)))
+	sus := &watermark.Suspect{W: w, H: h}
+	sus.Frames, err = decodeAt(ctx, path, w, h)
+	if err != nil {
+		return nil, 0, fmt.Errorf("detect: suspect: %w", err)
+	}
+	var last time.Duration
+	if n := len(sus.Frames); n > 0 {
+		last = sus.Frames[n-1].PTS
+	}
+	return sus, last, nil
+}
+
+// decodeAt decodes a file's frames to w×h luma.
+func decodeAt(ctx context.Context, path string, w, h int) ([]watermark.Picture, error) {
+	var pics []watermark.Picture
+	err := transcode.DecodeGray(ctx, path, w, h, func(f transcode.GrayFrame) error {
+		pics = append(pics, watermark.Picture{PTS: f.PTS, Y: append([]byte(nil), f.Y...)})
+		return nil
+	})
+	return pics, err
 }
 
 // SealedReference decodes variants A and B of a rendition of a sealed
@@ -197,6 +224,9 @@ func decodeStream(ctx context.Context, write func(io.Writer) error) ([]watermark
 	if err != nil {
 		return nil, err
 	}
-	pics, _, err := DecodeSuspect(ctx, f.Name())
-	return pics, err
+	pics, err := decodeAt(ctx, f.Name(), AnalysisW, AnalysisH)
+	if err != nil {
+		return nil, fmt.Errorf("detect: reference: %w", err)
+	}
+	return pics, nil
 }

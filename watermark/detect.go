@@ -1,10 +1,10 @@
 package watermark
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"slices"
 	"sort"
 	"time"
@@ -45,10 +45,13 @@ type Result struct {
 	FalsePositiveBound float64        `json:"false_positive_bound"`
 	SegmentsUsed       int            `json:"segments_used"`
 	Segments           []SegmentScore `json:"segments"`
-	// Offset is the reference time of the suspect's first frame; Crop the
-	// fraction of the reference picture the suspect shows.
-	Offset time.Duration `json:"offset_ns"`
-	Crop   float64       `json:"crop"`
+	// Offset is the reference time minus the suspect's time (the
+	// reference time of a suspect frame at 0); Crop the fraction of the
+	// reference picture's area the suspect shows; Transform where the
+	// reference's picture is in the suspect's.
+	Offset    time.Duration `json:"offset_ns"`
+	Crop      float64       `json:"crop"`
+	Transform *Transform    `json:"transform,omitempty"`
 }
 
 // CallThreshold is the |z| from which a segment's bit is reported (called);
@@ -57,16 +60,31 @@ type Result struct {
 // wrongly with probability 0.13 %.
 const CallThreshold = 3.0
 
-// Detect aligns the suspect with the reference in time and space, scores
-// every segment and decodes the wmid with code.
-func Detect(ref *Reference, suspect []Picture, code *Code) (*Result, error) {
-	if len(ref.A) == 0 || len(ref.A) != len(ref.B) || len(suspect) == 0 {
+// Suspect is a leaked copy's pictures at their own size (W×H bytes each,
+// the copy's display aspect kept).
+type Suspect struct {
+	W, H   int
+	Frames []Picture
+}
+
+// Detect registers the suspect with the reference in time and space (see
+// register.go), scores every segment and decodes the wmid with code.
+func Detect(ref *Reference, sus *Suspect, code *Code) (*Result, error) {
+	if len(ref.A) == 0 || len(ref.A) != len(ref.B) || sus == nil || len(sus.Frames) == 0 {
 		return nil, errors.New("watermark: detect: empty reference or suspect")
 	}
 	n := ref.W * ref.H
-	for _, p := range append(append(slices.Clip(ref.A), ref.B...), suspect...) {
+	for _, p := range append(slices.Clip(ref.A), ref.B...) {
 		if len(p.Y) != n {
-			return nil, fmt.Errorf("watermark: detect: a picture of %d bytes, want %dx%d", len(p.Y), ref.W, ref.H)
+			return nil, fmt.Errorf("watermark: detect: a reference picture of %d bytes, want %dx%d", len(p.Y), ref.W, ref.H)
+		}
+	}
+	if sus.W < 16 || sus.H < 16 {
+		return nil, fmt.Errorf("watermark: detect: suspect pictures of %dx%d are too small to read", sus.W, sus.H)
+	}
+	for _, p := range sus.Frames {
+		if len(p.Y) != sus.W*sus.H {
+			return nil, fmt.Errorf("watermark: detect: a suspect picture of %d bytes, want %dx%d", len(p.Y), sus.W, sus.H)
 		}
 	}
 	mean := make([][]float32, len(ref.A))
@@ -80,21 +98,40 @@ func Detect(ref *Reference, suspect []Picture, code *Code) (*Result, error) {
 		}
 		mean[j], diff[j], times[j] = m, d, ref.A[j].PTS
 	}
-	// The picture alone can mistake a crop for a time shift (a zoom looks
-	// like both): the alignments whose picture match is close to the best
-	// are all scored, and the one where the mark is strongest wins.
-	var perSeg map[int]*segAcc
-	var sigma float64
-	var al alignment
-	bestEvidence := -1.0
-	for _, cand := range align(ref, mean, times, suspect) {
-		ps, sg := scoreFrames(ref, mean, diff, times, suspect, cand)
-		if ev := evidence(ps, sg); ev > bestEvidence {
-			bestEvidence, perSeg, sigma, al = ev, ps, sg, cand
+	reg := register(ref, mean, diff, times, sus)
+	// The picture alone cannot always tell a zoom from a time shift or a
+	// pan from a crop: every alignment whose pictures match nearly as well
+	// as the best is scored and decoded. The result is the one that
+	// decodes (the strongest mark if several do), else the strongest mark;
+	// the false-positive bound counts every decoding.
+	var best *Result
+	var bestEv float64
+	for _, cand := range reg.cands {
+		sc := scoreFrames(ref, mean, diff, times, sus, cand)
+		ev := evidence(sc)
+		res, err := decodeSegments(ref, code, sc.perSeg, sc.sigma)
+		if err != nil {
+			return nil, err
+		}
+		if debugReg {
+			fmt.Fprintf(os.Stderr, "cand off %v match %.4f shown %.3f evidence %.2f segs %d %s\n", cand.offset, cand.match, cand.shown, ev, len(sc.perSeg), res.Verdict)
+		}
+		res.Offset, res.Crop = cand.offset, cand.shown
+		res.Transform = describe(cand.m, ref.W, ref.H, sus.W, sus.H, cand.match)
+		better := best == nil || (res.WMID != nil) != (best.WMID != nil) && res.WMID != nil ||
+			(res.WMID != nil) == (best.WMID != nil) && ev > bestEv
+		if better {
+			best, bestEv = res, ev
 		}
 	}
+	best.FalsePositiveBound = float64(len(reg.cands)) * FalsePositiveBound
+	return best, nil
+}
 
-	res := &Result{Verdict: "inconclusive", FalsePositiveBound: FalsePositiveBound, Offset: al.offset, Crop: al.crop}
+// decodeSegments turns per-segment scores into a result: z-scores, the
+// bits called, and the wmid if the code decodes it.
+func decodeSegments(ref *Reference, code *Code, perSeg map[int]*segAcc, sigma float64) (*Result, error) {
+	res := &Result{Verdict: "inconclusive"}
 	L := code.PatternLen()
 	scores := make([]float64, L)
 	segs := make([]int, 0, len(perSeg))
@@ -150,9 +187,17 @@ func (a *segAcc) est() (mu, wsum float64) {
 	return cw / wsum, wsum
 }
 
-// evidence is the strength of the mark under an alignment: the mean z² of
-// its segments.
-func evidence(perSeg map[int]*segAcc, sigma float64) float64 {
+// evidence is the strength of the mark under an alignment: the mean z²
+// of its segments, less that of the control (the same scores against the
+// variants' difference with its sign flipped at random in 5-pixel blocks,
+// which the mark does not follow). A picture that is slightly misaligned
+// leaves a residual that correlates with both alike, segment after
+// segment; only the mark raises the first alone.
+func evidence(sc scores) float64 {
+	return meanZ2(sc.perSeg, sc.sigma) - meanZ2(sc.ctrl, sc.ctrlSigma)
+}
+
+func meanZ2(perSeg map[int]*segAcc, sigma float64) float64 {
 	if len(perSeg) == 0 {
 		return 0
 	}
@@ -165,16 +210,27 @@ func evidence(perSeg map[int]*segAcc, sigma float64) float64 {
 	return s / float64(len(perSeg))
 }
 
-// scoreFrames scores every suspect frame against the reference frame it
-// shows under al, and returns the per-segment scores and their pooled
-// noise.
-func scoreFrames(ref *Reference, mean, diff [][]float32, times []time.Duration, suspect []Picture, al alignment) (map[int]*segAcc, float64) {
-	n := ref.W * ref.H
+// scores are the per-segment scores of a suspect under an alignment and
+// their pooled noise, and those of the control (see evidence).
+type scores struct {
+	perSeg, ctrl     map[int]*segAcc
+	sigma, ctrlSigma float64
+}
 
-	// Score every suspect frame against the reference frame it shows.
-	perSeg := map[int]*segAcc{}
-	r := make([]float32, n)
-	for _, sp := range suspect {
+// scoreFrames scores every suspect frame against the reference frame it
+// shows under al, through the registration's sampling map, and returns
+// the per-segment scores and their pooled noise. The suspect's luma is
+// first fitted as a smooth function g of the reference's mean picture
+// (gamma, contrast, brightness: g(m) = α + βm + γm²); the mark is then
+// the part of the residual that follows g'(m)·(A−B)/2.
+func scoreFrames(ref *Reference, mean, diff [][]float32, times []time.Duration, sus *Suspect, al alignment) scores {
+	sc := scores{perSeg: map[int]*segAcc{}, ctrl: map[int]*segAcc{}, sigma: 1, ctrlSigma: 1}
+	np := len(al.pix)
+	if np == 0 {
+		return sc
+	}
+	ms, ds, ss := make([]float64, np), make([]float64, np), make([]float64, np)
+	for _, sp := range sus.Frames {
 		j := nearest(times, sp.PTS+al.offset)
 		if j < 0 {
 			continue
@@ -183,51 +239,106 @@ func scoreFrames(ref *Reference, mean, diff [][]float32, times []time.Duration, 
 		if seg >= len(ref.Positions) || ref.Positions[seg] < 0 {
 			continue
 		}
-		m := warp(mean[j], ref.W, ref.H, al.crop)
-		d := warp(diff[j], ref.W, ref.H, al.crop)
-		var rm, dm float64
-		for i := range n {
-			r[i] = float32(sp.Y[i]) - m[i]
-			rm += float64(r[i])
-			dm += float64(d[i])
+		mj, dj := mean[j], diff[j]
+		// Photometric fit s ≈ α + βm + γm² (m scaled to 0..1).
+		var N [3][3]float64
+		var rhs [3]float64
+		for i, px := range al.pix {
+			m := px.sample(mj, ref.W)
+			ms[i], ds[i] = float64(m), float64(px.sample(dj, ref.W))
+			ss[i] = float64(sp.Y[px.s])
+			x := float64(m) / 255
+			v := [3]float64{1, x, x * x}
+			for a := range 3 {
+				rhs[a] += v[a] * ss[i]
+				for b := range 3 {
+					N[a][b] += v[a] * v[b]
+				}
+			}
 		}
-		rm /= float64(n)
-		dm /= float64(n)
-		var rd, dd float64
-		for i := range n {
-			dv := float64(d[i]) - dm
-			rd += (float64(r[i]) - rm) * dv
+		c, ok := solve3(N, rhs)
+		if !ok || c[1]+c[2] <= 0 {
+			continue
+		}
+		var rm, dm, qm float64
+		for i := range np {
+			x := ms[i] / 255
+			g := c[0] + c[1]*x + c[2]*x*x
+			slope := (c[1] + 2*c[2]*x) / 255
+			ss[i] -= g     // residual
+			ds[i] *= slope // the mark as the suspect shows it
+			rm += ss[i]
+			dm += ds[i]
+			qm += ds[i] * float64(al.pix[i].q)
+		}
+		rm /= float64(np)
+		dm /= float64(np)
+		qm /= float64(np)
+		var rd, dd, rq, qq float64
+		for i := range np {
+			dv := ds[i] - dm
+			qv := ds[i]*float64(al.pix[i].q) - qm
+			r := ss[i] - rm
+			rd += r * dv
 			dd += dv * dv
+			rq += r * qv
+			qq += qv * qv
 		}
-		if dd < 1e-3*float64(n) {
+		if dd < 1e-3*float64(np) || qq < 1e-3*float64(np) {
 			continue // the variants do not differ here
 		}
-		if perSeg[seg] == nil {
-			perSeg[seg] = &segAcc{}
+		for _, acc := range []struct {
+			m      map[int]*segAcc
+			rx, xx float64
+		}{{sc.perSeg, rd, dd}, {sc.ctrl, rq, qq}} {
+			if acc.m[seg] == nil {
+				acc.m[seg] = &segAcc{}
+			}
+			acc.m[seg].c = append(acc.m[seg].c, acc.rx/acc.xx)
+			acc.m[seg].w = append(acc.m[seg].w, acc.xx/float64(ref.W*ref.H))
 		}
-		w := dd / float64(n) // mean squared difference per pixel
-		perSeg[seg].c = append(perSeg[seg].c, rd/dd)
-		perSeg[seg].w = append(perSeg[seg].w, w)
 	}
+	sc.sigma, sc.ctrlSigma = pooledSigma(sc.perSeg), pooledSigma(sc.ctrl)
+	return sc
+}
 
-	// Pooled noise of the per-frame scores around their segment's
-	// estimate, in units of one unit of weight: Var(c) = s²/w.
-	var ss float64
+// pooledSigma is the pooled noise of the per-frame scores around their
+// segment's estimate, in units of one unit of weight: Var(c) = s²/w.
+func pooledSigma(perSeg map[int]*segAcc) float64 {
+	var sq float64
 	var cnt int
 	for _, a := range perSeg {
 		mu, _ := a.est()
 		for i, c := range a.c {
-			ss += a.w[i] * (c - mu) * (c - mu)
+			sq += a.w[i] * (c - mu) * (c - mu)
 			cnt++
 		}
 	}
 	sigma := 1.0
 	if cnt > len(perSeg) {
-		sigma = math.Sqrt(ss / float64(cnt-len(perSeg)))
+		sigma = math.Sqrt(sq / float64(cnt-len(perSeg)))
 	}
-	sigma = max(sigma, 1e-6)
+	return max(sigma, 1e-6)
+}
 
-	return perSeg, sigma
+// solve3 solves the 3×3 system N·x = b (Cramer's rule).
+func solve3(N [3][3]float64, b [3]float64) ([3]float64, bool) {
+	det := func(m [3][3]float64) float64 {
+		return m[0][0]*(m[1][1]*m[2][2]-m[1][2]*m[2][1]) - m[0][1]*(m[1][0]*m[2][2]-m[1][2]*m[2][0]) + m[0][2]*(m[1][0]*m[2][1]-m[1][1]*m[2][0])
+	}
+	d := det(N)
+	var x [3]float64
+	if math.Abs(d) < 1e-12 {
+		return x, false
+	}
+	for c := range 3 {
+		m := N
+		for r := range 3 {
+			m[r][c] = b[r]
+		}
+		x[c] = det(m) / d
+	}
+	return x, true
 }
 
 func nearest(times []time.Duration, t time.Duration) int {
@@ -249,98 +360,4 @@ func nearest(times []time.Duration, t time.Duration) int {
 	return i
 }
 
-// warp resamples a reference plane to what a centred crop of the given
-// fraction, scaled back to full size, shows (crop 1: the plane itself).
-func warp(p []float32, w, h int, crop float64) []float32 {
-	if crop >= 0.999 {
-		return p
-	}
-	out := make([]float32, w*h)
-	x0 := (1 - crop) / 2 * float64(w)
-	y0 := (1 - crop) / 2 * float64(h)
-	for y := range h {
-		sy := y0 + (float64(y)+0.5)*crop - 0.5
-		iy := max(0, min(h-2, int(sy)))
-		fy := float32(sy - float64(iy))
-		for x := range w {
-			sx := x0 + (float64(x)+0.5)*crop - 0.5
-			ix := max(0, min(w-2, int(sx)))
-			fx := float32(sx - float64(ix))
-			a := p[iy*w+ix] + (p[iy*w+ix+1]-p[iy*w+ix])*fx
-			b := p[(iy+1)*w+ix] + (p[(iy+1)*w+ix+1]-p[(iy+1)*w+ix])*fx
-			out[y*w+x] = a + (b-a)*fy
-		}
-	}
-	return out
-}
-
-type alignment struct {
-	offset time.Duration
-	crop   float64
-}
-
-// align returns the time offsets and centred crops under which the suspect
-// looks most like the reference (smallest mean absolute difference over a
-// sample of suspect frames): the best and up to three within 25 % of it.
-func align(ref *Reference, mean [][]float32, times []time.Duration, suspect []Picture) []alignment {
-	sample := suspect
-	if len(sample) > 24 {
-		sample = make([]Picture, 24)
-		for i := range sample {
-			sample[i] = suspect[i*len(suspect)/24]
-		}
-	}
-	type cand struct {
-		al   alignment
-		cost float64
-	}
-	var cands []cand
-	n := ref.W * ref.H
-	t0 := sample[0].PTS
-	for _, crop := range []float64{1, 0.95, 0.9, 0.85, 0.8} {
-		warped := map[int][]float32{}
-		get := func(j int) []float32 {
-			if w, ok := warped[j]; ok {
-				return w
-			}
-			w := warp(mean[j], ref.W, ref.H, crop)
-			warped[j] = w
-			return w
-		}
-		for j0 := range times {
-			offset := times[j0] - t0
-			var cost float64
-			used := 0
-			for _, sp := range sample {
-				j := nearest(times, sp.PTS+offset)
-				if j < 0 {
-					continue
-				}
-				m := get(j)
-				var sad float64
-				for i := 0; i < n; i += 3 {
-					sad += math.Abs(float64(sp.Y[i]) - float64(m[i]))
-				}
-				cost += sad
-				used++
-			}
-			if used < len(sample)/2 {
-				continue
-			}
-			cands = append(cands, cand{alignment{offset: offset, crop: crop}, cost / float64(used)})
-		}
-	}
-	if len(cands) == 0 {
-		return []alignment{{crop: 1}}
-	}
-	slices.SortFunc(cands, func(a, b cand) int { return cmp.Compare(a.cost, b.cost) })
-	// The best match and those close to it (at most 4 in all).
-	out := []alignment{cands[0].al}
-	for _, c := range cands[1:] {
-		if len(out) == 4 || c.cost > 1.25*cands[0].cost {
-			break
-		}
-		out = append(out, c.al)
-	}
-	return out
-}
+var debugReg = os.Getenv("ABSEAL_DEBUG_REG") != ""

@@ -124,7 +124,7 @@ func TestDetect(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sus := attack(session(ref, c, wmid), tc.crop, tc.noise, tc.trim, r)
-			res, err := watermark.Detect(ref, sus, c)
+			res, err := watermark.Detect(ref, &watermark.Suspect{W: dw, H: dh, Frames: sus}, c)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -132,8 +132,8 @@ func TestDetect(t *testing.T) {
 			if res.Verdict != "identified" || res.WMID == nil || *res.WMID != wmid {
 				t.Fatalf("verdict %s wmid %v, want %x", res.Verdict, res.WMID, wmid)
 			}
-			if math.Abs((res.Offset-tc.trim).Seconds()) > 0.2 || math.Abs(res.Crop-tc.crop) > 0.03 {
-				t.Errorf("aligned at %s crop %.2f, want %s crop %.2f", res.Offset, res.Crop, tc.trim, tc.crop)
+			if math.Abs((res.Offset-tc.trim).Seconds()) > 0.2 || math.Abs(res.Crop-tc.crop*tc.crop) > 0.04 {
+				t.Errorf("aligned at %s showing %.2f of the area, want %s and %.2f", res.Offset, res.Crop, tc.trim, tc.crop*tc.crop)
 			}
 			wrong := 0
 			pat, _ := c.Pattern(wmid)
@@ -153,7 +153,7 @@ func TestDetect(t *testing.T) {
 		for i, o := range orig {
 			pics = append(pics, watermark.Picture{PTS: ref.A[i].PTS, Y: o})
 		}
-		res, err := watermark.Detect(ref, attack(pics, 1, 2, 0, r), c)
+		res, err := watermark.Detect(ref, &watermark.Suspect{W: dw, H: dh, Frames: attack(pics, 1, 2, 0, r)}, c)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -163,7 +163,7 @@ func TestDetect(t *testing.T) {
 	})
 	t.Run("another asset is inconclusive", func(t *testing.T) {
 		other, _ := reference(t, []byte("a different asset key, 32 bytes."), segments, 1.7)
-		res, err := watermark.Detect(ref, attack(session(other, c, wmid), 1, 2, 0, r), c)
+		res, err := watermark.Detect(ref, &watermark.Suspect{W: dw, H: dh, Frames: attack(session(other, c, wmid), 1, 2, 0, r)}, c)
 		if err != nil {
 			t.Fatal(err)
 		}

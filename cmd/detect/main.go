@@ -162,7 +162,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			called++
 		}
 	}
-	fmt.Fprintf(stdout, "segments: %d scored, %d called; suspect starts at %s of the asset, shows %.0f%% of the picture\n",
+	fmt.Fprintf(stdout, "segments: %d scored, %d called; suspect starts at %s of the asset, shows %.0f%% of the picture's area\n",
 		res.SegmentsUsed, called, res.Offset.Round(time.Millisecond), 100*res.Crop)
 	fmt.Fprintf(stdout, "detection took %s for %s of suspect video\n", took.Round(time.Millisecond), susDur.Round(time.Second))
 	return nil
