@@ -26,6 +26,7 @@ type alignment struct {
 	match  float64
 	pix    []pixMap
 	shown  float64
+	quick  float64 // the mark's evidence on a quick read (walkFamily)
 }
 
 // pixMap is a suspect pixel (index s) and the reference position it shows:
@@ -117,11 +118,14 @@ func register(ref *Reference, mean, diff [][]float32, times []time.Duration, sus
 	// quickly on every fourth frame, picks the best of each family.
 	reg := &registration{}
 	for _, g := range geos {
-		if len(reg.cands) == maxCandidates || g.match < geos[0].match-0.01 {
+		if len(reg.cands) == maxFamilies || g.match < geos[0].match-0.01 {
 			break
 		}
 		reg.cands = append(reg.cands, walkFamily(ref, mean, diff, times, sus, act, g))
 	}
+	// The strongest quick reads are scored in full and decoded.
+	slices.SortStableFunc(reg.cands, func(a, b alignment) int { return cmp.Compare(b.quick, a.quick) })
+	reg.cands = reg.cands[:min(len(reg.cands), maxCandidates)]
 	return reg
 }
 
@@ -161,6 +165,7 @@ func walkFamily(ref *Reference, mean, diff [][]float32, times []time.Duration, s
 		}
 	}
 	best.shown = math.Round(shownFraction(ref.W, ref.H, act, best.m)*1000) / 1000
+	best.quick = bestEv
 	return best
 }
 
@@ -170,7 +175,8 @@ func refineAt(ref *Reference, mean [][]float32, times []time.Duration, sus *Susp
 	if len(sp) == 0 {
 		return alignment{}, false
 	}
-	m, mt := refine(sp, rp, act, m)
+	// From the neighbour's geometry: a few steps at full resolution.
+	m, mt := refineLevels(sp, rp, act, m, []int{1}, 8)
 	return alignment{offset: off, m: m, match: mt}, true
 }
 
@@ -416,14 +422,14 @@ func ncc(n int, get func(i int) (float64, float64, bool)) float64 {
 }
 
 // pixelMap maps the suspect pixels of the active box through m and keeps
-// those that land inside the reference (a suspect with more than four
-// pixels per reference pixel is sampled every other pixel).
-func pixelMap(rw, rh, sw int, act box, m homography) []pixMap {
+// those that land inside the reference, at most as many as the reference
+// has pixels (spread evenly: the mark is smooth at that scale).
+func pixelMap(rw, rh, sw int, act box, m homography) (out []pixMap) {
 	stepPx := 1
 	if act.w()*act.h() > 4*rw*rh {
 		stepPx = 2
 	}
-	var out []pixMap
+	defer func() { out = subsample(out, rw*rh) }()
 	for y := act.y0; y < act.y1; y += stepPx {
 		for x := act.x0; x < act.x1; x += stepPx {
 			X, Y, ok := m.apply(float64(x)+0.5, float64(y)+0.5)
@@ -534,9 +540,10 @@ func centreOffset(times []time.Duration, frames []Picture, o time.Duration) time
 	return ds[len(ds)/2]
 }
 
-// maxCandidates is how many alignments Detect scores and decodes at most;
-// the false-positive bound it reports counts every decoding.
-const maxCandidates = 4
+// maxFamilies is how many geometries (and their families of offsets) are
+// read quickly; maxCandidates how many of them Detect then scores in full
+// and decodes: the false-positive bound it reports counts every decoding.
+const maxFamilies, maxCandidates = 4, 2
 
 // controlSign is a fixed pseudo-random ±1 per 5×5-pixel block of the
 // reference (see evidence).

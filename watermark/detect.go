@@ -241,22 +241,23 @@ func scoreFrames(ref *Reference, mean, diff [][]float32, times []time.Duration, 
 		}
 		mj, dj := mean[j], diff[j]
 		// Photometric fit s ≈ α + βm + γm² (m scaled to 0..1).
-		var N [3][3]float64
-		var rhs [3]float64
+		var x1, x2, x3, x4, s0, s1, s2 float64
 		for i, px := range al.pix {
 			m := px.sample(mj, ref.W)
 			ms[i], ds[i] = float64(m), float64(px.sample(dj, ref.W))
-			ss[i] = float64(sp.Y[px.s])
+			sv := float64(sp.Y[px.s])
+			ss[i] = sv
 			x := float64(m) / 255
-			v := [3]float64{1, x, x * x}
-			for a := range 3 {
-				rhs[a] += v[a] * ss[i]
-				for b := range 3 {
-					N[a][b] += v[a] * v[b]
-				}
-			}
+			xx := x * x
+			x1 += x
+			x2 += xx
+			x3 += xx * x
+			x4 += xx * xx
+			s0 += sv
+			s1 += x * sv
+			s2 += xx * sv
 		}
-		c, ok := solve3(N, rhs)
+		c, ok := solve3([3][3]float64{{float64(np), x1, x2}, {x1, x2, x3}, {x2, x3, x4}}, [3]float64{s0, s1, s2})
 		if !ok || c[1]+c[2] <= 0 {
 			continue
 		}

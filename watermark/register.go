@@ -21,9 +21,9 @@ import (
 //     flat in every sampled frame are letterbox or pillarbox, and left
 //     out (activeBox).
 //  2. Coarse search: the reference's mean picture, at 64×36, is scaled
-//     over a log grid of sizes (a window of half the suspect up to a crop
-//     showing 60 % of the reference), a few aspect ratios (kept, stretched
-//     to the suspect's active area, ±10 %) and both orientations
+//     over a log grid of sizes (a window of less than half the suspect up
+//     to a crop showing 60 % of the reference), two aspect ratios (kept,
+//     and stretched to the suspect's active area) and both orientations
 //     (mirrored or not), and slid over the suspect at the same resolution;
 //     normalized cross-correlation over the overlap, summed over a few
 //     frame pairs, picks the best (coarseSearch).
@@ -264,7 +264,8 @@ func coarseSearch(sus, ref []plane, act box) (homography, float64) {
 	// active area's height.
 	fitH := float64(la.h()) / rh
 	fitAspect := (float64(la.w()) / rw) / fitH
-	aspects := []float64{1, 0.9, 1.1}
+	// ±10 % more or less aspect is left to the refinement.
+	aspects := []float64{1}
 	if math.Abs(fitAspect-1) > 0.05 {
 		aspects = append(aspects, fitAspect)
 	}
@@ -421,7 +422,13 @@ func slide(sus, tpl []plane, act box) (int, int, float64) {
 // and robust weights. It returns the refined homography and the
 // normalized correlation of the pictures under it.
 func refine(sus, ref []plane, act box, m homography) (homography, float64) {
-	for _, level := range []int{2, 1} {
+	return refineLevels(sus, ref, act, m, []int{2, 1}, 30)
+}
+
+// refineLevels is refine at the given pyramid levels (2: half the
+// reference's resolution) with at most iters steps per level.
+func refineLevels(sus, ref []plane, act box, m homography, levels []int, iters int) (homography, float64) {
+	for _, level := range levels {
 		rs := make([]plane, len(ref))
 		ss := make([]plane, len(sus))
 		// The suspect at about the reference's pixel density.
@@ -454,7 +461,7 @@ func refine(sus, ref []plane, act box, m homography) (homography, float64) {
 		mm := down.mul(m).mul(up)
 		la := box{int(float64(act.x0) / fx), int(float64(act.y0) / fy), int(math.Ceil(float64(act.x1) / fx)), int(math.Ceil(float64(act.y1) / fy))}
 		la.x1, la.y1 = min(la.x1, w), min(la.y1, h)
-		mm = gaussNewton(ss, rs, la, mm, 30)
+		mm = gaussNewton(ss, rs, la, mm, iters)
 		m = scaleShift(1/fr, 1/fr, 0, 0).mul(mm).mul(scaleShift(1/fx, 1/fy, 0, 0))
 	}
 	return m, match(sus, ref, act, m)

@@ -98,7 +98,9 @@ func TestDetectLeak(t *testing.T) {
 	const wmid = 0xBEEF
 	pat, _ := code.Pattern(wmid)
 	sess := session(t, assetID, code, wmid, res.Positions)
-	// A small slice of the attack matrix of make wm-report.
+	// A small slice of the attack matrix of make wm-report, with three of
+	// the attacks that need registration (an off-centre re-frame to 9:16,
+	// a mirror with an off-centre crop, the picture in a window).
 	for _, at := range []struct {
 		name string
 		args []string
@@ -107,6 +109,10 @@ func TestDetectLeak(t *testing.T) {
 		{"libx264 CRF 35 at 426x240", []string{"-c:v", "libx264", "-preset", "veryfast", "-crf", "35", "-vf", "scale=426:240"}},
 		{"first 3.3 s trimmed, fps=30", []string{"-ss", "3.3", "-c:v", "libx264", "-preset", "veryfast", "-crf", "26", "-vf", "fps=30"}},
 		{"10% crop, rescaled", []string{"-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-vf", "crop=iw*0.9:ih*0.9,scale=640:360"}},
+		{"mirror, crop", []string{"-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-vf", "hflip,crop=iw*0.85:ih*0.9:iw*0.1:ih*0.04,scale=640:360"}},
+		{"phone 9:16", []string{"-c:v", "libx264", "-preset", "veryfast", "-crf", "26", "-vf", "crop=ih*9/16:ih:iw*0.3:0,scale=360:640"}},
+		{"picture in picture 50%", []string{"-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-filter_complex",
+			"smptehdbars=size=640x360:rate=25,format=yuv420p[bg];[0:v]scale=320:180[s];[bg][s]overlay=280:150:shortest=1"}},
 	} {
 		r := detect(testmedia.Reencode(t, sess, at.args...))
 		wrong, called := 0, 0

@@ -77,6 +77,16 @@ func attacks() []attack {
 		{name: "10% crop, rescaled", args: []string{"-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-vf", "crop=iw*0.9:ih*0.9,scale=640:360"}},
 		{name: "fps=25", args: []string{"-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-vf", "fps=25"}},
 		{name: "first 3.3 s trimmed", args: []string{"-ss", "3.3", "-c:v", "libx264", "-preset", "veryfast", "-crf", "23"}},
+		{name: "off-centre crop, rescaled", args: []string{"-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-vf", "crop=iw-48:ih-40:0:0,scale=640:360"}},
+		{name: "scaled to 95 %, letterboxed", args: []string{"-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-vf", "scale=608:342,pad=640:360:16:9"}},
+		{name: "mirrored, off-centre crop", args: []string{"-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-vf", "hflip,crop=iw*0.85:ih*0.9:iw*0.1:ih*0.04,scale=640:360"}},
+		{name: "phone re-frame 9:16", args: []string{"-c:v", "libx264", "-preset", "veryfast", "-crf", "26", "-vf", "crop=ih*9/16:ih:iw*0.3:0,scale=360:640"}},
+		{name: "rotated 3°, perspective", args: []string{"-c:v", "libx264", "-preset", "veryfast", "-crf", "26", "-vf",
+			"rotate=3*PI/180:ow=iw:oh=ih,perspective=x0=12:y0=8:x1=630:y1=0:x2=0:y2=350:x3=622:y3=360"}},
+		{name: "picture in picture 50 %", args: []string{"-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-filter_complex",
+			"smptehdbars=size=640x360:rate=30,format=yuv420p[bg];[0:v]scale=320:180[s];[bg][s]overlay=280:150:shortest=1"}},
+		{name: "camcorder-like (perspective, rotation, blur, noise, gamma, 25 fps, 480p CRF 30)", args: []string{"-c:v", "libx264", "-preset", "veryfast", "-crf", "30", "-vf",
+			"perspective=x0=10:y0=6:x1=628:y1=2:x2=4:y2=352:x3=634:y3=358,rotate=1.5*PI/180:ow=iw:oh=ih,gblur=sigma=1.2,noise=alls=6:allf=t,eq=gamma=1.15:contrast=1.1,fps=25,scale=854:480"}},
 	}
 	x265 := attack{name: "libx265 CRF 30", args: []string{"-c:v", "libx265", "-preset", "veryfast", "-crf", "30", "-x265-params", "log-level=error"}}
 	if out, err := exec.Command("ffmpeg", "-hide_banner", "-encoders").Output(); err != nil || !strings.Contains(string(out), "libx265") {
