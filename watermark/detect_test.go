@@ -33,6 +33,12 @@ func scene(i int, seed float64) []byte {
 
 // reference builds variants A and B of an asset with segments segments.
 func reference(t *testing.T, key []byte, segments int, seed float64) (*watermark.Reference, [][]byte) {
+	return referenceOf(t, key, segments, func(i int) []byte { return scene(i, seed) })
+}
+
+// referenceOf builds variants A and B of an asset whose frame i is
+// picture(i).
+func referenceOf(t *testing.T, key []byte, segments int, picture func(i int) []byte) (*watermark.Reference, [][]byte) {
 	p := watermark.DefaultParams(segDur)
 	e, err := watermark.NewEmbedder(key, p)
 	if err != nil {
@@ -50,7 +56,7 @@ func reference(t *testing.T, key []byte, segments int, seed float64) (*watermark
 	for i := range frames {
 		pts := time.Duration(i) * time.Second / fps
 		seg := int(pts / segDur)
-		o := scene(i, seed)
+		o := picture(i)
 		a, b := bytes.Clone(o), bytes.Clone(o)
 		if ref.Positions[seg] >= 0 {
 			e.Embed(b, dw, dw, dh, seg, pts, -1)

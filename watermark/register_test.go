@@ -1,0 +1,130 @@
+package watermark_test
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/abseal/abseal/watermark"
+)
+
+// shots is a camera-like picture at frame i: soft blobs of light drifting
+// at their own speeds, a new set every 3 s (a cut).
+func shots(i int) []byte {
+	const shotFrames = 3 * fps
+	shot := i / shotFrames
+	r := rand.New(rand.NewPCG(uint64(shot), 77))
+	type blob struct{ x, y, vx, vy, rad, amp float64 }
+	bs := make([]blob, 14)
+	for k := range bs {
+		bs[k] = blob{r.Float64() * dw, r.Float64() * dh, (r.Float64() - 0.5) * 1.2, (r.Float64() - 0.5) * 0.8,
+			4 + r.Float64()*12, (r.Float64() - 0.4) * 140}
+	}
+	base := 60 + r.Float64()*60
+	t := float64(i % shotFrames)
+	p := make([]byte, dw*dh)
+	for y := range dh {
+		for x := range dw {
+			v := base + 12*math.Sin(float64(x)/9+float64(shot))
+			for _, b := range bs {
+				dx, dy := float64(x)-(b.x+b.vx*t), float64(y)-(b.y+b.vy*t)
+				v += b.amp * math.Exp(-(dx*dx+dy*dy)/(2*b.rad*b.rad))
+			}
+			p[y*dw+x] = byte(max(0, min(255, v)))
+		}
+	}
+	return p
+}
+
+// geometric is a suspect of sw×sh whose pixel (x, y) shows the reference
+// picture at m(x, y) (reference pixels; m maps pixel centres); outside
+// the reference it shows bg(x, y). Noise of the given σ is added.
+func geometric(frames []watermark.Picture, sw, sh int, m func(x, y float64) (float64, float64), bg func(x, y int) byte, noise float64, r *rand.Rand) *watermark.Suspect {
+	sus := &watermark.Suspect{W: sw, H: sh}
+	for _, f := range frames {
+		y := make([]byte, sw*sh)
+		for yy := range sh {
+			for xx := range sw {
+				X, Y := m(float64(xx)+0.5, float64(yy)+0.5)
+				X, Y = X-0.5, Y-0.5
+				if X < 0 || Y < 0 || X > dw-1 || Y > dh-1 {
+					y[yy*sw+xx] = bg(xx, yy)
+					continue
+				}
+				ix, iy := min(int(X), dw-2), min(int(Y), dh-2)
+				fx, fy := X-float64(ix), Y-float64(iy)
+				v := func(x, y int) float64 { return float64(f.Y[y*dw+x]) }
+				a := v(ix, iy) + (v(ix+1, iy)-v(ix, iy))*fx
+				b := v(ix, iy+1) + (v(ix+1, iy+1)-v(ix, iy+1))*fx
+				y[yy*sw+xx] = byte(max(0, min(255, math.Round(a+(b-a)*fy+r.NormFloat64()*noise))))
+			}
+		}
+		sus.Frames = append(sus.Frames, watermark.Picture{PTS: f.PTS, Y: y})
+	}
+	return sus
+}
+
+// TestRegistration: a session's stream re-framed the ways pirates re-frame
+// (off-centre crop, letterbox, mirror, a 9:16 phone crop, rotation with
+// perspective, a window over other content) names the session, and the
+// detector reports where the reference's picture is in the suspect's.
+func TestRegistration(t *testing.T) {
+	c := code(t, 32)
+	segments := c.PatternLen() + unmarked + 4
+	ref, _ := referenceOf(t, assetKey, segments, shots)
+	const wmid = 0x5EEDF00D
+	sess := session(ref, c, wmid)
+	black := func(x, y int) byte { return 16 }
+	desk := func(x, y int) byte { return byte(90 + 60*((x/7+y/5)%2)) }
+	rot := 4 * math.Pi / 180
+	for _, tc := range []struct {
+		name   string
+		sw, sh int
+		m      func(x, y float64) (float64, float64)
+		bg     func(x, y int) byte
+		// The reference's top-left and bottom-right corners in the
+		// suspect, as fractions of its size.
+		tl, br [2]float64
+	}{
+		{"off-centre crop", dw, dh, func(x, y float64) (float64, float64) { return 12 + x*0.85, 2 + y*0.85 }, black,
+			[2]float64{-12 / 0.85 / dw, -2 / 0.85 / dh}, [2]float64{(dw - 12) / 0.85 / dw, (dh - 2) / 0.85 / dh}},
+		{"letterbox", dw, dh, func(x, y float64) (float64, float64) { return (x - 4.8) / 0.9, (y - 2.7) / 0.9 }, black,
+			[2]float64{0.05, 0.05}, [2]float64{0.95, 0.95}},
+		{"mirror, crop", dw, dh, func(x, y float64) (float64, float64) { return dw - 6 - x*0.8, 4 + y*0.8 }, black,
+			[2]float64{(dw - 6) / 0.8 / dw, -4 / 0.8 / dh}, [2]float64{-6 / 0.8 / dw, (dh - 4) / 0.8 / dh}},
+		{"phone 9:16", 54, 96, func(x, y float64) (float64, float64) { return 40 + x*(30.0/54), y * (54.0 / 96) }, black,
+			[2]float64{-40 / (30.0 / 54) / 54, 0}, [2]float64{(dw - 40) / (30.0 / 54) / 54, 1}},
+		{"rotation 4°, perspective", dw, dh, func(x, y float64) (float64, float64) {
+			u, v := x-dw/2, y-dh/2
+			d := 1 + 0.0015*u
+			return (math.Cos(rot)*u-math.Sin(rot)*v)/d + dw/2, (math.Sin(rot)*u+math.Cos(rot)*v)/d + dh/2
+		}, black, [2]float64{math.NaN(), math.NaN()}, [2]float64{math.NaN(), math.NaN()}},
+		{"picture in picture 50%", dw, dh, func(x, y float64) (float64, float64) { return (x - 40) * 2, (y - 22) * 2 }, desk,
+			[2]float64{40.0 / dw, 22.0 / dh}, [2]float64{88.0 / dw, 49.0 / dh}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sus := geometric(sess, tc.sw, tc.sh, tc.m, tc.bg, 2, rand.New(rand.NewPCG(1, 2)))
+			res, err := watermark.Detect(ref, sus, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr := res.Transform
+			t.Logf("%s, %d segments, shows %.2f of the area, corners %v, mirrored %v, match %.3f", res.Verdict, res.SegmentsUsed, res.Crop, tr.Corners, tr.Mirrored, tr.Match)
+			if res.Verdict != "identified" || res.WMID == nil || *res.WMID != wmid {
+				t.Fatalf("verdict %s wmid %v, want %x", res.Verdict, res.WMID, wmid)
+			}
+			for i, want := range map[int][2]float64{0: tc.tl, 2: tc.br} {
+				got := tr.Corners[i]
+				// 3 % of the suspect's size (of the distance, for corners
+				// far outside it).
+				tol := func(w float64) float64 { return 0.03 * max(1, math.Abs(w)) }
+				if !math.IsNaN(want[0]) && (math.Abs(got[0]-want[0]) > tol(want[0]) || math.Abs(got[1]-want[1]) > tol(want[1])) {
+					t.Errorf("corner %d at %.3f, want %.3f", i, got, want)
+				}
+			}
+			if tr.Mirrored != (tc.name == "mirror, crop") {
+				t.Errorf("mirrored %v", tr.Mirrored)
+			}
+		})
+	}
+}
