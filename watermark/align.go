@@ -21,6 +21,7 @@ type registration struct {
 // reference pixels and its sampling map of suspect pixels to reference
 // positions.
 type alignment struct {
+	tm     *timeMap // nil: reference time = suspect time + offset
 	offset time.Duration
 	m      homography
 	match  float64
@@ -58,6 +59,7 @@ func (p pixMap) sample(pl []float32, w int) float32 {
 // returned: Detect scores each and keeps the strongest mark.
 func register(ref *Reference, mean, diff [][]float32, times []time.Duration, sus *Suspect) *registration {
 	act := activeBox(sus.Frames, sus.W, sus.H)
+	tm0, seeds := coarseOffsets(mean, times, sus, act)
 	var geos []alignment
 	tried := func(off time.Duration) bool {
 		for _, g := range geos {
@@ -71,18 +73,17 @@ func register(ref *Reference, mean, diff [][]float32, times []time.Duration, sus
 		if tried(off) {
 			return
 		}
-		if g, ok := geometryAt(ref, mean, times, sus, act, off); ok {
+		if g, ok := geometryAt(ref, mean, times, sus, act, tm0, off); ok {
 			geos = append(geos, g)
 		}
 	}
-	lo, hi := times[0]-sus.Frames[len(sus.Frames)-1].PTS, times[len(times)-1]-sus.Frames[0].PTS
+	lo, hi := times[0]-tm0.at(sus.Frames[len(sus.Frames)-1].PTS, 0), times[len(times)-1]-tm0.at(sus.Frames[0].PTS, 0)
 	// Seeds: the brightness peaks, and the offsets where the suspect's
 	// active picture, stretched over the reference's, matches best (a
 	// plain re-encode, a small crop or a scale).
-	seeds := coarseOffsets(mean, times, sus, act)
 	stretch := scaleShift(float64(ref.W)/float64(act.w()), float64(ref.H)/float64(act.h()),
 		-float64(act.x0)*float64(ref.W)/float64(act.w()), -float64(act.y0)*float64(ref.H)/float64(act.h()))
-	seeds = append(seeds, offsetPeaks(ref, mean, times, sus, subsample(pixelMap(ref.W, ref.H, sus.W, act, stretch), 1000), lo, hi, 2)...)
+	seeds = append(seeds, offsetPeaks(ref, mean, times, sus, subsample(pixelMap(ref.W, ref.H, sus.W, act, stretch), 1000), tm0, lo, hi, 2)...)
 	for _, off := range seeds {
 		fit(off)
 	}
@@ -93,7 +94,7 @@ func register(ref *Reference, mean, diff [][]float32, times []time.Duration, sus
 		}
 		slices.SortFunc(geos, func(a, b alignment) int { return cmp.Compare(b.match, a.match) })
 		n := len(geos)
-		for _, off := range offsetPeaks(ref, mean, times, sus, subsample(pixelMap(ref.W, ref.H, sus.W, act, geos[0].m), 1000), lo, hi, 2) {
+		for _, off := range offsetPeaks(ref, mean, times, sus, subsample(pixelMap(ref.W, ref.H, sus.W, act, geos[0].m), 1000), tm0, lo, hi, 2) {
 			fit(off)
 		}
 		if len(geos) == n {
@@ -104,7 +105,7 @@ func register(ref *Reference, mean, diff [][]float32, times []time.Duration, sus
 	if len(geos) == 0 {
 		// Nothing overlaps: the active box stretched to the reference at
 		// offset 0 (the result will be inconclusive).
-		geos = []alignment{{m: stretch}}
+		geos = []alignment{{tm: tm0, m: stretch}}
 	}
 	if os.Getenv("ABSEAL_DEBUG_REG") != "" {
 		for _, g := range geos {
@@ -143,14 +144,15 @@ func walkFamily(ref *Reference, mean, diff [][]float32, times []time.Duration, s
 	}
 	prep := func(a alignment) (alignment, float64) {
 		a.pix = pixelMap(ref.W, ref.H, sus.W, act, a.m)
-		a.offset = centreOffset(times, sus.Frames, a.offset)
+		a.offset = centreOffset(times, sus.Frames, a.tm, a.offset)
 		return a, evidence(scoreFrames(ref, mean, diff, times, quick, a))
 	}
+	g.tm, g.offset = estimateTiming(ref, mean, times, sus, subsample(pixelMap(ref.W, ref.H, sus.W, act, g.m), 1000), g.tm, g.offset)
 	best, bestEv := prep(g)
 	for _, dir := range []time.Duration{-1, 1} {
 		cur := g
 		for k := 1; time.Duration(k)*step <= 500*time.Millisecond; k++ {
-			next, ok := refineAt(ref, mean, times, sus, act, g.offset+dir*time.Duration(k)*step, cur.m)
+			next, ok := refineAt(ref, mean, times, sus, act, g.tm, g.offset+dir*time.Duration(k)*step, cur.m)
 			if !ok || next.match < g.match-0.01 {
 				break
 			}
@@ -170,24 +172,24 @@ func walkFamily(ref *Reference, mean, diff [][]float32, times []time.Duration, s
 }
 
 // refineAt refines geometry m at time offset off.
-func refineAt(ref *Reference, mean [][]float32, times []time.Duration, sus *Suspect, act box, off time.Duration, m homography) (alignment, bool) {
-	sp, rp := pairsAt(ref, mean, times, sus, off)
+func refineAt(ref *Reference, mean [][]float32, times []time.Duration, sus *Suspect, act box, tm *timeMap, off time.Duration, m homography) (alignment, bool) {
+	sp, rp := pairsAt(ref, mean, times, sus, tm, off, spread)
 	if len(sp) == 0 {
 		return alignment{}, false
 	}
 	// From the neighbour's geometry: a few steps at full resolution.
 	m, mt := refineLevels(sp, rp, act, m, []int{1}, 8)
-	return alignment{offset: off, m: m, match: mt}, true
+	return alignment{tm: tm, offset: off, m: m, match: mt}, true
 }
 
-// pairsAt is three frame pairs spread over the overlap at offset off.
-func pairsAt(ref *Reference, mean [][]float32, times []time.Duration, sus *Suspect, off time.Duration) (sp, rp []plane) {
-	for _, f := range []float64{0.25, 0.5, 0.75} {
-		i := pairAt(sus, times, off, f)
+// pairsAt is the frame pairs at fractions fs of the overlap at offset off.
+func pairsAt(ref *Reference, mean [][]float32, times []time.Duration, sus *Suspect, tm *timeMap, off time.Duration, fs []float64) (sp, rp []plane) {
+	for _, f := range fs {
+		i := pairAt(sus, times, tm, off, f)
 		if i < 0 {
 			continue
 		}
-		j := nearest(times, sus.Frames[i].PTS+off)
+		j := nearest(times, tm.at(sus.Frames[i].PTS, off))
 		sp = append(sp, planeOf(sus.Frames[i].Y, sus.W, sus.H))
 		rp = append(rp, plane{ref.W, ref.H, mean[j]})
 	}
@@ -196,15 +198,32 @@ func pairsAt(ref *Reference, mean [][]float32, times []time.Duration, sus *Suspe
 
 // geometryAt registers the suspect's pictures with the reference's at
 // time offset off from three frame pairs spread over their overlap.
-func geometryAt(ref *Reference, mean [][]float32, times []time.Duration, sus *Suspect, act box, off time.Duration) (alignment, bool) {
-	sp, rp := pairsAt(ref, mean, times, sus, off)
-	if len(sp) == 0 {
-		return alignment{}, false
+func geometryAt(ref *Reference, mean [][]float32, times []time.Duration, sus *Suspect, act box, tm *timeMap, off time.Duration) (alignment, bool) {
+	fit := func(fs []float64) (alignment, bool) {
+		sp, rp := pairsAt(ref, mean, times, sus, tm, off, fs)
+		if len(sp) == 0 {
+			return alignment{}, false
+		}
+		m0, _ := coarseSearch(sp, rp, act)
+		m, mt := refine(sp, rp, act, m0)
+		return alignment{tm: tm, offset: off, m: m, match: mt}, true
 	}
-	m0, _ := coarseSearch(sp, rp, act)
-	m, mt := refine(sp, rp, act, m0)
-	return alignment{offset: off, m: m, match: mt}, true
+	best, ok := fit(spread)
+	if ok && best.match >= 0.95 {
+		return best, true
+	}
+	// Pairs that straddle a cut (or a speed change) cannot all match:
+	// three close pairs at a time, early, midway and late.
+	for _, c := range []float64{0.2, 0.5, 0.8} {
+		if g, gok := fit([]float64{c - 0.02, c, c + 0.02}); gok && (!ok || g.match > best.match) {
+			best, ok = g, true
+		}
+	}
+	return best, ok
 }
+
+// spread are the fractions of the overlap where geometry is fitted.
+var spread = []float64{0.25, 0.5, 0.75}
 
 func subsample(pix []pixMap, n int) []pixMap {
 	if len(pix) <= n {
@@ -232,7 +251,7 @@ func sampleFrames(frames []Picture, n int) []Picture {
 // offsetPeaks returns up to k time offsets in [lo, hi], more than a
 // second apart, under which the suspect's sampled frames match the
 // reference's best through the sampling map pix.
-func offsetPeaks(ref *Reference, mean [][]float32, times []time.Duration, sus *Suspect, pix []pixMap, lo, hi time.Duration, k int) []time.Duration {
+func offsetPeaks(ref *Reference, mean [][]float32, times []time.Duration, sus *Suspect, pix []pixMap, tm *timeMap, lo, hi time.Duration, k int) []time.Duration {
 	if len(pix) == 0 {
 		return nil
 	}
@@ -244,7 +263,7 @@ func offsetPeaks(ref *Reference, mean [][]float32, times []time.Duration, sus *S
 	}
 	var cands []cand
 	for o := lo; o <= hi; o += step {
-		if c, ok := matchCost(ref, mean, times, sample, pix, o); ok {
+		if c, ok := matchCost(ref, mean, times, sample, pix, tm, o); ok {
 			cands = append(cands, cand{o, c})
 		}
 	}
@@ -270,11 +289,11 @@ func offsetPeaks(ref *Reference, mean [][]float32, times []time.Duration, sus *S
 // matchCost is 1 − the mean normalized correlation of the sampled suspect
 // frames with the reference frames they show at offset o; ok is false when
 // fewer than half of them show one.
-func matchCost(ref *Reference, mean [][]float32, times []time.Duration, sample []Picture, pix []pixMap, o time.Duration) (float64, bool) {
+func matchCost(ref *Reference, mean [][]float32, times []time.Duration, sample []Picture, pix []pixMap, tm *timeMap, o time.Duration) (float64, bool) {
 	var cost float64
 	used := 0
 	for _, sp := range sample {
-		j := nearest(times, sp.PTS+o)
+		j := nearest(times, tm.at(sp.PTS, o))
 		if j < 0 {
 			continue
 		}
@@ -301,10 +320,10 @@ func frameStep(times []time.Duration) time.Duration {
 
 // pairAt is the index of the suspect frame at fraction f of the suspect's
 // frames that show the reference under offset off, or -1.
-func pairAt(sus *Suspect, times []time.Duration, off time.Duration, f float64) int {
+func pairAt(sus *Suspect, times []time.Duration, tm *timeMap, off time.Duration, f float64) int {
 	var in []int
 	for i, p := range sus.Frames {
-		if nearest(times, p.PTS+off) >= 0 {
+		if nearest(times, tm.at(p.PTS, off)) >= 0 {
 			in = append(in, i)
 		}
 	}
@@ -318,7 +337,7 @@ func pairAt(sus *Suspect, times []time.Duration, off time.Duration, f float64) i
 // suspect time) under which the suspect's brightness over time follows
 // the reference's best: normalized correlation of the per-frame mean luma
 // and of its frame-to-frame change, over at least half the overlap.
-func coarseOffsets(mean [][]float32, times []time.Duration, sus *Suspect, act box) []time.Duration {
+func coarseOffsets(mean [][]float32, times []time.Duration, sus *Suspect, act box) (*timeMap, []time.Duration) {
 	rs := make([]float64, len(mean))
 	for j, m := range mean {
 		var s float64
@@ -346,38 +365,52 @@ func coarseOffsets(mean [][]float32, times []time.Duration, sus *Suspect, act bo
 		off   time.Duration
 		score float64
 	}
-	var cands []cand
 	js := make([]int, len(sus.Frames))
-	for off := times[0] - last; off <= times[len(times)-1]-first; off += step {
-		used := 0
-		for i, p := range sus.Frames {
-			js[i] = nearest(times, p.PTS+off)
-			if js[i] >= 0 {
-				used++
+	scan := func(tm *timeMap) []cand {
+		var cands []cand
+		for off := times[0] - tm.at(last, 0); off <= times[len(times)-1]-tm.at(first, 0); off += step {
+			used := 0
+			for i, p := range sus.Frames {
+				js[i] = nearest(times, tm.at(p.PTS, off))
+				if js[i] >= 0 {
+					used++
+				}
+			}
+			if used < need {
+				continue
+			}
+			lv := ncc(len(sus.Frames), func(i int) (float64, float64, bool) {
+				if js[i] < 0 {
+					return 0, 0, false
+				}
+				return ss[i], rs[js[i]], true
+			})
+			df := ncc(len(sus.Frames), func(i int) (float64, float64, bool) {
+				if i == 0 || js[i] < 0 || js[i-1] < 0 {
+					return 0, 0, false
+				}
+				return ss[i] - ss[i-1], rs[js[i]] - rs[js[i-1]], true
+			})
+			cands = append(cands, cand{off, lv + df})
+		}
+		slices.SortFunc(cands, func(a, b cand) int { return cmp.Compare(b.score, a.score) })
+		return cands
+	}
+	// Speed: another rate only where brightness follows it clearly better.
+	var tm *timeMap
+	cands := scan(nil)
+	for _, r := range rates[1:] {
+		c := scan(&timeMap{rate: r})
+		if len(c) > 0 && (len(cands) == 0 || c[0].score > cands[0].score+0.1) {
+			if tm == nil || c[0].score > cands[0].score {
+				tm, cands = &timeMap{rate: r}, c
 			}
 		}
-		if used < need {
-			continue
-		}
-		lv := ncc(len(sus.Frames), func(i int) (float64, float64, bool) {
-			if js[i] < 0 {
-				return 0, 0, false
-			}
-			return ss[i], rs[js[i]], true
-		})
-		df := ncc(len(sus.Frames), func(i int) (float64, float64, bool) {
-			if i == 0 || js[i] < 0 || js[i-1] < 0 {
-				return 0, 0, false
-			}
-			return ss[i] - ss[i-1], rs[js[i]] - rs[js[i-1]], true
-		})
-		cands = append(cands, cand{off, lv + df})
 	}
 	if len(cands) == 0 {
-		return nil
+		return nil, nil
 	}
-	// Local maxima, best first; peaks closer than a second count once.
-	slices.SortFunc(cands, func(a, b cand) int { return cmp.Compare(b.score, a.score) })
+	// Peaks, best first; peaks closer than a second count once.
 	var out []time.Duration
 	for _, c := range cands {
 		if len(out) == 3 {
@@ -393,7 +426,7 @@ func coarseOffsets(mean [][]float32, times []time.Duration, sus *Suspect, act bo
 			out = append(out, c.off)
 		}
 	}
-	return out
+	return tm, out
 }
 
 // ncc is the normalized correlation of the pairs get(i) that exist.
@@ -468,29 +501,6 @@ func shownFraction(rw, rh int, act box, m homography) float64 {
 	return float64(in) / float64(rw*rh)
 }
 
-// fineOffsets returns the time offsets within half a second of off, in
-// half-frame steps, with their match cost (matchCost over 24 sampled
-// frames).
-func fineOffsets(ref *Reference, mean [][]float32, times []time.Duration, sus *Suspect, pix []pixMap, off time.Duration) []struct {
-	offset time.Duration
-	cost   float64
-} {
-	type oc = struct {
-		offset time.Duration
-		cost   float64
-	}
-	sample := sampleFrames(sus.Frames, 24)
-	sub := subsample(pix, 4000)
-	var out []oc
-	step := frameStep(times) / 2
-	for o := off - 500*time.Millisecond; o <= off+500*time.Millisecond; o += step {
-		if c, ok := matchCost(ref, mean, times, sample, sub, o); ok {
-			out = append(out, oc{o, c})
-		}
-	}
-	return out
-}
-
 // describe reports m: the reference's corners in the suspect's picture
 // (as fractions of its size), mirroring and the match.
 func describe(m homography, rw, rh, sw, sh int, match float64) *Transform {
@@ -526,11 +536,11 @@ func (m homography) inverse() (homography, bool) {
 // frames as paired under o. (The match cost is flat while the pairing
 // stays the same, so the best offset found can sit at the edge of a
 // pairing, where the next frame is as near.)
-func centreOffset(times []time.Duration, frames []Picture, o time.Duration) time.Duration {
+func centreOffset(times []time.Duration, frames []Picture, tm *timeMap, o time.Duration) time.Duration {
 	var ds []time.Duration
 	for _, p := range frames {
-		if j := nearest(times, p.PTS+o); j >= 0 {
-			ds = append(ds, times[j]-p.PTS)
+		if j := nearest(times, tm.at(p.PTS, o)); j >= 0 {
+			ds = append(ds, times[j]-tm.at(p.PTS, 0))
 		}
 	}
 	if len(ds) == 0 {
@@ -564,4 +574,213 @@ func suspectTimes(sus *Suspect) []time.Duration {
 		ts[i] = f.PTS
 	}
 	return ts
+}
+
+// timeMap maps suspect time to reference time: rate·t plus the shift of
+// the piece t is in (pieces start at from[k]; before the first, no
+// shift), plus the alignment's offset. Rate is not 1 for a copy sped up
+// or slowed down (25 fps film played at 25 instead of 23.976); pieces
+// with other shifts follow cuts (a missing minute).
+type timeMap struct {
+	rate  float64
+	from  []time.Duration
+	shift []time.Duration
+}
+
+func (tm *timeMap) at(t, off time.Duration) time.Duration {
+	if tm == nil {
+		return t + off
+	}
+	r := time.Duration(float64(t)*tm.rate) + off
+	for k := len(tm.from) - 1; k >= 0; k-- {
+		if t >= tm.from[k] {
+			return r + tm.shift[k]
+		}
+	}
+	return r
+}
+
+// rates are the speed changes the detector tries: PAL speed-up and its
+// inverse (23.976 or 24 fps played at 25), and the NTSC 1000/1001.
+var rates = []float64{1, 25 / 23.976, 23.976 / 25, 25.0 / 24, 24.0 / 25, 1.001, 1 / 1.001}
+
+// estimateTiming finds the suspect's speed and its cuts under the sampling
+// map pix: up to 64 suspect frames spread over it are each matched with
+// every reference frame, a line (rate and offset) is fitted to the pairs
+// robustly (the most pairs within a frame and a half of it; speed 1 unless
+// another rate fits a fifth more), and runs of at least four consecutive
+// pairs that follow the same rate at another
+// offset, a second or more away, become pieces of their own (a cut). It returns the time map (nil:
+// speed 1, no cut) and the offset; with too few pairs on a line it keeps
+// tm0 and off.
+func estimateTiming(ref *Reference, mean [][]float32, times []time.Duration, sus *Suspect, pix []pixMap, tm0 *timeMap, off time.Duration) (*timeMap, time.Duration) {
+	if len(pix) == 0 || len(sus.Frames) < 8 || len(times) < 8 {
+		return tm0, off
+	}
+	sample := sampleFrames(sus.Frames, 64)
+	type point struct{ ts, tr float64 } // seconds
+	pts := make([]point, 0, len(sample))
+	xs := make([]float64, len(pix))
+	for _, sp := range sample {
+		// Normalized suspect values once; the reference's per frame.
+		var sm, sq float64
+		for i, px := range pix {
+			v := float64(sp.Y[px.s])
+			xs[i] = v
+			sm += v
+			sq += v * v
+		}
+		n := float64(len(pix))
+		vs := sq - sm*sm/n
+		if vs < 1e-3*n {
+			continue // a flat picture matches anything
+		}
+		best, bestC := -1, -2.0
+		for j := range times {
+			var rm, rq, sr float64
+			for i, px := range pix {
+				r := float64(px.sample(mean[j], ref.W))
+				rm += r
+				rq += r * r
+				sr += r * xs[i]
+			}
+			vr := rq - rm*rm/n
+			if vr < 1e-3*n {
+				continue
+			}
+			if c := (sr - sm*rm/n) / math.Sqrt(vs*vr); c > bestC {
+				best, bestC = j, c
+			}
+		}
+		if best >= 0 && bestC > 0.5 {
+			pts = append(pts, point{sp.PTS.Seconds(), times[best].Seconds()})
+		}
+	}
+	if len(pts) < 6 {
+		return tm0, off
+	}
+	tol := 1.5 * frameStep(times).Seconds()
+	// Robust line: every pair of points two or more seconds apart
+	// proposes a rate (within 0.9..1.1); the one with the most points
+	// within tol wins, refitted by least squares on them.
+	bestN, rate, ofs := 0, 1.0, 0.0
+	try := func(r, o float64) {
+		n := 0
+		for _, p := range pts {
+			if math.Abs(p.tr-r*p.ts-o) <= tol {
+				n++
+			}
+		}
+		if n > bestN || n == bestN && math.Abs(r-1) < math.Abs(rate-1) {
+			bestN, rate, ofs = n, r, o
+		}
+	}
+	for _, p := range pts {
+		try(1, p.tr-p.ts) // speed 1 first: preferred on ties
+	}
+	for a := range pts {
+		for b := a + 1; b < len(pts); b++ {
+			dt := pts[b].ts - pts[a].ts
+			if dt < 2 {
+				continue
+			}
+			r := (pts[b].tr - pts[a].tr) / dt
+			if r < 0.9 || r > 1.1 {
+				continue
+			}
+			try(r, pts[a].tr-r*pts[a].ts)
+		}
+	}
+	if bestN < max(4, len(pts)/3) {
+		return tm0, off
+	}
+	// Speed 1 unless another rate fits clearly more pairs (neighbouring
+	// frames look alike in slow shots, so single matches wander by a few
+	// frames).
+	n1, bestOne := 0, 0
+	for _, q := range pts {
+		n := 0
+		for _, p := range pts {
+			if math.Abs(p.tr-p.ts-(q.tr-q.ts)) <= tol {
+				n++
+			}
+		}
+		if n > bestOne {
+			bestOne, n1 = n, n
+			if rate == 1 {
+				ofs = q.tr - q.ts
+			}
+		}
+	}
+	if rate != 1 && float64(bestN) < 1.2*float64(n1) {
+		rate, bestN = 1, n1
+		for _, q := range pts {
+			n := 0
+			for _, p := range pts {
+				if math.Abs(p.tr-p.ts-(q.tr-q.ts)) <= tol {
+					n++
+				}
+			}
+			if n == n1 {
+				ofs = q.tr - q.ts
+				break
+			}
+		}
+	}
+	// Least squares on the inliers.
+	var sx, sy, sxx, sxy, k float64
+	for _, p := range pts {
+		if math.Abs(p.tr-rate*p.ts-ofs) <= tol {
+			sx += p.ts
+			sy += p.tr
+			sxx += p.ts * p.ts
+			sxy += p.ts * p.tr
+			k++
+		}
+	}
+	if d := k*sxx - sx*sx; rate != 1 && d > 1e-9 {
+		if r := (k*sxy - sx*sy) / d; r > 0.9 && r < 1.1 {
+			// A rate of the list when it is that close (the usual speed
+			// changes are exact ratios).
+			for _, known := range rates[1:] {
+				if math.Abs(r-known) < 5e-4 {
+					r = known
+				}
+			}
+			rate, ofs = r, (sy-r*sx)/k
+		}
+	} else if k > 0 {
+		ofs = (sy - sx) / k
+	}
+	// Cuts: runs of consecutive points at another offset.
+	// The first run of three is the base: the offset holds from the
+	// suspect's start.
+	tm := &timeMap{rate: rate}
+	cur, base, first := 0.0, 0.0, true
+	for i := 0; i < len(pts); {
+		o := pts[i].tr - rate*pts[i].ts - ofs
+		j := i + 1
+		for j < len(pts) && math.Abs(pts[j].tr-rate*pts[j].ts-ofs-o) <= tol {
+			j++
+		}
+		if j-i >= 3 && first {
+			base, cur, first = o, o, false
+		} else if j-i >= 4 && math.Abs(o-cur) > max(1, 8*tol) {
+			// The piece starts halfway between the last point before it
+			// and its first.
+			at := pts[i].ts
+			if i > 0 {
+				at = (pts[i-1].ts + pts[i].ts) / 2
+			}
+			tm.from = append(tm.from, time.Duration(at*float64(time.Second)))
+			tm.shift = append(tm.shift, time.Duration((o-base)*float64(time.Second)))
+			cur = o
+		}
+		i = j
+	}
+	ofs += base
+	if rate == 1 && len(tm.from) == 0 {
+		tm = nil
+	}
+	return tm, time.Duration(ofs * float64(time.Second))
 }

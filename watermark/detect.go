@@ -52,6 +52,18 @@ type Result struct {
 	Offset    time.Duration `json:"offset_ns"`
 	Crop      float64       `json:"crop"`
 	Transform *Transform    `json:"transform,omitempty"`
+	// Rate is the reference time per suspect time (1: the same speed;
+	// 1.043: a 23.976 fps title played at 25); Cuts the suspect times from
+	// which another part of the reference follows (a part cut out), with
+	// the reference time of suspect time 0 from there on.
+	Rate float64 `json:"rate"`
+	Cuts []Cut   `json:"cuts,omitempty"`
+}
+
+// Cut is where a suspect jumps to another part of the reference.
+type Cut struct {
+	At     time.Duration `json:"at_ns"`
+	Offset time.Duration `json:"offset_ns"`
 }
 
 // CallThreshold is the |z| from which a segment's bit is reported (called);
@@ -116,7 +128,13 @@ func Detect(ref *Reference, sus *Suspect, code *Code) (*Result, error) {
 		if debugReg {
 			fmt.Fprintf(os.Stderr, "cand off %v match %.4f shown %.3f evidence %.2f segs %d %s\n", cand.offset, cand.match, cand.shown, ev, len(sc.perSeg), res.Verdict)
 		}
-		res.Offset, res.Crop = cand.offset, cand.shown
+		res.Offset, res.Crop, res.Rate = cand.tm.at(0, cand.offset), cand.shown, 1
+		if cand.tm != nil {
+			res.Rate = cand.tm.rate
+			for k, at := range cand.tm.from {
+				res.Cuts = append(res.Cuts, Cut{At: at, Offset: cand.offset + cand.tm.shift[k]})
+			}
+		}
 		res.Transform = describe(cand.m, ref.W, ref.H, sus.W, sus.H, cand.match)
 		better := best == nil || (res.WMID != nil) != (best.WMID != nil) && res.WMID != nil ||
 			(res.WMID != nil) == (best.WMID != nil) && ev > bestEv
@@ -231,7 +249,7 @@ func scoreFrames(ref *Reference, mean, diff [][]float32, times []time.Duration, 
 	}
 	ms, ds, ss := make([]float64, np), make([]float64, np), make([]float64, np)
 	for _, sp := range sus.Frames {
-		j := nearest(times, sp.PTS+al.offset)
+		j := nearest(times, al.tm.at(sp.PTS, al.offset))
 		if j < 0 {
 			continue
 		}

@@ -6,38 +6,9 @@ import (
 )
 
 // Spatial registration: where in the suspect's picture the reference's
-// picture is.
-//
-// A pirate's copy shows the reference through a transform: scaled to
-// another size and aspect, cropped off-centre, letterboxed or
-// pillarboxed, mirrored, rotated, put in a window (picture-in-picture), or
-// filmed off a screen (a perspective). The detector estimates that
-// transform as a homography from suspect pixels to reference pixels and
-// reads the mark through it. The method, chosen because it needs no
-// feature detector, works on the mark's own scale (low-resolution luma)
-// and stays pure Go:
-//
-//  1. Bars: rows and columns at the suspect's edges that stay dark and
-//     flat in every sampled frame are letterbox or pillarbox, and left
-//     out (activeBox).
-//  2. Coarse search: the reference's mean picture, at 64×36, is scaled
-//     over a log grid of sizes (a window of less than half the suspect up
-//     to a crop showing 60 % of the reference), two aspect ratios (kept,
-//     and stretched to the suspect's active area) and both orientations
-//     (mirrored or not), and slid over the suspect at the same resolution;
-//     normalized cross-correlation over the overlap, summed over a few
-//     frame pairs, picks the best (coarseSearch).
-//  3. Refinement: Gauss-Newton on the eight parameters of a homography
-//     and a gain and offset of the luma (enhanced-correlation style
-//     alignment), coarse to fine, with robust (Huber) weights so that
-//     logos, subtitles and overlays that are not in the reference count
-//     little (refine). This reaches rotations of a few degrees and the
-//     perspective of a handheld camera filming a screen.
-//
-// The registration looks only at the picture (the mean of the variants),
-// never at the mark: choosing the transform cannot make a mark appear in
-// a copy that carries none, so the decoder's false-positive bound holds
-// as it is.
+// picture is, as a homography from suspect pixels to reference pixels (the
+// method is in the package doc). It looks only at the picture (the mean of
+// the variants), never at the mark.
 
 // plane is a float luma picture; pixel (i, j) has its centre at
 // (i+0.5, j+0.5).

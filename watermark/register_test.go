@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/abseal/abseal/watermark"
 )
@@ -109,7 +110,7 @@ func TestRegistration(t *testing.T) {
 				t.Fatal(err)
 			}
 			tr := res.Transform
-			t.Logf("%s, %d segments, shows %.2f of the area, corners %v, mirrored %v, match %.3f", res.Verdict, res.SegmentsUsed, res.Crop, tr.Corners, tr.Mirrored, tr.Match)
+			t.Logf("%s, %d segments, shows %.2f of the area, corners %v, mirrored %v, match %.3f, offset %s, rate %.4f, cuts %v", res.Verdict, res.SegmentsUsed, res.Crop, tr.Corners, tr.Mirrored, tr.Match, res.Offset, res.Rate, res.Cuts)
 			if res.Verdict != "identified" || res.WMID == nil || *res.WMID != wmid {
 				t.Fatalf("verdict %s wmid %v, want %x", res.Verdict, res.WMID, wmid)
 			}
@@ -124,6 +125,63 @@ func TestRegistration(t *testing.T) {
 			}
 			if tr.Mirrored != (tc.name == "mirror, crop") {
 				t.Errorf("mirrored %v", tr.Mirrored)
+			}
+		})
+	}
+}
+
+// TestTiming: a copy played 4.3 % fast (a 23.976 fps title at 25), and one
+// with 10 s cut out of the middle, name the session; the detector reports
+// the speed and the cut.
+func TestTiming(t *testing.T) {
+	c := code(t, 32)
+	segments := 2*c.PatternLen() + unmarked + 4
+	ref, _ := referenceOf(t, assetKey, segments, shots)
+	const wmid = 0x7133D00D
+	sess := session(ref, c, wmid)
+	r := rand.New(rand.NewPCG(3, 4))
+	identity := func(x, y float64) (float64, float64) { return x, y }
+	black := func(x, y int) byte { return 16 }
+
+	const speed = 25 / 23.976
+	fast := geometric(sess, dw, dh, identity, black, 2, r)
+	for i := range fast.Frames {
+		fast.Frames[i].PTS = time.Duration(float64(fast.Frames[i].PTS) / speed)
+	}
+	cutFrom, cutLen := 40*time.Second, 10*time.Second
+	var kept []watermark.Picture
+	for _, f := range sess {
+		switch {
+		case f.PTS < cutFrom:
+			kept = append(kept, f)
+		case f.PTS >= cutFrom+cutLen:
+			kept = append(kept, watermark.Picture{PTS: f.PTS - cutLen, Y: f.Y})
+		}
+	}
+	cut := geometric(kept, dw, dh, identity, black, 2, r)
+
+	for _, tc := range []struct {
+		name string
+		sus  *watermark.Suspect
+		rate float64
+		cuts int
+	}{{"played 4.3 % fast", fast, speed, 0}, {"10 s cut out", cut, 1, 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := watermark.Detect(ref, tc.sus, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s, %d segments, rate %.4f, cuts %+v", res.Verdict, res.SegmentsUsed, res.Rate, res.Cuts)
+			if res.Verdict != "identified" || res.WMID == nil || *res.WMID != wmid {
+				t.Fatalf("verdict %s wmid %v, want %x", res.Verdict, res.WMID, wmid)
+			}
+			if math.Abs(res.Rate-tc.rate) > 1e-3 || len(res.Cuts) != tc.cuts {
+				t.Errorf("rate %.4f with %d cuts, want %.4f with %d", res.Rate, len(res.Cuts), tc.rate, tc.cuts)
+			}
+			if tc.cuts == 1 {
+				if got := res.Cuts[0]; got.At < cutFrom-8*time.Second || got.At > cutFrom+8*time.Second || (got.Offset-cutLen).Abs() > 200*time.Millisecond {
+					t.Errorf("cut at %s with offset %s, want near %s with %s", got.At, got.Offset, cutFrom, cutLen)
+				}
 			}
 		})
 	}

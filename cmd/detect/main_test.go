@@ -124,7 +124,7 @@ func TestDetectLeak(t *testing.T) {
 				}
 			}
 		}
-		t.Logf("%s: %s; %d segments scored, %d called, %d wrong", at.name, r.Verdict, r.SegmentsUsed, called, wrong)
+		t.Logf("%s: %s; %d segments scored, %d called, %d wrong; offset %s, rate %.4f, cuts %v", at.name, r.Verdict, r.SegmentsUsed, called, wrong, r.Offset, r.Rate, r.Cuts)
 		if r.Verdict != "identified" || r.WMID == nil || *r.WMID != wmid {
 			t.Fatalf("%s: verdict %s wmid %v, want %d", at.name, r.Verdict, r.WMID, wmid)
 		}
