@@ -36,6 +36,30 @@ perlin=size=260x260:octaves=4:persistence=0.5:seed=9,trim=end_frame=1,format=yuv
 }
 x264() { echo -c:v libx264 -preset ultrafast -crf 23 -pix_fmt yuv420p; }
 
+# Camera-like shots cut together: W x H at 30 fps for DUR seconds, shots of
+# 4 to 12 s, each a still Perlin landscape of its own seed, brightness and
+# colour, panned and drifting its own way, softened, with a little grain;
+# stereo tone. What a film's cuts and camera moves give the detector (and
+# what a single textured pattern does not).
+natural_shots() { # out dur w h
+	local f=$1 dur=$2 w=$3 h=$4 tmp
+	tmp=$(mktemp -d)
+	local t=0 i=0 d sx sy
+	while ((t < dur)); do
+		d=$((4 + (i * 7) % 9))
+		((t + d > dur)) && d=$((dur - t))
+		sx=$(((i * 37) % 11 - 5)) sy=$(((i * 53) % 7 - 3))
+		ff -filter_complex "perlin=size=$((w * 5 / 4))x$((h * 5 / 4)):octaves=7:persistence=0.7:xscale=2:yscale=2:seed=$((100 + i)),trim=end_frame=1,format=yuv420p,\
+geq=lum='clip((p(X,Y)-128)*2.0+$((80 + (i * 13) % 80))\,8\,245)':cb='128+20*sin(X/$((200 + (i * 31) % 300)))':cr='128+16*cos(Y/$((180 + (i * 17) % 250)))',\
+loop=loop=-1:size=1,fps=30,trim=duration=$d,crop=$w:$h:x='$((w / 8))+$((w / 10))*sin(t*$sx/20)':y='$((h / 8))+$((h / 10))*sin(t*$sy/15)',\
+gblur=sigma=0.7,noise=alls=2:allf=t,format=yuv420p" -c:v libx264 -preset veryfast -crf 16 -g 60 "$tmp/s$i.mp4"
+		echo "file '$tmp/s$i.mp4'" >>"$tmp/list.txt"
+		t=$((t + d)) i=$((i + 1))
+	done
+	ff -f concat -safe 0 -i "$tmp/list.txt" -f lavfi -i "$(tone "$dur")" -ac 2 -c:v copy -c:a aac -shortest "$f"
+	rm -rf "$tmp"
+}
+
 make_clip() {
 	local name=$1 f="$out/$1"
 	[[ -s $f || ($name == empty.mp4 && -e $f) ]] && return 0
@@ -50,6 +74,10 @@ make_clip() {
 		ff -filter_complex "$(natural 20)" -f lavfi -i "$(tone 20)" -ac 2 -c:v libx264 -preset fast -crf 16 -pix_fmt yuv420p -c:a aac -shortest "$f" ;;
 	natural-360p.mp4) # natural-1080p30.mp4's picture at 640x360, 30 fps, 6 s, stereo audio
 		ff -filter_complex "$(natural 6 640 360)" -f lavfi -i "$(tone 6)" -ac 2 -c:v libx264 -preset fast -crf 16 -pix_fmt yuv420p -c:a aac -shortest "$f" ;;
+	natural-shots-300s.mp4) # 1280x720, 30 fps, 5 min, stereo audio: camera-like shots cut together (make wm-report at the defaults)
+		natural_shots "$f" 300 1280 720 ;;
+	natural-shots-40s.mp4) # the same at 640x360, 40 s (a fast test)
+		natural_shots "$f" 40 640 360 ;;
 	forensic-56s.mp4) # 640x360, 25 fps, 56 s: long enough for a 108-segment pattern in 0.5 s segments
 		ff -f lavfi -i "$(picture 640 360 25 56)" $(x264) "$f" ;;
 	report-30fps-56s.mp4) # 640x360, 30 fps, 56 s: the watermark report's source

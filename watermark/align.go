@@ -130,42 +130,53 @@ func register(ref *Reference, mean, diff [][]float32, times []time.Duration, sus
 	return reg
 }
 
-// walkFamily refines g's geometry at offsets around g's, from one frame
-// to half a second away, and returns the alignment whose mark is the
-// strongest on about four frames per segment (its offset centred).
+// walkFamily refines g's geometry at offsets around g's and returns the
+// alignment whose mark is the strongest on a quick read (about three
+// frames per segment, a quarter of the pixels), its offset centred: first every 200 ms or so (whole
+// frames) up to 600 ms away, then frame by frame around the best.
 func walkFamily(ref *Reference, mean, diff [][]float32, times []time.Duration, sus *Suspect, act box, g alignment) alignment {
-	step := max(frameStep(times), 100*time.Millisecond)
-	// The quick read keeps about four frames of each segment (the noise
-	// estimate needs several per segment).
 	perSeg := int(ref.SegmentDuration / frameStep(suspectTimes(sus)))
 	quick := &Suspect{W: sus.W, H: sus.H}
-	for i := 0; i < len(sus.Frames); i += max(1, perSeg/4) {
+	for i := 0; i < len(sus.Frames); i += max(1, perSeg/3) {
 		quick.Frames = append(quick.Frames, sus.Frames[i])
 	}
 	prep := func(a alignment) (alignment, float64) {
 		a.pix = pixelMap(ref.W, ref.H, sus.W, act, a.m)
 		a.offset = centreOffset(times, sus.Frames, a.tm, a.offset)
-		return a, evidence(scoreFrames(ref, mean, diff, times, quick, a))
+		// A quarter of the pixels: the mark is smooth at that scale.
+		q := a
+		q.pix = subsample(a.pix, ref.W*ref.H/4)
+		return a, evidence(scoreFrames(ref, mean, diff, times, quick, q))
 	}
 	g.tm, g.offset = estimateTiming(ref, mean, times, sus, subsample(pixelMap(ref.W, ref.H, sus.W, act, g.m), 1000), g.tm, g.offset)
 	best, bestEv := prep(g)
-	for _, dir := range []time.Duration{-1, 1} {
-		cur := g
-		for k := 1; time.Duration(k)*step <= 500*time.Millisecond; k++ {
-			next, ok := refineAt(ref, mean, times, sus, act, g.tm, g.offset+dir*time.Duration(k)*step, cur.m)
-			if !ok || next.match < g.match-0.01 {
-				break
+	if debugReg {
+		fmt.Fprintf(os.Stderr, "  centre %v tm %+v match %.4f quick evidence %.2f\n", best.offset, best.tm, best.match, bestEv)
+	}
+	walk := func(from alignment, step time.Duration, n int) {
+		for _, dir := range []time.Duration{-1, 1} {
+			cur := from
+			for k := 1; k <= n; k++ {
+				next, ok := refineAt(ref, mean, times, sus, act, from.tm, from.offset+dir*time.Duration(k)*step, cur.m)
+				if !ok || next.match < g.match-0.01 {
+					break
+				}
+				a, ev := prep(next)
+				if debugReg {
+					fmt.Fprintf(os.Stderr, "  family %v match %.4f quick evidence %.2f\n", a.offset, a.match, ev)
+				}
+				if ev > bestEv {
+					best, bestEv = a, ev
+				}
+				cur = next
 			}
-			a, ev := prep(next)
-			if debugReg {
-				fmt.Fprintf(os.Stderr, "  family %v match %.4f quick evidence %.2f\n", a.offset, a.match, ev)
-			}
-			if ev > bestEv {
-				best, bestEv = a, ev
-			}
-			cur = next
 		}
 	}
+	frame := frameStep(times)
+	if coarse := (200 * time.Millisecond / frame) * frame; coarse > frame {
+		walk(g, coarse, int(600*time.Millisecond/coarse))
+	}
+	walk(best, frame, max(1, int(100*time.Millisecond/frame)))
 	best.shown = math.Round(shownFraction(ref.W, ref.H, act, best.m)*1000) / 1000
 	best.quick = bestEv
 	return best
@@ -256,6 +267,11 @@ func offsetPeaks(ref *Reference, mean [][]float32, times []time.Duration, sus *S
 		return nil
 	}
 	sample := sampleFrames(sus.Frames, 24)
+	mt := newMatcher(ref, mean, pix)
+	sv := make([][]float32, len(sample))
+	for k, sp := range sample {
+		sv[k] = mt.susVec(sp.Y)
+	}
 	step := 2 * frameStep(times)
 	type cand struct {
 		off  time.Duration
@@ -263,7 +279,7 @@ func offsetPeaks(ref *Reference, mean [][]float32, times []time.Duration, sus *S
 	}
 	var cands []cand
 	for o := lo; o <= hi; o += step {
-		if c, ok := matchCost(ref, mean, times, sample, pix, tm, o); ok {
+		if c, ok := mt.cost(times, sample, sv, tm, o); ok {
 			cands = append(cands, cand{o, c})
 		}
 	}
@@ -286,21 +302,88 @@ func offsetPeaks(ref *Reference, mean [][]float32, times []time.Duration, sus *S
 	return out
 }
 
-// matchCost is 1 − the mean normalized correlation of the sampled suspect
-// frames with the reference frames they show at offset o; ok is false when
-// fewer than half of them show one.
-func matchCost(ref *Reference, mean [][]float32, times []time.Duration, sample []Picture, pix []pixMap, tm *timeMap, o time.Duration) (float64, bool) {
+// matcher correlates suspect pictures with reference frames through a
+// sampling map: each side's samples, centred and scaled to unit length,
+// so that a normalized correlation is one dot product. Reference frames
+// are sampled on first use and kept.
+type matcher struct {
+	ref  *Reference
+	mean [][]float32
+	pix  []pixMap
+	rv   [][]float32
+	done []bool
+}
+
+func newMatcher(ref *Reference, mean [][]float32, pix []pixMap) *matcher {
+	return &matcher{ref: ref, mean: mean, pix: pix, rv: make([][]float32, len(mean)), done: make([]bool, len(mean))}
+}
+
+// unit centres v and scales it to unit length; nil if it is flat.
+func unit(v []float32) []float32 {
+	var s, q float64
+	for _, x := range v {
+		s += float64(x)
+	}
+	m := float32(s / float64(len(v)))
+	for i := range v {
+		v[i] -= m
+		q += float64(v[i] * v[i])
+	}
+	if q < 1e-3*float64(len(v)) {
+		return nil
+	}
+	k := float32(1 / math.Sqrt(q))
+	for i := range v {
+		v[i] *= k
+	}
+	return v
+}
+
+func (mt *matcher) refVec(j int) []float32 {
+	if !mt.done[j] {
+		v := make([]float32, len(mt.pix))
+		for i, px := range mt.pix {
+			v[i] = px.sample(mt.mean[j], mt.ref.W)
+		}
+		mt.rv[j], mt.done[j] = unit(v), true
+	}
+	return mt.rv[j]
+}
+
+func (mt *matcher) susVec(y []byte) []float32 {
+	v := make([]float32, len(mt.pix))
+	for i, px := range mt.pix {
+		v[i] = float32(y[px.s])
+	}
+	return unit(v)
+}
+
+// corr is the normalized correlation of a suspect vector with reference
+// frame j (0 when either is flat).
+func (mt *matcher) corr(sv []float32, j int) float64 {
+	rv := mt.refVec(j)
+	if sv == nil || rv == nil {
+		return 0
+	}
+	var d float32
+	for i, x := range sv {
+		d += x * rv[i]
+	}
+	return float64(d)
+}
+
+// cost is 1 − the mean normalized correlation of the sampled suspect
+// frames (their vectors sv) with the reference frames they show under tm
+// and o; ok is false when fewer than half of them show one.
+func (mt *matcher) cost(times []time.Duration, sample []Picture, sv [][]float32, tm *timeMap, o time.Duration) (float64, bool) {
 	var cost float64
 	used := 0
-	for _, sp := range sample {
+	for k, sp := range sample {
 		j := nearest(times, tm.at(sp.PTS, o))
 		if j < 0 {
 			continue
 		}
-		c := ncc(len(pix), func(i int) (float64, float64, bool) {
-			return float64(sp.Y[pix[i].s]), float64(pix[i].sample(mean[j], ref.W)), true
-		})
-		cost += 1 - c
+		cost += 1 - mt.corr(sv[k], j)
 		used++
 	}
 	if used == 0 || used < len(sample)/2 {
@@ -620,35 +703,15 @@ func estimateTiming(ref *Reference, mean [][]float32, times []time.Duration, sus
 	sample := sampleFrames(sus.Frames, 64)
 	type point struct{ ts, tr float64 } // seconds
 	pts := make([]point, 0, len(sample))
-	xs := make([]float64, len(pix))
+	mt := newMatcher(ref, mean, pix)
 	for _, sp := range sample {
-		// Normalized suspect values once; the reference's per frame.
-		var sm, sq float64
-		for i, px := range pix {
-			v := float64(sp.Y[px.s])
-			xs[i] = v
-			sm += v
-			sq += v * v
-		}
-		n := float64(len(pix))
-		vs := sq - sm*sm/n
-		if vs < 1e-3*n {
+		sv := mt.susVec(sp.Y)
+		if sv == nil {
 			continue // a flat picture matches anything
 		}
 		best, bestC := -1, -2.0
 		for j := range times {
-			var rm, rq, sr float64
-			for i, px := range pix {
-				r := float64(px.sample(mean[j], ref.W))
-				rm += r
-				rq += r * r
-				sr += r * xs[i]
-			}
-			vr := rq - rm*rm/n
-			if vr < 1e-3*n {
-				continue
-			}
-			if c := (sr - sm*rm/n) / math.Sqrt(vs*vr); c > bestC {
+			if c := mt.corr(sv, j); c > bestC {
 				best, bestC = j, c
 			}
 		}
@@ -749,8 +812,6 @@ func estimateTiming(ref *Reference, mean [][]float32, times []time.Duration, sus
 			}
 			rate, ofs = r, (sy-r*sx)/k
 		}
-	} else if k > 0 {
-		ofs = (sy - sx) / k
 	}
 	// Cuts: runs of consecutive points at another offset.
 	// The first run of three is the base: the offset holds from the
