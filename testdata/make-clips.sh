@@ -38,20 +38,23 @@ x264() { echo -c:v libx264 -preset ultrafast -crf 23 -pix_fmt yuv420p; }
 
 # Camera-like shots cut together: W x H at 30 fps for DUR seconds, shots of
 # 4 to 12 s, each a still Perlin landscape of its own seed, brightness and
-# colour, panned and drifting its own way, softened, with a little grain;
-# stereo tone. What a film's cuts and camera moves give the detector (and
-# what a single textured pattern does not).
+# colour, panned and drifting its own way, with a textured disc crossing it,
+# softened, with a little grain; stereo tone. What a film's cuts and camera
+# moves give the detector (and what a single textured pattern does not).
 natural_shots() { # out dur w h
 	local f=$1 dur=$2 w=$3 h=$4 tmp
 	tmp=$(mktemp -d)
-	local t=0 i=0 d sx sy
+	local t=0 i=0 d sx sy r
 	while ((t < dur)); do
 		d=$((4 + (i * 7) % 9))
 		((t + d > dur)) && d=$((dur - t))
-		sx=$(((i * 37) % 11 - 5)) sy=$(((i * 53) % 7 - 3))
+		sx=$(((i * 37) % 11 - 5)) sy=$(((i * 53) % 7 - 3)) r=$((h / 4 + (i * 19) % (h / 5)))
 		ff -filter_complex "perlin=size=$((w * 5 / 4))x$((h * 5 / 4)):octaves=7:persistence=0.7:xscale=2:yscale=2:seed=$((100 + i)),trim=end_frame=1,format=yuv420p,\
-geq=lum='clip((p(X,Y)-128)*2.0+$((80 + (i * 13) % 80))\,8\,245)':cb='128+20*sin(X/$((200 + (i * 31) % 300)))':cr='128+16*cos(Y/$((180 + (i * 17) % 250)))',\
-loop=loop=-1:size=1,fps=30,trim=duration=$d,crop=$w:$h:x='$((w / 8))+$((w / 10))*sin(t*$sx/20)':y='$((h / 8))+$((h / 10))*sin(t*$sy/15)',\
+geq=lum='clip((p(X,Y)-128)*2.0+$((70 + (i * 13) % 90))\,8\,245)':cb='$((103 + (i * 29) % 50))+20*sin(X/$((200 + (i * 31) % 300)))':cr='$((103 + (i * 41) % 50))+16*cos(Y/$((180 + (i * 17) % 250)))',\
+loop=loop=-1:size=1,fps=30,trim=duration=$d,crop=$w:$h:x='$((w / 8))+$((w / 10))*sin(t*$sx/20)':y='$((h / 8))+$((h / 10))*sin(t*$sy/15)'[bg];\
+perlin=size=$((2 * r))x$((2 * r)):octaves=5:persistence=0.6:seed=$((500 + i)),trim=end_frame=1,format=yuva420p,\
+geq=lum='p(X,Y)*0.6+$((40 + (i * 23) % 120))':cb=$((90 + (i * 11) % 80)):cr=$((90 + (i * 7) % 80)):a='255*lt(hypot(X-$r\,Y-$r)\,$((r - 2)))',loop=loop=-1:size=1,fps=30,trim=duration=$d[o];\
+[bg][o]overlay=x='-$((2 * r))+($((w + 2 * r))/$d)*t':y='$((h / 3))+$((h / 6))*sin(t*$((1 + i % 3))/2)':shortest=1,\
 gblur=sigma=0.7,noise=alls=2:allf=t,format=yuv420p" -c:v libx264 -preset veryfast -crf 16 -g 60 "$tmp/s$i.mp4"
 		echo "file '$tmp/s$i.mp4'" >>"$tmp/list.txt"
 		t=$((t + d)) i=$((i + 1))
