@@ -38,6 +38,15 @@ type pixMap struct {
 	q      float32 // the control's sign at the reference position (see evidence)
 }
 
+// gradient is the picture's change per pixel in x and y over the 2×2
+// neighbourhood p samples.
+func (p pixMap) gradient(pl []float32, w int) (float32, float32) {
+	i := int(p.r)
+	gx := (pl[i+1] - pl[i] + pl[i+w+1] - pl[i+w]) / 2
+	gy := (pl[i+w] - pl[i] + pl[i+w+1] - pl[i+1]) / 2
+	return gx, gy
+}
+
 func (p pixMap) sample(pl []float32, w int) float32 {
 	i := int(p.r)
 	a := pl[i] + (pl[i+1]-pl[i])*p.fx

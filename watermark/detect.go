@@ -248,6 +248,7 @@ func scoreFrames(ref *Reference, mean, diff [][]float32, times []time.Duration, 
 		return sc
 	}
 	ms, ds, ss := make([]float64, np), make([]float64, np), make([]float64, np)
+	gxs, gys := make([]float64, np), make([]float64, np)
 	for _, sp := range sus.Frames {
 		j := nearest(times, al.tm.at(sp.PTS, al.offset))
 		if j < 0 {
@@ -258,26 +259,40 @@ func scoreFrames(ref *Reference, mean, diff [][]float32, times []time.Duration, 
 			continue
 		}
 		mj, dj := mean[j], diff[j]
-		// Photometric fit s ≈ α + βm + γm² (m scaled to 0..1).
-		var x1, x2, x3, x4, s0, s1, s2 float64
+		// Photometric fit s ≈ α + βm + γm² (m scaled to 0..1), with the
+		// picture's gradients as two more terms: what is left of a
+		// sub-pixel misregistration or of motion between the frame
+		// shown and the reference frame read (another frame rate) is
+		// removed with them instead of passing for the mark.
+		var N [5][5]float64
+		var rhs [5]float64
 		for i, px := range al.pix {
 			m := px.sample(mj, ref.W)
 			ms[i], ds[i] = float64(m), float64(px.sample(dj, ref.W))
 			sv := float64(sp.Y[px.s])
 			ss[i] = sv
 			x := float64(m) / 255
-			xx := x * x
-			x1 += x
-			x2 += xx
-			x3 += xx * x
-			x4 += xx * xx
-			s0 += sv
-			s1 += x * sv
-			s2 += xx * sv
+			gx, gy := px.gradient(mj, ref.W)
+			gxs[i], gys[i] = float64(gx)/255, float64(gy)/255
+			v := [5]float64{1, x, x * x, gxs[i], gys[i]}
+			for a := range 5 {
+				rhs[a] += v[a] * sv
+				for b := 0; b <= a; b++ {
+					N[a][b] += v[a] * v[b]
+				}
+			}
 		}
-		c, ok := solve3([3][3]float64{{float64(np), x1, x2}, {x1, x2, x3}, {x2, x3, x4}}, [3]float64{s0, s1, s2})
+		for a := range 5 {
+			for b := a + 1; b < 5; b++ {
+				N[a][b] = N[b][a]
+			}
+		}
+		c, ok := solveSmall(N, rhs)
 		if !ok || c[1]+c[2] <= 0 {
 			continue
+		}
+		for i := range np {
+			ss[i] -= c[3]*gxs[i] + c[4]*gys[i]
 		}
 		var rm, dm, qm float64
 		for i := range np {
@@ -340,22 +355,36 @@ func pooledSigma(perSeg map[int]*segAcc) float64 {
 	return max(sigma, 1e-6)
 }
 
-// solve3 solves the 3×3 system N·x = b (Cramer's rule).
-func solve3(N [3][3]float64, b [3]float64) ([3]float64, bool) {
-	det := func(m [3][3]float64) float64 {
-		return m[0][0]*(m[1][1]*m[2][2]-m[1][2]*m[2][1]) - m[0][1]*(m[1][0]*m[2][2]-m[1][2]*m[2][0]) + m[0][2]*(m[1][0]*m[2][1]-m[1][1]*m[2][0])
-	}
-	d := det(N)
-	var x [3]float64
-	if math.Abs(d) < 1e-12 {
-		return x, false
-	}
-	for c := range 3 {
-		m := N
-		for r := range 3 {
-			m[r][c] = b[r]
+// solveSmall solves the 5×5 system N·x = b by Gaussian elimination with
+// partial pivoting.
+func solveSmall(N [5][5]float64, b [5]float64) ([5]float64, bool) {
+	var x [5]float64
+	for c := range 5 {
+		p := c
+		for r := c + 1; r < 5; r++ {
+			if math.Abs(N[r][c]) > math.Abs(N[p][c]) {
+				p = r
+			}
 		}
-		x[c] = det(m) / d
+		if math.Abs(N[p][c]) < 1e-12 {
+			return x, false
+		}
+		N[c], N[p] = N[p], N[c]
+		b[c], b[p] = b[p], b[c]
+		for r := c + 1; r < 5; r++ {
+			f := N[r][c] / N[c][c]
+			for k := c; k < 5; k++ {
+				N[r][k] -= f * N[c][k]
+			}
+			b[r] -= f * b[c]
+		}
+	}
+	for r := 4; r >= 0; r-- {
+		v := b[r]
+		for k := r + 1; k < 5; k++ {
+			v -= N[r][k] * x[k]
+		}
+		x[r] = v / N[r][r]
 	}
 	return x, true
 }
