@@ -408,4 +408,7 @@ func nearest(times []time.Duration, t time.Duration) int {
 	return i
 }
 
+// debugReg (ABSEAL_DEBUG_REG=1) prints the registration's candidates to
+// standard error: offsets, geometry, match and evidence (no key, no
+// picture).
 var debugReg = os.Getenv("ABSEAL_DEBUG_REG") != ""
