@@ -293,19 +293,29 @@ func offsetPeaks(ref *Reference, mean [][]float32, times []time.Duration, sus *S
 		}
 	}
 	slices.SortFunc(cands, func(a, b cand) int { return cmp.Compare(a.cost, b.cost) })
+	offs := make([]time.Duration, len(cands))
+	for i, c := range cands {
+		offs[i] = c.off
+	}
+	return distinctPeaks(offs, k)
+}
+
+// distinctPeaks keeps the first k offsets of offs (best first) that are a
+// second or more from every one kept before.
+func distinctPeaks(offs []time.Duration, k int) []time.Duration {
 	var out []time.Duration
-	for _, c := range cands {
+	for _, c := range offs {
 		if len(out) == k {
 			break
 		}
 		near := false
 		for _, o := range out {
-			if (c.off - o).Abs() < time.Second {
+			if (c - o).Abs() < time.Second {
 				near = true
 			}
 		}
 		if !near {
-			out = append(out, c.off)
+			out = append(out, c)
 		}
 	}
 	return out
@@ -503,22 +513,11 @@ func coarseOffsets(mean [][]float32, times []time.Duration, sus *Suspect, act bo
 		return nil, nil
 	}
 	// Peaks, best first; peaks closer than a second count once.
-	var out []time.Duration
-	for _, c := range cands {
-		if len(out) == 3 {
-			break
-		}
-		near := false
-		for _, o := range out {
-			if (c.off - o).Abs() < time.Second {
-				near = true
-			}
-		}
-		if !near {
-			out = append(out, c.off)
-		}
+	offs := make([]time.Duration, len(cands))
+	for i, c := range cands {
+		offs[i] = c.off
 	}
-	return tm, out
+	return tm, distinctPeaks(offs, 3)
 }
 
 // ncc is the normalized correlation of the pairs get(i) that exist.

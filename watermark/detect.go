@@ -249,6 +249,7 @@ func scoreFrames(ref *Reference, mean, diff [][]float32, times []time.Duration, 
 	}
 	ms, ds, ss := make([]float64, np), make([]float64, np), make([]float64, np)
 	gxs, gys := make([]float64, np), make([]float64, np)
+	absr, scratch := make([]float64, np), make([]float64, np)
 	for _, sp := range sus.Frames {
 		j := nearest(times, al.tm.at(sp.PTS, al.offset))
 		if j < 0 {
@@ -287,29 +288,50 @@ func scoreFrames(ref *Reference, mean, diff [][]float32, times []time.Duration, 
 				N[a][b] = N[b][a]
 			}
 		}
-		c, ok := solveSmall(N, rhs)
+		rows := make([][]float64, len(N))
+		for a := range rows {
+			rows[a] = N[a][:]
+		}
+		c, ok := solveLinear(rows, rhs[:])
 		if !ok || c[1]+c[2] <= 0 {
 			continue
 		}
 		for i := range np {
 			ss[i] -= c[3]*gxs[i] + c[4]*gys[i]
 		}
-		var rm, dm, qm float64
 		for i := range np {
 			x := ms[i] / 255
-			g := c[0] + c[1]*x + c[2]*x*x
-			slope := (c[1] + 2*c[2]*x) / 255
-			ss[i] -= g     // residual
-			ds[i] *= slope // the mark as the suspect shows it
+			ss[i] -= c[0] + c[1]*x + c[2]*x*x // residual
+			ds[i] *= (c[1] + 2*c[2]*x) / 255  // the mark as the suspect shows it
+			absr[i] = math.Abs(ss[i])
+		}
+		// Pixels the reference does not explain (a logo, subtitles, the
+		// black corners of a rotation, an overlay) are left out: a
+		// residual over 5 robust standard deviations, and over 12 levels
+		// (the mark itself is at most a few levels: on a clean copy it
+		// is all the residual there is).
+		cut := max(12, 5*1.4826*median(absr, scratch))
+		var rm, dm, qm, n float64
+		for i := range np {
+			if absr[i] > cut {
+				continue
+			}
 			rm += ss[i]
 			dm += ds[i]
 			qm += ds[i] * float64(al.pix[i].q)
+			n++
 		}
-		rm /= float64(np)
-		dm /= float64(np)
-		qm /= float64(np)
+		if n < float64(np)/4 {
+			continue
+		}
+		rm /= n
+		dm /= n
+		qm /= n
 		var rd, dd, rq, qq float64
 		for i := range np {
+			if absr[i] > cut {
+				continue
+			}
 			dv := ds[i] - dm
 			qv := ds[i]*float64(al.pix[i].q) - qm
 			r := ss[i] - rm
@@ -318,7 +340,7 @@ func scoreFrames(ref *Reference, mean, diff [][]float32, times []time.Duration, 
 			rq += r * qv
 			qq += qv * qv
 		}
-		if dd < 1e-3*float64(np) || qq < 1e-3*float64(np) {
+		if dd < 1e-3*n || qq < 1e-3*n {
 			continue // the variants do not differ here
 		}
 		for _, acc := range []struct {
@@ -355,40 +377,6 @@ func pooledSigma(perSeg map[int]*segAcc) float64 {
 	return max(sigma, 1e-6)
 }
 
-// solveSmall solves the 5×5 system N·x = b by Gaussian elimination with
-// partial pivoting.
-func solveSmall(N [5][5]float64, b [5]float64) ([5]float64, bool) {
-	var x [5]float64
-	for c := range 5 {
-		p := c
-		for r := c + 1; r < 5; r++ {
-			if math.Abs(N[r][c]) > math.Abs(N[p][c]) {
-				p = r
-			}
-		}
-		if math.Abs(N[p][c]) < 1e-12 {
-			return x, false
-		}
-		N[c], N[p] = N[p], N[c]
-		b[c], b[p] = b[p], b[c]
-		for r := c + 1; r < 5; r++ {
-			f := N[r][c] / N[c][c]
-			for k := c; k < 5; k++ {
-				N[r][k] -= f * N[c][k]
-			}
-			b[r] -= f * b[c]
-		}
-	}
-	for r := 4; r >= 0; r-- {
-		v := b[r]
-		for k := r + 1; k < 5; k++ {
-			v -= N[r][k] * x[k]
-		}
-		x[r] = v / N[r][r]
-	}
-	return x, true
-}
-
 func nearest(times []time.Duration, t time.Duration) int {
 	i := sort.Search(len(times), func(i int) bool { return times[i] >= t })
 	switch {
@@ -412,3 +400,11 @@ func nearest(times []time.Duration, t time.Duration) int {
 // standard error: offsets, geometry, match and evidence (no key, no
 // picture).
 var debugReg = os.Getenv("ABSEAL_DEBUG_REG") != ""
+
+// median is the median of v (scratch, as long as v, is reordered).
+func median(v, scratch []float64) float64 {
+	scratch = scratch[:len(v)]
+	copy(scratch, v)
+	slices.Sort(scratch)
+	return scratch[len(scratch)/2]
+}

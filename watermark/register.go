@@ -499,51 +499,54 @@ func gaussNewton(sus, ref []plane, act box, m homography, iters int) homography 
 	hn := m.mul(norm)
 	alpha, beta := 0.0, 1.0
 	lambda := 1e-3
-	cost := func(h homography, a, b float64, resid []float64) float64 {
-		var c float64
-		resid = resid[:0]
+	// visit calls fn with the residual of every step-th suspect pixel of
+	// the active box under h, a, b, or with inside false where the pixel
+	// falls outside the reference.
+	visit := func(h homography, a, b float64, step int, fn func(e float64, inside bool)) {
 		for k := range sus {
-			for y := act.y0; y < act.y1; y++ {
-				for x := act.x0; x < act.x1; x++ {
+			for y := act.y0; y < act.y1; y += step {
+				for x := act.x0; x < act.x1; x += step {
 					u, v := (float64(x)+0.5-cx)/sc, (float64(y)+0.5-cy)/sc
 					X, Y, ok := h.apply(u, v)
 					if !ok {
+						fn(0, false)
 						continue
 					}
 					r, ok := ref[k].at(X, Y)
 					if !ok {
+						fn(0, false)
 						continue
 					}
-					e := float64(sus[k].p[y*sus[k].w+x]) - a - b*float64(r)
-					resid = append(resid, math.Abs(e))
-					c += e * e
+					fn(float64(sus[k].p[y*sus[k].w+x])-a-b*float64(r), true)
 				}
 			}
 		}
+	}
+	// cost is the Huber cost of the residuals; a pixel that leaves the
+	// reference costs as much as an outlier, so that the fit cannot
+	// improve by shrinking the overlap.
+	cost := func(h homography, a, b, k float64) float64 {
+		var c float64
+		visit(h, a, b, 1, func(e float64, inside bool) {
+			switch ae := math.Abs(e); {
+			case !inside:
+				c += k * k
+			case ae <= k:
+				c += e * e
+			default:
+				c += 2*k*ae - k*k
+			}
+		})
 		return c
 	}
-	var resid []float64
 	for range iters {
-		resid = resid[:0]
-		_ = cost(hn, alpha, beta, resid[:0])
 		// Huber scale from the median absolute residual.
 		var res []float64
-		for k := range sus {
-			for y := act.y0; y < act.y1; y += 2 {
-				for x := act.x0; x < act.x1; x += 2 {
-					u, v := (float64(x)+0.5-cx)/sc, (float64(y)+0.5-cy)/sc
-					X, Y, ok := hn.apply(u, v)
-					if !ok {
-						continue
-					}
-					r, ok := ref[k].at(X, Y)
-					if !ok {
-						continue
-					}
-					res = append(res, math.Abs(float64(sus[k].p[y*sus[k].w+x])-alpha-beta*float64(r)))
-				}
+		visit(hn, alpha, beta, 2, func(e float64, inside bool) {
+			if inside {
+				res = append(res, math.Abs(e))
 			}
-		}
+		})
 		if len(res) < 32 {
 			break
 		}
@@ -599,6 +602,7 @@ func gaussNewton(sus, ref []plane, act box, m homography, iters int) homography 
 		}
 		// Damped step; accept it if the cost falls, else damp more.
 		accepted := false
+		cur := cost(hn, alpha, beta, huber)
 		for range 6 {
 			var B [10][10]float64
 			for i := range 10 {
@@ -606,7 +610,12 @@ func gaussNewton(sus, ref []plane, act box, m homography, iters int) homography 
 				B[i][i] *= 1 + lambda
 				B[i][i] += 1e-9
 			}
-			step, ok := solve10(B, g)
+			rows := make([][]float64, 10)
+			for i := range rows {
+				rows[i] = B[i][:]
+			}
+			rhs := g
+			step, ok := solveLinear(rows, rhs[:])
 			if !ok {
 				lambda *= 10
 				continue
@@ -620,7 +629,7 @@ func gaussNewton(sus, ref []plane, act box, m homography, iters int) homography 
 				lambda *= 10
 				continue
 			}
-			if cost(nh, na, nb, resid[:0]) <= cost(hn, alpha, beta, resid[:0]) {
+			if cost(nh, na, nb, huber) <= cur {
 				hn, alpha, beta = nh, na, nb
 				lambda = max(lambda/4, 1e-6)
 				accepted = true
@@ -636,35 +645,38 @@ func gaussNewton(sus, ref []plane, act box, m homography, iters int) homography 
 	return hn.mul(inv)
 }
 
-// solve10 solves A·x = b by Gaussian elimination with partial pivoting.
-func solve10(A [10][10]float64, b [10]float64) ([10]float64, bool) {
-	var x [10]float64
-	for c := range 10 {
+// solveLinear solves the n×n system A·x = b (A and b are changed) by
+// Gaussian elimination with partial pivoting; ok is false when A is
+// singular.
+func solveLinear(A [][]float64, b []float64) (x []float64, ok bool) {
+	n := len(b)
+	for c := range n {
 		p := c
-		for r := c + 1; r < 10; r++ {
+		for r := c + 1; r < n; r++ {
 			if math.Abs(A[r][c]) > math.Abs(A[p][c]) {
 				p = r
 			}
 		}
 		if math.Abs(A[p][c]) < 1e-12 {
-			return x, false
+			return nil, false
 		}
 		A[c], A[p] = A[p], A[c]
 		b[c], b[p] = b[p], b[c]
-		for r := c + 1; r < 10; r++ {
+		for r := c + 1; r < n; r++ {
 			f := A[r][c] / A[c][c]
-			for k := c; k < 10; k++ {
+			for k := c; k < n; k++ {
 				A[r][k] -= f * A[c][k]
 			}
 			b[r] -= f * b[c]
 		}
 	}
-	for r := 9; r >= 0; r-- {
-		s := b[r]
-		for k := r + 1; k < 10; k++ {
-			s -= A[r][k] * x[k]
+	x = make([]float64, n)
+	for r := n - 1; r >= 0; r-- {
+		v := b[r]
+		for k := r + 1; k < n; k++ {
+			v -= A[r][k] * x[k]
 		}
-		x[r] = s / A[r][r]
+		x[r] = v / A[r][r]
 	}
 	return x, true
 }
