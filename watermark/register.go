@@ -554,7 +554,6 @@ func gaussNewton(sus, ref []plane, act box, m homography, iters int) homography 
 		huber := max(1, 1.5*1.4826*res[len(res)/2])
 		var A [10][10]float64
 		var g [10]float64
-		var total float64
 		for k := range sus {
 			for y := act.y0; y < act.y1; y++ {
 				for x := act.x0; x < act.x1; x++ {
@@ -591,7 +590,6 @@ func gaussNewton(sus, ref []plane, act box, m homography, iters int) homography 
 							A[i][j] += wi * J[j]
 						}
 					}
-					total += w * e * e
 				}
 			}
 		}
