@@ -42,10 +42,12 @@ func DecodeSuspect(ctx context.Context, path string) (*watermark.Suspect, time.D
 	w := max(16, 2*int(math.Round(math.Sqrt(SuspectArea*ar)/2)))
 	h := max(16, 2*int(math.Round(float64(w)/ar/2)))
 	sus := &watermark.Suspect{W: w, H: h}
-	sus.Frames, err = decodeAt(ctx, path, w, h)
+	var pf *pictureFile
+	sus.Frames, pf, err = decodeAt(ctx, path, w, h)
 	if err != nil {
 		return nil, 0, fmt.Errorf("detect: suspect: %w", err)
 	}
+	releaseWith(sus, pf)
 	var last time.Duration
 	if n := len(sus.Frames); n > 0 {
 		last = sus.Frames[n-1].PTS
@@ -53,14 +55,28 @@ func DecodeSuspect(ctx context.Context, path string) (*watermark.Suspect, time.D
 	return sus, last, nil
 }
 
-// decodeAt decodes a file's frames to w×h luma.
-func decodeAt(ctx context.Context, path string, w, h int) ([]watermark.Picture, error) {
+// decodeAt decodes a file's frames to w×h luma, kept in a pictureFile
+// (released on error; else the caller ties it to the pictures' owner with
+// releaseWith).
+func decodeAt(ctx context.Context, path string, w, h int) ([]watermark.Picture, *pictureFile, error) {
+	pf, err := newPictureFile(w * h)
+	if err != nil {
+		return nil, nil, err
+	}
 	var pics []watermark.Picture
-	err := transcode.DecodeGray(ctx, path, w, h, func(f transcode.GrayFrame) error {
-		pics = append(pics, watermark.Picture{PTS: f.PTS, Y: append([]byte(nil), f.Y...)})
+	err = transcode.DecodeGray(ctx, path, w, h, func(f transcode.GrayFrame) error {
+		y, err := pf.add(f.Y)
+		if err != nil {
+			return err
+		}
+		pics = append(pics, watermark.Picture{PTS: f.PTS, Y: y})
 		return nil
 	})
-	return pics, err
+	if err != nil {
+		pf.release()
+		return nil, nil, err
+	}
+	return pics, pf, nil
 }
 
 // SealedReference decodes variants A and B of a rendition of a sealed
@@ -77,12 +93,13 @@ func SealedReference(ctx context.Context, st storage.Store, kek *envelope.KEK, m
 	}
 	// The all-A and all-B sessions: patterns of one bit.
 	for i, bits := range [][]uint8{{0}, {1}} {
-		pics, err := decodeStream(ctx, func(w io.Writer) error {
+		pics, pf, err := decodeStream(ctx, func(w io.Writer) error {
 			return sealed.WriteSession(ctx, st, kek, m, r.Name, bits, w)
 		})
 		if err != nil {
 			return nil, fmt.Errorf("detect: reference %s/%s: %w", r.Name, asset.Variants[i], err)
 		}
+		releaseWith(ref, pf)
 		if i == 0 {
 			ref.A = pics
 		} else {
@@ -105,12 +122,13 @@ func LocalReference(ctx context.Context, dir, rendition string, segDur time.Dura
 		return nil, err
 	}
 	for i, v := range asset.Variants {
-		pics, err := decodeStream(ctx, func(w io.Writer) error {
+		pics, pf, err := decodeStream(ctx, func(w io.Writer) error {
 			return writeLocal(dir, rendition, n, func(int) string { return v }, w)
 		})
 		if err != nil {
 			return nil, fmt.Errorf("detect: reference %s/%s: %w", rendition, v, err)
 		}
+		releaseWith(ref, pf)
 		if i == 0 {
 			ref.A = pics
 		} else {
@@ -211,10 +229,10 @@ func writeLocal(dir, rendition string, n int, variant func(k int) string, w io.W
 }
 
 // decodeStream writes a stream into a private temp file and decodes it.
-func decodeStream(ctx context.Context, write func(io.Writer) error) ([]watermark.Picture, error) {
+func decodeStream(ctx context.Context, write func(io.Writer) error) ([]watermark.Picture, *pictureFile, error) {
 	f, err := os.CreateTemp("", "abseal-ref-*.mp4")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer os.Remove(f.Name())
 	err = write(f)
@@ -222,11 +240,11 @@ func decodeStream(ctx context.Context, write func(io.Writer) error) ([]watermark
 		err = cerr
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	pics, err := decodeAt(ctx, f.Name(), AnalysisW, AnalysisH)
+	pics, pf, err := decodeAt(ctx, f.Name(), AnalysisW, AnalysisH)
 	if err != nil {
-		return nil, fmt.Errorf("detect: reference: %w", err)
+		return nil, nil, fmt.Errorf("detect: reference: %w", err)
 	}
-	return pics, nil
+	return pics, pf, nil
 }

@@ -66,7 +66,7 @@ func (p pixMap) sample(pl []float32, w int) float32 {
 //
 // The candidates whose pictures match nearly as well as the best are all
 // returned: Detect scores each and keeps the strongest mark.
-func register(ref *Reference, mean, diff [][]float32, times []time.Duration, sus *Suspect) *registration {
+func register(ref *Reference, mean, diff *refPlanes, times []time.Duration, sus *Suspect) *registration {
 	act := activeBox(sus.Frames, sus.W, sus.H)
 	tm0, seeds := coarseOffsets(mean, times, sus, act)
 	var geos []alignment
@@ -143,7 +143,7 @@ func register(ref *Reference, mean, diff [][]float32, times []time.Duration, sus
 // alignment whose mark is the strongest on a quick read (about three
 // frames per segment, a quarter of the pixels), its offset centred: first every 200 ms or so (whole
 // frames) up to 600 ms away, then frame by frame around the best.
-func walkFamily(ref *Reference, mean, diff [][]float32, times []time.Duration, sus *Suspect, act box, g alignment) alignment {
+func walkFamily(ref *Reference, mean, diff *refPlanes, times []time.Duration, sus *Suspect, act box, g alignment) alignment {
 	perSeg := int(ref.SegmentDuration / frameStep(suspectTimes(sus)))
 	quick := &Suspect{W: sus.W, H: sus.H}
 	for i := 0; i < len(sus.Frames); i += max(1, perSeg/3) {
@@ -192,7 +192,7 @@ func walkFamily(ref *Reference, mean, diff [][]float32, times []time.Duration, s
 }
 
 // refineAt refines geometry m at time offset off.
-func refineAt(ref *Reference, mean [][]float32, times []time.Duration, sus *Suspect, act box, tm *timeMap, off time.Duration, m homography) (alignment, bool) {
+func refineAt(ref *Reference, mean *refPlanes, times []time.Duration, sus *Suspect, act box, tm *timeMap, off time.Duration, m homography) (alignment, bool) {
 	sp, rp := pairsAt(ref, mean, times, sus, tm, off, spread)
 	if len(sp) == 0 {
 		return alignment{}, false
@@ -203,7 +203,7 @@ func refineAt(ref *Reference, mean [][]float32, times []time.Duration, sus *Susp
 }
 
 // pairsAt is the frame pairs at fractions fs of the overlap at offset off.
-func pairsAt(ref *Reference, mean [][]float32, times []time.Duration, sus *Suspect, tm *timeMap, off time.Duration, fs []float64) (sp, rp []plane) {
+func pairsAt(ref *Reference, mean *refPlanes, times []time.Duration, sus *Suspect, tm *timeMap, off time.Duration, fs []float64) (sp, rp []plane) {
 	for _, f := range fs {
 		i := pairAt(sus, times, tm, off, f)
 		if i < 0 {
@@ -211,14 +211,14 @@ func pairsAt(ref *Reference, mean [][]float32, times []time.Duration, sus *Suspe
 		}
 		j := nearest(times, tm.at(sus.Frames[i].PTS, off))
 		sp = append(sp, planeOf(sus.Frames[i].Y, sus.W, sus.H))
-		rp = append(rp, plane{ref.W, ref.H, mean[j]})
+		rp = append(rp, plane{ref.W, ref.H, mean.at(j)})
 	}
 	return sp, rp
 }
 
 // geometryAt registers the suspect's pictures with the reference's at
 // time offset off from three frame pairs spread over their overlap.
-func geometryAt(ref *Reference, mean [][]float32, times []time.Duration, sus *Suspect, act box, tm *timeMap, off time.Duration) (alignment, bool) {
+func geometryAt(ref *Reference, mean *refPlanes, times []time.Duration, sus *Suspect, act box, tm *timeMap, off time.Duration) (alignment, bool) {
 	fit := func(fs []float64) (alignment, bool) {
 		sp, rp := pairsAt(ref, mean, times, sus, tm, off, fs)
 		if len(sp) == 0 {
@@ -271,7 +271,7 @@ func sampleFrames(frames []Picture, n int) []Picture {
 // offsetPeaks returns up to k time offsets in [lo, hi], more than a
 // second apart, under which the suspect's sampled frames match the
 // reference's best through the sampling map pix.
-func offsetPeaks(ref *Reference, mean [][]float32, times []time.Duration, sus *Suspect, pix []pixMap, tm *timeMap, lo, hi time.Duration, k int) []time.Duration {
+func offsetPeaks(ref *Reference, mean *refPlanes, times []time.Duration, sus *Suspect, pix []pixMap, tm *timeMap, lo, hi time.Duration, k int) []time.Duration {
 	if len(pix) == 0 {
 		return nil
 	}
@@ -327,14 +327,14 @@ func distinctPeaks(offs []time.Duration, k int) []time.Duration {
 // are sampled on first use and kept.
 type matcher struct {
 	ref  *Reference
-	mean [][]float32
+	mean *refPlanes
 	pix  []pixMap
 	rv   [][]float32
 	done []bool
 }
 
-func newMatcher(ref *Reference, mean [][]float32, pix []pixMap) *matcher {
-	return &matcher{ref: ref, mean: mean, pix: pix, rv: make([][]float32, len(mean)), done: make([]bool, len(mean))}
+func newMatcher(ref *Reference, mean *refPlanes, pix []pixMap) *matcher {
+	return &matcher{ref: ref, mean: mean, pix: pix, rv: make([][]float32, mean.n()), done: make([]bool, mean.n())}
 }
 
 // unit centres v and scales it to unit length; nil if it is flat.
@@ -361,8 +361,9 @@ func unit(v []float32) []float32 {
 func (mt *matcher) refVec(j int) []float32 {
 	if !mt.done[j] {
 		v := make([]float32, len(mt.pix))
+		mj := mt.mean.at(j)
 		for i, px := range mt.pix {
-			v[i] = px.sample(mt.mean[j], mt.ref.W)
+			v[i] = px.sample(mj, mt.ref.W)
 		}
 		mt.rv[j], mt.done[j] = unit(v), true
 	}
@@ -439,15 +440,8 @@ func pairAt(sus *Suspect, times []time.Duration, tm *timeMap, off time.Duration,
 // suspect time) under which the suspect's brightness over time follows
 // the reference's best: normalized correlation of the per-frame mean luma
 // and of its frame-to-frame change, over at least half the overlap.
-func coarseOffsets(mean [][]float32, times []time.Duration, sus *Suspect, act box) (*timeMap, []time.Duration) {
-	rs := make([]float64, len(mean))
-	for j, m := range mean {
-		var s float64
-		for _, v := range m {
-			s += float64(v)
-		}
-		rs[j] = s / float64(len(m))
-	}
+func coarseOffsets(mean *refPlanes, times []time.Duration, sus *Suspect, act box) (*timeMap, []time.Duration) {
+	rs := mean.brightness()
 	ss := make([]float64, len(sus.Frames))
 	for i, f := range sus.Frames {
 		var s float64
@@ -704,7 +698,7 @@ var rates = []float64{1, 25 / 23.976, 23.976 / 25, 25.0 / 24, 24.0 / 25, 1.001, 
 // offset, a second or more away, become pieces of their own (a cut). It returns the time map (nil:
 // speed 1, no cut) and the offset; with too few pairs on a line it keeps
 // tm0 and off.
-func estimateTiming(ref *Reference, mean [][]float32, times []time.Duration, sus *Suspect, pix []pixMap, tm0 *timeMap, off time.Duration) (*timeMap, time.Duration) {
+func estimateTiming(ref *Reference, mean *refPlanes, times []time.Duration, sus *Suspect, pix []pixMap, tm0 *timeMap, off time.Duration) (*timeMap, time.Duration) {
 	if len(pix) == 0 || len(sus.Frames) < 8 || len(times) < 8 {
 		return tm0, off
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime"
 	"slices"
 	"sort"
 	"time"
@@ -81,7 +82,14 @@ type Suspect struct {
 
 // Detect registers the suspect with the reference in time and space (see
 // register.go), scores every segment and decodes the wmid with code.
+//
+// The pictures of ref and sus may live outside Go's heap (package detect
+// maps them from a file and releases the file when their owner is
+// unreachable): Detect keeps both reachable while it reads them, and
+// holds at most a few dozen reference frames as floats at a time.
 func Detect(ref *Reference, sus *Suspect, code *Code) (*Result, error) {
+	defer runtime.KeepAlive(sus)
+	defer runtime.KeepAlive(ref)
 	if len(ref.A) == 0 || len(ref.A) != len(ref.B) || sus == nil || len(sus.Frames) == 0 {
 		return nil, errors.New("watermark: detect: empty reference or suspect")
 	}
@@ -99,16 +107,10 @@ func Detect(ref *Reference, sus *Suspect, code *Code) (*Result, error) {
 			return nil, fmt.Errorf("watermark: detect: a suspect picture of %d bytes, want %dx%d", len(p.Y), sus.W, sus.H)
 		}
 	}
-	mean := make([][]float32, len(ref.A))
-	diff := make([][]float32, len(ref.A))
+	mean, diff := newRefPlanes(ref, false), newRefPlanes(ref, true)
 	times := make([]time.Duration, len(ref.A))
 	for j := range ref.A {
-		m, d := make([]float32, n), make([]float32, n)
-		for i := range n {
-			a, b := float32(ref.A[j].Y[i]), float32(ref.B[j].Y[i])
-			m[i], d[i] = (a+b)/2, (a-b)/2
-		}
-		mean[j], diff[j], times[j] = m, d, ref.A[j].PTS
+		times[j] = ref.A[j].PTS
 	}
 	reg := register(ref, mean, diff, times, sus)
 	// The picture alone cannot always tell a zoom from a time shift or a
@@ -241,7 +243,7 @@ type scores struct {
 // first fitted as a smooth function g of the reference's mean picture
 // (gamma, contrast, brightness: g(m) = α + βm + γm²); the mark is then
 // the part of the residual that follows g'(m)·(A−B)/2.
-func scoreFrames(ref *Reference, mean, diff [][]float32, times []time.Duration, sus *Suspect, al alignment) scores {
+func scoreFrames(ref *Reference, mean, diff *refPlanes, times []time.Duration, sus *Suspect, al alignment) scores {
 	sc := scores{perSeg: map[int]*segAcc{}, ctrl: map[int]*segAcc{}, sigma: 1, ctrlSigma: 1}
 	np := len(al.pix)
 	if np == 0 {
@@ -259,7 +261,7 @@ func scoreFrames(ref *Reference, mean, diff [][]float32, times []time.Duration, 
 		if seg >= len(ref.Positions) || ref.Positions[seg] < 0 {
 			continue
 		}
-		mj, dj := mean[j], diff[j]
+		mj, dj := mean.at(j), diff.at(j)
 		// Photometric fit s ≈ α + βm + γm² (m scaled to 0..1), with the
 		// picture's gradients as two more terms: what is left of a
 		// sub-pixel misregistration or of motion between the frame
