@@ -88,6 +88,22 @@ type Suspect struct {
 // unreachable): Detect keeps both reachable while it reads them, and
 // holds at most a few dozen reference frames as floats at a time.
 func Detect(ref *Reference, sus *Suspect, code *Code) (*Result, error) {
+	res, err := DetectCodes(ref, sus, []*Code{code})
+	if err != nil {
+		return nil, err
+	}
+	return res[0], nil
+}
+
+// DetectCodes is Detect with several codes over one registration: the
+// search in time and space and the segment scores do not depend on the
+// code, so they are computed once and decoded with each code in turn
+// (res[i] is codes[i]'s result). The watermark report uses it to count
+// false identifications under many keys at the cost of one search.
+func DetectCodes(ref *Reference, sus *Suspect, codes []*Code) ([]*Result, error) {
+	if len(codes) == 0 {
+		return nil, errors.New("watermark: detect: no code")
+	}
 	defer runtime.KeepAlive(sus)
 	defer runtime.KeepAlive(ref)
 	if len(ref.A) == 0 || len(ref.A) != len(ref.B) || sus == nil || len(sus.Frames) == 0 {
@@ -118,33 +134,38 @@ func Detect(ref *Reference, sus *Suspect, code *Code) (*Result, error) {
 	// as the best is scored and decoded. The result is the one that
 	// decodes (the strongest mark if several do), else the strongest mark;
 	// the false-positive bound counts every decoding.
-	var best *Result
-	var bestEv float64
+	best := make([]*Result, len(codes))
+	bestEv := make([]float64, len(codes))
 	for _, cand := range reg.cands {
 		sc := scoreFrames(ref, mean, diff, times, sus, cand)
 		ev := evidence(sc)
-		res, err := decodeSegments(ref, code, sc.perSeg, sc.sigma)
-		if err != nil {
-			return nil, err
-		}
-		if debugReg {
-			fmt.Fprintf(os.Stderr, "cand off %v match %.4f shown %.3f evidence %.2f segs %d %s\n", cand.offset, cand.match, cand.shown, ev, len(sc.perSeg), res.Verdict)
-		}
-		res.Offset, res.Crop, res.Rate = cand.tm.at(0, cand.offset), cand.shown, 1
-		if cand.tm != nil {
-			res.Rate = cand.tm.rate
-			for k, at := range cand.tm.from {
-				res.Cuts = append(res.Cuts, Cut{At: at, Offset: cand.offset + cand.tm.shift[k]})
+		for i, code := range codes {
+			res, err := decodeSegments(ref, code, sc.perSeg, sc.sigma)
+			if err != nil {
+				return nil, err
+			}
+			if debugReg && i == 0 {
+				fmt.Fprintf(os.Stderr, "cand off %v match %.4f shown %.3f evidence %.2f segs %d %s\n", cand.offset, cand.match, cand.shown, ev, len(sc.perSeg), res.Verdict)
+			}
+			res.Offset, res.Crop, res.Rate = cand.tm.at(0, cand.offset), cand.shown, 1
+			if cand.tm != nil {
+				res.Rate = cand.tm.rate
+				for k, at := range cand.tm.from {
+					res.Cuts = append(res.Cuts, Cut{At: at, Offset: cand.offset + cand.tm.shift[k]})
+				}
+			}
+			res.Transform = describe(cand.m, ref.W, ref.H, sus.W, sus.H, cand.match)
+			b := best[i]
+			better := b == nil || (res.WMID != nil) != (b.WMID != nil) && res.WMID != nil ||
+				(res.WMID != nil) == (b.WMID != nil) && ev > bestEv[i]
+			if better {
+				best[i], bestEv[i] = res, ev
 			}
 		}
-		res.Transform = describe(cand.m, ref.W, ref.H, sus.W, sus.H, cand.match)
-		better := best == nil || (res.WMID != nil) != (best.WMID != nil) && res.WMID != nil ||
-			(res.WMID != nil) == (best.WMID != nil) && ev > bestEv
-		if better {
-			best, bestEv = res, ev
-		}
 	}
-	best.FalsePositiveBound = float64(len(reg.cands)) * FalsePositiveBound
+	for _, b := range best {
+		b.FalsePositiveBound = float64(len(reg.cands)) * FalsePositiveBound
+	}
 	return best, nil
 }
 

@@ -2,6 +2,7 @@ package watermark_test
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -165,6 +166,40 @@ func TestDetect(t *testing.T) {
 		}
 		if res.Verdict != "inconclusive" || res.WMID != nil {
 			t.Fatalf("unmarked content: %s %v", res.Verdict, res.WMID)
+		}
+	})
+	t.Run("one search decoded under many keys", func(t *testing.T) {
+		// DetectCodes registers once and decodes with every code: the
+		// session's own code finds it as Detect does, and 200 other keys
+		// (other assets' codes over the same search) name no one.
+		sus := &watermark.Suspect{W: dw, H: dh, Frames: attack(session(ref, c, wmid), 1, 2, 0, r)}
+		codes := []*watermark.Code{c}
+		for i := range 200 {
+			o, err := watermark.NewCode([]byte(fmt.Sprintf("control key %03d, 32 bytes long...", i))[:32], 32, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			codes = append(codes, o)
+		}
+		all, err := watermark.DetectCodes(ref, sus, codes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		one, err := watermark.Detect(ref, sus, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(all) != len(codes) || all[0].WMID == nil || *all[0].WMID != wmid || one.WMID == nil || *one.WMID != wmid {
+			t.Fatalf("own code: %v, alone: %v, want %x", all[0].WMID, one.WMID, wmid)
+		}
+		if all[0].FalsePositiveBound != one.FalsePositiveBound || len(all[0].Segments) != len(one.Segments) {
+			t.Errorf("DetectCodes and Detect differ: bound %g vs %g, %d vs %d segments",
+				all[0].FalsePositiveBound, one.FalsePositiveBound, len(all[0].Segments), len(one.Segments))
+		}
+		for i, res := range all[1:] {
+			if res.WMID != nil || res.Verdict != "inconclusive" {
+				t.Errorf("control key %d: %s %v", i, res.Verdict, *res.WMID)
+			}
 		}
 	})
 	t.Run("another asset is inconclusive", func(t *testing.T) {
