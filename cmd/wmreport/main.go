@@ -1,10 +1,20 @@
 // Command wmreport measures the A/B watermark and prints a Markdown report
-// (make wm-report) in two sections.
+// (make wm-report) in three sections.
 //
-// Robustness (a fast section at non-default settings: 0.5 s segments,
-// 16-bit wmids, a generated textured clip): bit error rate, wmid
-// identification, segments used and detection speed under attacks applied
-// with the ffmpeg CLI to streams assembled for random sessions.
+// Robustness at the defaults (defaults.go): the built-in profile (2 s
+// segments, the default ladder), 32-bit wmids, a generated 5-minute
+// camera-like source; 12 sessions per attack (re-encodes, crops, bars,
+// mirroring, phone re-frames, rotation and perspective, picture in
+// picture, a camcorder-like chain, frame rates, speed-ups, trims, cuts,
+// dropped frames, photometric changes), each session's 720p stream
+// attacked with the ffmpeg CLI and detected; then controls (unmarked
+// copies and other content) decoded under hundreds of codes each. Hours on
+// two cores: --jobs trials run at a time.
+//
+// Robustness, fast section (non-default settings: 0.5 s segments, 16-bit
+// wmids, a generated textured clip): bit error rate, wmid identification,
+// segments used and detection speed under attacks applied with the ffmpeg
+// CLI to streams assembled for random sessions.
 //
 // Quality where viewers see it (the default ladder and settings, on a
 // generated camera-like clip and the generated textured one): every rung's
@@ -13,13 +23,15 @@
 // table of embedding settings (strength, flat share, grid) against quality
 // and detection after a CRF 28 re-encode at 640x360.
 //
-//	wmreport [--section all|robustness|quality] [--sessions 12] [--workdir DIR]
+//	wmreport [--section all|defaults|robustness|quality] [--sessions 12] [--workdir DIR]
+//	         [--jobs N] [--control-keys 200] [--defaults-clip FILE] [--defaults-attack NAME]...
 //	         [--clip FILE] [--attack NAME]... [--quality-clip FILE] [--points S:F:G,...]
 //
-// --clip measures another clip in the robustness section (one that is
+// --clip measures another clip in the fast robustness section (one that is
 // shorter than the pattern gives bit error rates, but no session can be
-// identified); --attack, repeatable, runs only the attacks named;
-// --quality-clip measures another source in the quality section.
+// identified); --attack, repeatable, runs only the fast section's attacks
+// named, --defaults-attack the defaults section's; --quality-clip measures
+// another source in the quality section.
 package main
 
 import (
@@ -34,6 +46,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -136,7 +149,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		names = append(names, s)
 		return nil
 	})
-	section := fl.String("section", "all", "which part of the report: robustness, quality or all")
+	section := fl.String("section", "all", "which part of the report: defaults, robustness (the fast section), quality or all")
+	var defaultsNames []string
+	fl.Func("defaults-attack", "run only this attack of the defaults section, by its name in the table (repeatable; default: all)", func(s string) error {
+		defaultsNames = append(defaultsNames, s)
+		return nil
+	})
+	defaultsClip := fl.String("defaults-clip", "", "source of the defaults section (default: the generated camera-like 5-minute clip)")
+	jobs := fl.Int("jobs", runtime.NumCPU(), "defaults section: trials (attack + detection) run at a time")
+	controlKeys := fl.Int("control-keys", 200, "defaults section: codes each control suspect is decoded under (the asset's and other assets')")
 	pointList := fl.String("points", "3:0.4:12,3:0:8,2:0.08:8,3:0.08:8,3:0.2:8,4:0.08:8", "settings of the quality section's trade-off table, as strength:flat:grid, comma-separated (empty: none)")
 	qualityClip := fl.String("quality-clip", "", "source of the quality section (default: the generated natural and textured 1080p clips)")
 	if err := fl.Parse(args); err != nil {
@@ -145,8 +166,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *sessions < 1 {
 		return errors.New("--sessions must be at least 1")
 	}
-	if *section != "all" && *section != "robustness" && *section != "quality" {
-		return fmt.Errorf("--section %q: want robustness, quality or all", *section)
+	if !slices.Contains([]string{"all", "defaults", "robustness", "quality"}, *section) {
+		return fmt.Errorf("--section %q: want defaults, robustness, quality or all", *section)
+	}
+	if *jobs < 1 {
+		return errors.New("--jobs must be at least 1")
 	}
 	points, err := parsePoints(*pointList)
 	if err != nil {
@@ -167,6 +191,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "wmreport: "+format+"\n", a...) }
 	fmt.Fprintf(stdout, "# abseal watermark report\n")
+	if *section == "all" || *section == "defaults" {
+		if err := defaultsSection(ctx, stdout, logf, dir, *defaultsClip, defaultsNames, *sessions, *jobs, *controlKeys); err != nil {
+			return err
+		}
+	}
+	if *section == "defaults" {
+		return nil
+	}
 	if *section != "quality" {
 		if err := robustnessSection(ctx, stdout, logf, dir, *clip, chosen, *sessions); err != nil {
 			return err

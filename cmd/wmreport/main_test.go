@@ -3,12 +3,16 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/abseal/abseal/detect"
 	"github.com/abseal/abseal/internal/testmedia"
 )
 
@@ -109,7 +113,10 @@ func TestBadQualityOptions(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--section", "speed"}, `--section "speed": want robustness, quality or all`},
+		{[]string{"--section", "speed"}, `--section "speed": want defaults, robustness, quality or all`},
+		{[]string{"--jobs", "0"}, "--jobs must be at least 1"},
+		{[]string{"--section", "defaults", "--defaults-attack", "no such attack"}, `no attack "no such attack" (have "CRF 28 at 640x360"`},
+		{[]string{"--section", "defaults", "--control-keys", "0"}, "--control-keys must be at least 1"},
 		{[]string{"--points", "3:0.1"}, `"3:0.1": want strength:flat:grid`},
 		{[]string{"--points", "3:2:8"}, "flat share 2 outside [0, 1]"},
 		{[]string{"--points", "0:0.1:8"}, "strength 0 outside (0, 16]"},
@@ -120,5 +127,43 @@ func TestBadQualityOptions(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: err = %v, want it to mention %s", tc.args, err, tc.want)
 		}
+	}
+}
+
+// TestDefaultsCommands: every attack and control of the defaults section
+// is a command this ffmpeg runs, on 8 s of a 1280x720 30 fps clip, and
+// gives a suspect the detector decodes (a typo in a filter graph would
+// otherwise surface hours into make wm-report).
+func TestDefaultsCommands(t *testing.T) {
+	src := testmedia.Clip(t, "sample.mp4")
+	dir := t.TempDir()
+	type cmd struct {
+		name     string
+		in, args []string
+	}
+	var cmds []cmd
+	for _, a := range defaultsAttacks() {
+		if a.missing == "" {
+			cmds = append(cmds, cmd{a.name, nil, a.args})
+		}
+	}
+	for _, c := range defaultsControls() {
+		cmds = append(cmds, cmd{"control: " + c.name, c.in, c.out})
+	}
+	if len(cmds) < 20 {
+		t.Fatalf("%d commands, want the attacks and the controls", len(cmds))
+	}
+	for i, c := range cmds {
+		out := filepath.Join(dir, fmt.Sprintf("%d.mp4", i))
+		args := append(append(append([]string{"-hide_banner", "-v", "error", "-y", "-t", "8"}, c.in...), "-i", src, "-an"), c.args...)
+		if o, err := exec.CommandContext(t.Context(), "ffmpeg", append(args, out)...).CombinedOutput(); err != nil {
+			t.Errorf("%s: %v: %s", c.name, err, o)
+			continue
+		}
+		sus, dur, err := detect.DecodeSuspect(t.Context(), out)
+		if err != nil || len(sus.Frames) < 10 || dur <= 0 {
+			t.Errorf("%s: the suspect does not decode: %v", c.name, err)
+		}
+		os.Remove(out)
 	}
 }
