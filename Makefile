@@ -85,9 +85,12 @@ bench: deps ## benchmarks (envelope vs raw AES-GCM, MinIO, ladder vs ffmpeg CLI,
 	go test -run '^$$' -bench EdgeLoad -benchtime 1x -timeout 10m ./cmd/edge | tee -a $(BENCH_OUT)/bench.txt
 	@scripts/bench-report.sh $(BENCH_OUT)/bench.txt | tee $(BENCH_OUT)/report.md
 
-wm-report: deps ## watermark robustness, quality of the marked renditions and the strength trade-off; writes bench/out/wm-report.md
+# WM_RESUME=1 keeps bench/out/wm-work: the defaults section then skips the
+# trials an interrupted run of the same build finished.
+wm-report: deps ## watermark robustness at the defaults and fast, quality and the strength trade-off (hours); writes bench/out/wm-report.md
 	@mkdir -p $(BENCH_OUT)
-	go run ./cmd/wmreport | tee $(BENCH_OUT)/wm-report.md
+	@if [ "$(WM_RESUME)" != 1 ]; then rm -rf $(BENCH_OUT)/wm-work; fi
+	set -o pipefail; go run ./cmd/wmreport --workdir $(BENCH_OUT)/wm-work | tee $(BENCH_OUT)/wm-report.md
 
 FUZZTIME ?= 5m
 fuzz: deps-go ## run the fuzzers one at a time (FUZZTIME each, default 5m); their seed corpora in testdata/fuzz run with every go test

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -107,15 +109,78 @@ func defaultsControls() []control {
 	}
 }
 
-// trialResult is one session's detection under one attack.
+// trialResult is one session's detection under one attack; a line of
+// the work directory's defaults-trials.jsonl, so an interrupted report
+// resumes where it stopped.
 type trialResult struct {
-	identified, wrongID bool
-	called, wrongBits   int
-	medianZ             float64
-	used                int
-	det, dur            time.Duration
-	otherFalse          int // identifications under other assets' codes
-	transform           string
+	Attack     string        `json:"attack"`
+	Session    int           `json:"session"`
+	WMID       uint64        `json:"wmid"`
+	Identified bool          `json:"identified"`
+	WrongID    bool          `json:"wrong_id"`
+	Called     int           `json:"called"`
+	WrongBits  int           `json:"wrong_bits"`
+	MedianZ    float64       `json:"median_z"`
+	Used       int           `json:"used"`
+	Det        time.Duration `json:"detection_ns"`
+	Dur        time.Duration `json:"duration_ns"`
+	OtherFalse int           `json:"other_false"` // identifications under other assets' codes
+	Transform  string        `json:"transform"`
+}
+
+// controlResult is one control suspect's trials (defaults-controls.jsonl).
+type controlResult struct {
+	Name     string  `json:"name"`
+	Trials   int     `json:"trials"`
+	FalseIDs int     `json:"false_ids"`
+	Searched float64 `json:"searched"`
+	Bound    float64 `json:"bound"`
+}
+
+// journal appends JSON lines to a file in the work directory and reads
+// back what an earlier run of the report wrote there.
+type journal struct {
+	mu sync.Mutex
+	f  *os.File
+}
+
+func openJournal[T any](path string) (*journal, []T, error) {
+	var done []T
+	torn := false
+	if b, err := os.ReadFile(path); err == nil {
+		torn = len(b) > 0 && b[len(b)-1] != '\n'
+		for _, l := range strings.Split(string(b), "\n") {
+			var v T
+			if l == "" || json.Unmarshal([]byte(l), &v) != nil {
+				continue // a line cut short by a kill
+			}
+			done = append(done, v)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, nil, err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, nil, err
+	}
+	if torn {
+		if _, err := f.Write([]byte{'\n'}); err != nil { // the next line starts on its own
+			f.Close()
+			return nil, nil, err
+		}
+	}
+	return &journal{f: f}, done, nil
+}
+
+func (j *journal) add(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	_, err = j.f.Write(append(b, '\n'))
+	return err
 }
 
 func defaultsSection(ctx context.Context, stdout io.Writer, logf func(string, ...any), dir, clipPath string, names []string, nsessions, jobs, controlKeys int) error {
@@ -161,19 +226,33 @@ func defaultsSection(ctx context.Context, stdout io.Writer, logf func(string, ..
 	if err != nil {
 		return err
 	}
+	// The asset is rendered once per work directory: positions.json,
+	// written after the render, says it is complete.
 	assetDir := filepath.Join(dir, "defaults-asset")
-	logf("defaults: rendering the marked asset (the default ladder, variants a and b)")
-	t0 := time.Now()
-	res, err := render(ctx, src, p, assetDir, pipeline.RenderOptions{Watermark: &pipeline.WatermarkOptions{Embedder: emb, Unmarked: unmarked}})
-	if err != nil {
-		return err
+	posFile := filepath.Join(dir, "defaults-positions.json")
+	var positions []int
+	if b, err := os.ReadFile(posFile); err == nil && json.Unmarshal(b, &positions) == nil && len(positions) > 0 {
+		logf("defaults: reusing the asset rendered in %s", assetDir)
+	} else {
+		os.RemoveAll(assetDir)
+		logf("defaults: rendering the marked asset (the default ladder, variants a and b)")
+		t0 := time.Now()
+		res, err := render(ctx, src, p, assetDir, pipeline.RenderOptions{Watermark: &pipeline.WatermarkOptions{Embedder: emb, Unmarked: unmarked}})
+		if err != nil {
+			return err
+		}
+		logf("defaults: rendered %s in %s", res.Duration.Round(time.Second), time.Since(t0).Round(time.Second))
+		positions = res.Positions
+		b, _ := json.Marshal(positions)
+		if err := os.WriteFile(posFile, b, 0o600); err != nil {
+			return err
+		}
 	}
-	logf("defaults: rendered %s in %s", res.Duration.Round(time.Second), time.Since(t0).Round(time.Second))
 	code, err := watermark.SessionCode([]byte(master), defaultsAssetID, watermark.DefaultIDBits, 0)
 	if err != nil {
 		return err
 	}
-	if n := len(res.Positions) - unmarked; n < code.PatternLen() {
+	if n := len(positions) - unmarked; n < code.PatternLen() {
 		return fmt.Errorf("defaults: %d marked segments, the pattern needs %d", n, code.PatternLen())
 	}
 	logf("defaults: decoding the %s reference", defaultsRendition)
@@ -197,17 +276,33 @@ func defaultsSection(ctx context.Context, stdout io.Writer, logf func(string, ..
 		session int
 		wmid    uint64
 	}
-	r := rand.New(rand.NewPCG(2026, 12))
+	jr, earlier, err := openJournal[trialResult](filepath.Join(dir, "defaults-trials.jsonl"))
+	if err != nil {
+		return err
+	}
+	defer jr.f.Close()
+	results := make([][]trialResult, len(chosen))
 	var trials []trial
 	for i, at := range chosen {
 		if at.missing != "" {
 			continue
 		}
 		for s := range nsessions {
-			trials = append(trials, trial{i, s, uint64(r.Uint32())})
+			// A session's wmid is a function of the attack and the session
+			// number: the same whichever attacks a run picks.
+			h := fnv.New64a()
+			h.Write([]byte(at.name))
+			wmid := uint64(rand.New(rand.NewPCG(h.Sum64(), uint64(s))).Uint32())
+			if k := slices.IndexFunc(earlier, func(t trialResult) bool { return t.Attack == at.name && t.Session == s && t.WMID == wmid }); k >= 0 {
+				results[i] = append(results[i], earlier[k])
+				continue
+			}
+			trials = append(trials, trial{i, s, wmid})
 		}
 	}
-	results := make([][]trialResult, len(chosen))
+	if n := nsessions*len(chosen) - len(trials); n > 0 {
+		logf("defaults: %d trials done by an earlier run in this work directory", n)
+	}
 	var (
 		mu       sync.Mutex
 		firstErr error
@@ -235,7 +330,11 @@ func defaultsSection(ctx context.Context, stdout io.Writer, logf func(string, ..
 					continue // drain: the report stops at the first error
 				}
 				at := chosen[tr.at]
-				out, err := runTrial(ctx, wdir, assetDir, ref, code, other[:otherKeys], res.Positions, at, tr.wmid)
+				out, err := runTrial(ctx, wdir, assetDir, ref, code, other[:otherKeys], positions, at, tr.wmid)
+				if err == nil {
+					out.Attack, out.Session, out.WMID = at.name, tr.session, tr.wmid
+					err = jr.add(out)
+				}
 				mu.Lock()
 				if err != nil {
 					firstErr = cmpErr(firstErr, fmt.Errorf("attack %s, session %d: %w", at.name, tr.session, err))
@@ -245,7 +344,7 @@ func defaultsSection(ctx context.Context, stdout io.Writer, logf func(string, ..
 				done++
 				el := time.Since(start)
 				logf("defaults: %d/%d %s, session %d: identified %v, %d called, %d wrong, detection %s (ETA %s)", done, len(trials), at.name, tr.session,
-					out.identified, out.called, out.wrongBits, out.det.Round(time.Second),
+					out.Identified, out.Called, out.WrongBits, out.Det.Round(time.Second),
 					time.Duration(float64(el)/float64(done)*float64(len(trials)-done)).Round(time.Minute))
 				mu.Unlock()
 			}
@@ -282,22 +381,22 @@ func defaultsSection(ctx context.Context, stdout io.Writer, logf func(string, ..
 		var det, dur time.Duration
 		var zs []float64
 		for _, t := range rs {
-			if t.identified {
+			if t.Identified {
 				ident++
 			}
-			if t.wrongID {
+			if t.WrongID {
 				wrongID++
 			}
-			called += t.called
-			wrongBits += t.wrongBits
-			otherFalse += t.otherFalse
-			det += t.det
-			dur += t.dur
-			zs = append(zs, t.medianZ)
+			called += t.Called
+			wrongBits += t.WrongBits
+			otherFalse += t.OtherFalse
+			det += t.Det
+			dur += t.Dur
+			zs = append(zs, t.MedianZ)
 		}
 		tf := ""
 		if len(rs) > 0 {
-			tf = rs[0].transform
+			tf = rs[0].Transform
 		}
 		fmt.Fprintf(stdout, "| %s | %d/%d | %d | %.0f | %d | %.1f | %d of %d | %.2f | %s |\n", at.name, ident, len(rs), wrongID,
 			float64(called)/math.Max(1, float64(len(rs))), wrongBits, median(zs), otherFalse, otherKeys*len(rs), det.Seconds()/math.Max(1e-9, dur.Seconds()), tf)
@@ -312,39 +411,61 @@ func defaultsSection(ctx context.Context, stdout io.Writer, logf func(string, ..
 	fmt.Fprintf(stdout, "\n### Controls at the defaults\n\nEach suspect is registered once under the full search and decoded under the asset's code and %d other assets' codes (`watermark.DetectCodes`).\n\n", controlKeys-1)
 	fmt.Fprintf(stdout, "| suspect | trials | false identifications | alignments searched | bound per trial |\n|---|---:|---:|---:|---:|\n")
 	codes := append([]*watermark.Code{code}, other[:controlKeys-1]...)
+	cj, cdone, err := openJournal[controlResult](filepath.Join(dir, "defaults-controls.jsonl"))
+	if err != nil {
+		return err
+	}
+	defer cj.f.Close()
 	totalTrials, totalFalse := 0, 0
 	for i, c := range defaultsControls() {
-		in := src
-		if c.other {
-			in = otherSrc
-		}
-		sus := filepath.Join(dir, fmt.Sprintf("control-%d.mp4", i))
-		args := append(append(append([]string{"-hide_banner", "-v", "error", "-y"}, c.in...), "-i", in, "-an"), c.out...)
-		if out, err := exec.CommandContext(ctx, "ffmpeg", append(args, sus)...).CombinedOutput(); err != nil {
-			return fmt.Errorf("control %s: %v: %s", c.name, err, out)
-		}
-		s, _, err := detect.DecodeSuspect(ctx, sus)
-		if err != nil {
-			return fmt.Errorf("control %s: %w", c.name, err)
-		}
-		rs, err := watermark.DetectCodes(ref, s, codes)
-		if err != nil {
-			return fmt.Errorf("control %s: %w", c.name, err)
-		}
-		os.Remove(sus)
-		falseIDs := 0
-		for _, r := range rs {
-			if r.WMID != nil {
-				falseIDs++
+		k := slices.IndexFunc(cdone, func(r controlResult) bool { return r.Name == c.name && r.Trials == len(codes) })
+		var cr controlResult
+		if k >= 0 {
+			cr = cdone[k]
+		} else {
+			if cr, err = runControl(ctx, dir, i, c, src, otherSrc, ref, codes); err != nil {
+				return err
+			}
+			if err := cj.add(cr); err != nil {
+				return err
 			}
 		}
-		totalTrials += len(rs)
-		totalFalse += falseIDs
-		fmt.Fprintf(stdout, "| %s | %d | %d | %.0f | %.2g |\n", c.name, len(rs), falseIDs, rs[0].FalsePositiveBound/watermark.FalsePositiveBound, rs[0].FalsePositiveBound)
-		logf("defaults: control %s: %d false identifications in %d trials", c.name, falseIDs, len(rs))
+		totalTrials += cr.Trials
+		totalFalse += cr.FalseIDs
+		fmt.Fprintf(stdout, "| %s | %d | %d | %.0f | %.2g |\n", cr.Name, cr.Trials, cr.FalseIDs, cr.Searched, cr.Bound)
+		logf("defaults: control %s: %d false identifications in %d trials", c.name, cr.FalseIDs, cr.Trials)
 	}
 	fmt.Fprintf(stdout, "\nControls: %d false identifications in %d trials.\n", totalFalse, totalTrials)
 	return nil
+}
+
+// runControl makes control suspect c and decodes it under every code.
+func runControl(ctx context.Context, dir string, i int, c control, src, otherSrc string, ref *watermark.Reference, codes []*watermark.Code) (controlResult, error) {
+	in := src
+	if c.other {
+		in = otherSrc
+	}
+	sus := filepath.Join(dir, fmt.Sprintf("control-%d.mp4", i))
+	defer os.Remove(sus)
+	args := append(append(append([]string{"-hide_banner", "-v", "error", "-y"}, c.in...), "-i", in, "-an"), c.out...)
+	if out, err := exec.CommandContext(ctx, "ffmpeg", append(args, sus)...).CombinedOutput(); err != nil {
+		return controlResult{}, fmt.Errorf("control %s: %v: %s", c.name, err, out)
+	}
+	s, _, err := detect.DecodeSuspect(ctx, sus)
+	if err != nil {
+		return controlResult{}, fmt.Errorf("control %s: %w", c.name, err)
+	}
+	rs, err := watermark.DetectCodes(ref, s, codes)
+	if err != nil {
+		return controlResult{}, fmt.Errorf("control %s: %w", c.name, err)
+	}
+	cr := controlResult{Name: c.name, Trials: len(rs), Searched: rs[0].FalsePositiveBound / watermark.FalsePositiveBound, Bound: rs[0].FalsePositiveBound}
+	for _, r := range rs {
+		if r.WMID != nil {
+			cr.FalseIDs++
+		}
+	}
+	return cr, nil
 }
 
 // runTrial assembles the session wmid's stream, attacks it, detects it and
@@ -373,37 +494,37 @@ func runTrial(ctx context.Context, wdir, assetDir string, ref *watermark.Referen
 	if err != nil {
 		return out, err
 	}
-	out.det, out.dur = time.Since(t0), dur
+	out.Det, out.Dur = time.Since(t0), dur
 	res := rs[0]
-	out.identified = res.WMID != nil && *res.WMID == wmid
-	out.wrongID = res.WMID != nil && *res.WMID != wmid
-	out.used = res.SegmentsUsed
+	out.Identified = res.WMID != nil && *res.WMID == wmid
+	out.WrongID = res.WMID != nil && *res.WMID != wmid
+	out.Used = res.SegmentsUsed
 	var zs []float64
 	for _, s := range res.Segments {
 		zs = append(zs, math.Abs(s.Score))
 		if s.Bit == nil {
 			continue
 		}
-		out.called++
+		out.Called++
 		if *s.Bit != int(pat[s.Position%len(pat)]) {
-			out.wrongBits++
+			out.WrongBits++
 		}
 	}
-	out.medianZ = median(zs)
+	out.MedianZ = median(zs)
 	for _, r := range rs[1:] {
 		if r.WMID != nil {
-			out.otherFalse++
+			out.OtherFalse++
 		}
 	}
-	out.transform = fmt.Sprintf("crop %.2f, rate %.4f, offset %s", res.Crop, res.Rate, res.Offset.Round(10*time.Millisecond))
+	out.Transform = fmt.Sprintf("crop %.2f, rate %.4f, offset %s", res.Crop, res.Rate, res.Offset.Round(10*time.Millisecond))
 	if res.Transform != nil {
-		out.transform += fmt.Sprintf(", match %.2f", res.Transform.Match)
+		out.Transform += fmt.Sprintf(", match %.2f", res.Transform.Match)
 		if res.Transform.Mirrored {
-			out.transform += ", mirrored"
+			out.Transform += ", mirrored"
 		}
 	}
 	if len(res.Cuts) > 0 {
-		out.transform += fmt.Sprintf(", %d cut(s)", len(res.Cuts))
+		out.Transform += fmt.Sprintf(", %d cut(s)", len(res.Cuts))
 	}
 	os.Remove(leak)
 	return out, nil

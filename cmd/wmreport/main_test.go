@@ -167,3 +167,40 @@ func TestDefaultsCommands(t *testing.T) {
 		os.Remove(out)
 	}
 }
+
+// TestJournal: a resumed report reads back what the earlier run wrote and
+// ignores a line cut short by a kill.
+func TestJournal(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "trials.jsonl")
+	j, done, err := openJournal[trialResult](path)
+	if err != nil || len(done) != 0 {
+		t.Fatalf("new journal: %v, %d lines", err, len(done))
+	}
+	for s := range 3 {
+		if err := j.add(trialResult{Attack: "a", Session: s, WMID: uint64(100 + s), Identified: s != 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j.f.WriteString(`{"attack":"a","session":3,"wm`)
+	j.f.Close()
+	j, done, err = openJournal[trialResult](path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(done) != 3 || done[2].WMID != 102 || !done[0].Identified || done[1].Identified {
+		t.Fatalf("read back %+v", done)
+	}
+	// The next line after the torn one is read back too.
+	if err := j.add(trialResult{Attack: "a", Session: 3, WMID: 103}); err != nil {
+		t.Fatal(err)
+	}
+	j.f.Close()
+	j, done, err = openJournal[trialResult](path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.f.Close()
+	if len(done) != 4 || done[3].WMID != 103 {
+		t.Fatalf("after a torn line, read back %+v", done)
+	}
+}
