@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -131,9 +132,9 @@ func TestBadQualityOptions(t *testing.T) {
 }
 
 // TestDefaultsCommands: every attack and control of the defaults section
-// is a command this ffmpeg runs, on 8 s of a 1280x720 30 fps clip, and
-// gives a suspect the detector decodes (a typo in a filter graph would
-// otherwise surface hours into make wm-report).
+// is a command this ffmpeg runs, on 3 s (8 s for the trim) of a 1280x720
+// 30 fps clip, and gives a suspect the detector decodes (a typo in a
+// filter graph would otherwise surface hours into make wm-report).
 func TestDefaultsCommands(t *testing.T) {
 	src := testmedia.Clip(t, "sample.mp4")
 	dir := t.TempDir()
@@ -155,7 +156,11 @@ func TestDefaultsCommands(t *testing.T) {
 	}
 	for i, c := range cmds {
 		out := filepath.Join(dir, fmt.Sprintf("%d.mp4", i))
-		args := append(append(append([]string{"-hide_banner", "-v", "error", "-y", "-t", "8"}, c.in...), "-i", src, "-an"), c.args...)
+		length := "3" // enough frames to decode; the trim needs more
+		if slices.Contains(c.args, "-ss") {
+			length = "8"
+		}
+		args := append(append(append([]string{"-hide_banner", "-v", "error", "-y", "-t", length}, c.in...), "-i", src, "-an"), c.args...)
 		if o, err := exec.CommandContext(t.Context(), "ffmpeg", append(args, out)...).CombinedOutput(); err != nil {
 			t.Errorf("%s: %v: %s", c.name, err, o)
 			continue

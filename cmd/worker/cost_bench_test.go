@@ -37,7 +37,18 @@ import (
 // CPU). Run with -benchtime 1x (make bench does).
 // costRounds is how often each command runs: this machine's timings vary
 // by several per cent from run to run, and the median of five settles.
-const costRounds = 5
+// ABSEAL_COST_ROUNDS sets another count.
+func costRounds(b *testing.B) int {
+	v := os.Getenv("ABSEAL_COST_ROUNDS")
+	if v == "" {
+		return 5
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		b.Fatalf("ABSEAL_COST_ROUNDS=%q: want a positive count", v)
+	}
+	return n
+}
 
 func BenchmarkMarkedVsFFmpeg(b *testing.B) {
 	root, err := devenv.ModuleRoot()
@@ -79,7 +90,7 @@ func BenchmarkMarkedVsFFmpeg(b *testing.B) {
 			order := []string{"cli", "unmarked", "marked"}
 			runs := map[string][]usage{}
 			for b.Loop() {
-				for round := range costRounds {
+				for round := range costRounds(b) {
 					for _, name := range order {
 						out := filepath.Join(dir, fmt.Sprintf("%s-%d", name, round))
 						if name == "cli" {
