@@ -307,6 +307,11 @@ func segmentNumber(file string) (int, bool) {
 	return n, true
 }
 
+// DefaultUnmarked is how many leading segments an asset leaves unmarked
+// unless told otherwise (every session gets variant A of them: a player's
+// first segment is the same for all).
+const DefaultUnmarked = 1
+
 // Position is the watermark bit position of segment index i (0-based): -1
 // for the first unmarked segments, then 0, 1, 2, … (a session gets
 // pattern[position mod wmpatlen], see delivery.Variant).

@@ -52,7 +52,7 @@ type Runner struct {
 	// WatermarkIDBits is the wmid size (default 32); with the profile it
 	// sets the pattern length written to the manifest.
 	WatermarkIDBits int
-	// Unmarked leading segments (position -1); default 1.
+	// Unmarked leading segments (position -1); default asset.DefaultUnmarked.
 	Unmarked *int
 	// TempDir holds each job's private temp dir (default os.TempDir()).
 	TempDir string
@@ -137,7 +137,7 @@ func (r *Runner) Run(ctx context.Context, job *asset.Job, progress func(Progress
 	if ropts.Limits == (transcode.Limits{}) {
 		ropts.Limits = transcode.DefaultLimits()
 	}
-	unmarked := 1
+	unmarked := asset.DefaultUnmarked
 	if r.Unmarked != nil {
 		unmarked = *r.Unmarked
 	}

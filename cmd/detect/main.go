@@ -30,6 +30,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/abseal/abseal/asset"
 	"github.com/abseal/abseal/detect"
 	"github.com/abseal/abseal/envelope"
 	"github.com/abseal/abseal/internal/cliconf"
@@ -54,7 +55,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	suspect := fl.String("suspect", "", "suspect video file")
 	assetID := fl.String("asset-id", "", "asset id the key was derived for (default: the asset directory's name)")
 	rendition := fl.String("rendition", "", "reference rendition (default: the largest)")
-	unmarked := fl.Int("unmarked", 1, "leading unmarked segments of the asset")
+	unmarked := fl.Int("unmarked", asset.DefaultUnmarked, "leading unmarked segments of the asset")
 	segDur := fl.Duration("segment-duration", 2*time.Second, "segment duration of the asset")
 	idBits := fl.Int("wmid-bits", watermark.DefaultIDBits, "wmid size in bits")
 	opID := fl.Uint64("operator", 0, "operator id (wmopid)")

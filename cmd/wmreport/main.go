@@ -134,7 +134,7 @@ func pick(all []attack, names []string) ([]attack, error) {
 
 const (
 	segDur   = 500 * time.Millisecond
-	unmarked = 1
+	unmarked = asset.DefaultUnmarked
 	idBits   = 16
 	master   = "wm-report master key, 32 bytes.."
 )

@@ -39,7 +39,7 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	kekc.Flags(fl, &env)
 	wk.Flags(fl, &env, "watermark-key", "", "watermark master key file, wrapped by --kek-uri's KEK (enables the A/B watermark and --variants 2)")
 	assetID := fl.String("asset-id", "", "asset id for the watermark key (default: the input's base name)")
-	unmarked := fl.Int("unmarked", 1, "leading segments left unmarked (watermark position -1)")
+	unmarked := fl.Int("unmarked", asset.DefaultUnmarked, "leading segments left unmarked (watermark position -1)")
 	if err := fl.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
