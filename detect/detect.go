@@ -27,6 +27,11 @@ const AnalysisW, AnalysisH = 160, 90
 // its geometry for the registration to find.
 const SuspectArea = 3 * AnalysisW * AnalysisH / 2
 
+// MaxSuspectAspect bounds a suspect's display aspect (width over height,
+// and its inverse): beyond it a file is a strip, not a copy of a picture,
+// and its frames would be very wide at the suspect's area.
+const MaxSuspectAspect = 16
+
 // DecodeSuspect decodes a suspect file at about SuspectArea pixels per
 // frame, its display aspect kept, and returns its frames and duration.
 func DecodeSuspect(ctx context.Context, path string) (*watermark.Suspect, time.Duration, error) {
@@ -39,6 +44,9 @@ func DecodeSuspect(ctx context.Context, path string) (*watermark.Suspect, time.D
 		return nil, 0, fmt.Errorf("detect: suspect: no picture size (%dx%d)", dw, dh)
 	}
 	ar := float64(dw) / float64(dh)
+	if ar > MaxSuspectAspect || ar < 1.0/MaxSuspectAspect {
+		return nil, 0, fmt.Errorf("detect: suspect: display size %dx%d (aspect %.3g:1) is outside 1:%d to %d:1: not a picture the detector can register", dw, dh, ar, MaxSuspectAspect, MaxSuspectAspect)
+	}
 	w := max(16, 2*int(math.Round(math.Sqrt(SuspectArea*ar)/2)))
 	h := max(16, 2*int(math.Round(float64(w)/ar/2)))
 	sus := &watermark.Suspect{W: w, H: h}

@@ -52,8 +52,10 @@ func (pf *pictureFile) add(y []byte) ([]byte, error) {
 	k, i := pf.n/pf.per, pf.n%pf.per
 	if k == len(pf.chunks) {
 		end := int64(k+1) * int64(pf.chunk)
-		if err := pf.f.Truncate(end); err != nil {
-			return nil, fmt.Errorf("detect: frame store: %w", err)
+		// Space is reserved, not only the size set: a full disk is an
+		// error here, never a fault when the mapping is written.
+		if err := syscall.Fallocate(int(pf.f.Fd()), 0, end-int64(pf.chunk), int64(pf.chunk)); err != nil {
+			return nil, fmt.Errorf("detect: frame store in %s: reserve %d MiB: %w", os.TempDir(), pf.chunk>>20, err)
 		}
 		m, err := syscall.Mmap(int(pf.f.Fd()), end-int64(pf.chunk), pf.chunk, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
 		if err != nil {
