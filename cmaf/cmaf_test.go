@@ -181,3 +181,24 @@ func TestBandwidth(t *testing.T) {
 		t.Fatalf("peak %d avg %d", peak, avg)
 	}
 }
+
+// The MPD lasts as long as its longest track: audio that runs past the
+// video (AAC's last frame ends after the last picture) is not cut off.
+func TestDASHDurationLongestTrack(t *testing.T) {
+	video := []cmaf.Rendition{{Name: "720p", Kind: "video", Codecs: "avc1.64001f", Width: 1280, Height: 720, FrameRate: 30, Timescale: 90000,
+		Segments: []cmaf.Segment{{Start: 0, Duration: 6 * 90000, Size: 1000}, {Start: 6 * 90000, Duration: 6 * 90000, Size: 1000}}}}
+	audio := &cmaf.Rendition{Name: "audio", Kind: "audio", Codecs: "mp4a.40.2", SampleRate: 48000, Channels: 2, Timescale: 48000,
+		Segments: []cmaf.Segment{{Start: 0, Duration: 288768, Size: 500}, {Start: 288768, Duration: 288768, Size: 500}}} // 12.032 s
+	for _, tc := range []struct {
+		audio *cmaf.Rendition
+		want  string
+	}{{audio, `mediaPresentationDuration="PT12.032S"`}, {nil, `mediaPresentationDuration="PT12S"`}} {
+		b, err := cmaf.DASHManifest(video, tc.audio)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(b, []byte(tc.want)) {
+			t.Errorf("audio %v: want %s in\n%s", tc.audio != nil, tc.want, b)
+		}
+	}
+}

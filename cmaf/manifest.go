@@ -124,9 +124,16 @@ func DASHManifest(video []Rendition, audio *Rendition) ([]byte, error) {
 	m := mpd.NewMPD("static")
 	m.Profiles = "urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019"
 	m.MinBufferTime = mpd.Seconds2DurPtr(2)
+	// The presentation lasts as long as its longest track: an audio track
+	// that runs past the video (AAC frames end after the last picture)
+	// would otherwise be cut short, and players wait at the end for media
+	// the MPD says is not there.
 	var dur float64
 	for _, r := range video {
 		dur = math.Max(dur, r.Duration())
+	}
+	if audio != nil {
+		dur = math.Max(dur, audio.Duration())
 	}
 	m.MediaPresentationDuration = mpd.Seconds2DurPtrFloat64(dur)
 	p := mpd.NewPeriod()
