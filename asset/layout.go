@@ -55,6 +55,21 @@ const (
 	TypeSealed   = "application/octet-stream"
 )
 
+// Media types of a track's init and segments as players get them (CMAF,
+// ISO BMFF): what the MPD's mimeType says and the edge's Content-Type.
+const (
+	TypeVideo = "video/mp4"
+	TypeAudio = "audio/mp4"
+)
+
+// MediaType is the media type of a rendition of kind "video" or "audio".
+func MediaType(kind string) string {
+	if kind == "audio" {
+		return TypeAudio
+	}
+	return TypeVideo
+}
+
 // DASH SegmentTemplate strings, relative to the MPD's BaseURL (the asset
 // root).
 const (

@@ -143,7 +143,7 @@ func DASHManifest(video []Rendition, audio *Rendition) ([]byte, error) {
 	m.BaseURL = append(m.BaseURL, mpd.NewBaseURL("../"))
 
 	if len(video) > 0 {
-		as := mpd.NewAdaptationSetWithParams("video", "video/mp4", true, 1)
+		as := mpd.NewAdaptationSetWithParams("video", asset.TypeVideo, true, 1)
 		as.Id = mpd.Ptr(uint32(0))
 		as.SegmentTemplate = template(video[0])
 		for _, r := range video {
@@ -162,7 +162,7 @@ func DASHManifest(video []Rendition, audio *Rendition) ([]byte, error) {
 		p.AdaptationSets = append(p.AdaptationSets, as)
 	}
 	if audio != nil {
-		as := mpd.NewAdaptationSetWithParams("audio", "audio/mp4", true, 1)
+		as := mpd.NewAdaptationSetWithParams("audio", asset.TypeAudio, true, 1)
 		as.Id = mpd.Ptr(uint32(1))
 		as.SegmentTemplate = template(*audio)
 		peak, _ := audio.Bandwidth()

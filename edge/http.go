@@ -45,8 +45,13 @@ func (s *Server) AdminHandler() http.Handler {
 func healthz(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") }
 
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	allowed := s.cors(w, r)
+	if r.Method == http.MethodOptions {
+		s.options(w, r, allowed)
+		return
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
+		w.Header().Set("Allow", "GET, HEAD, OPTIONS")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}

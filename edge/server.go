@@ -63,6 +63,13 @@ type Config struct {
 	ManifestTTL time.Duration
 	// CacheLimit bounds each cache's entries (default 100,000).
 	CacheLimit int
+	// AllowedOrigins are the web origins ("https://player.example.com", or
+	// "*" for any) whose players may fetch media across origins (CORS);
+	// none: no CORS headers, same-origin players only.
+	AllowedOrigins []string
+	// CORSMaxAge is how long a browser caches a preflight's answer
+	// (default DefaultCORSMaxAge).
+	CORSMaxAge time.Duration
 }
 
 // Server serves sealed assets to sessions. It is safe for concurrent use.
@@ -79,6 +86,10 @@ type Server struct {
 	paces     map[string]cmaf.PaceInfo
 	patterns  map[string][]byte
 	tokens    map[string]*delivery.Claims
+
+	origins    map[string]bool
+	anyOrigin  bool
+	corsMaxAge time.Duration
 
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec
@@ -120,10 +131,18 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.RevocationStartWait <= 0 {
 		cfg.RevocationStartWait = 10 * time.Second
 	}
+	if cfg.CORSMaxAge <= 0 {
+		cfg.CORSMaxAge = DefaultCORSMaxAge
+	}
+	origins, anyOrigin, err := normalizeOrigins(cfg.AllowedOrigins)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
 		cfg: cfg, log: cfg.Log, now: cfg.Now, cancel: func() {},
 		manifests: map[string]*cachedManifest{}, deks: map[string]*envelope.DEK{},
 		paces: map[string]cmaf.PaceInfo{}, patterns: map[string][]byte{}, tokens: map[string]*delivery.Claims{},
+		origins: origins, anyOrigin: anyOrigin, corsMaxAge: cfg.CORSMaxAge,
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "abseal_edge_requests_total", Help: "Edge requests by kind and status code.",
@@ -336,7 +355,7 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, token, asse
 			obj, place = o, asset.Segment(ref.Rung, v, ref.Number)
 		}
 		if r.Header.Get("Range") == "" && size > 0 {
-			return s.stream(w, r, dek, assetID, place, obj, size)
+			return s.stream(w, r, dek, assetID, place, obj, size, asset.MediaType(rend.Kind))
 		}
 	}
 	// A byte range needs the plaintext at hand: the object is opened and
@@ -348,14 +367,14 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, token, asse
 	if err != nil {
 		return 0, inStage("open", err)
 	}
-	return s.write(w, r, data, "video/mp4"), nil
+	return s.write(w, r, data, asset.MediaType(rend.Kind)), nil
 }
 
 // stream decrypts a whole segment from the store straight into the
 // response: Tink's streaming AEAD releases plaintext only segment by
 // authenticated segment, so a damaged object ends the response early
 // (shorter than its Content-Length) and is logged.
-func (s *Server) stream(w http.ResponseWriter, r *http.Request, dek *envelope.DEK, assetID string, place asset.Ref, obj asset.Object, size int64) (int, error) {
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, dek *envelope.DEK, assetID string, place asset.Ref, obj asset.Object, size int64, ctype string) (int, error) {
 	rc, err := s.cfg.Store.Open(r.Context(), obj.Key, nil)
 	if errors.Is(err, storage.ErrNotFound) {
 		return 0, fail(http.StatusNotFound, "no such segment")
@@ -368,7 +387,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, dek *envelope.DE
 	if err != nil {
 		return 0, inStage("decrypt", err)
 	}
-	w.Header().Set("Content-Type", "video/mp4")
+	w.Header().Set("Content-Type", ctype)
 	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
 	w.Header().Set("Accept-Ranges", "bytes")
 	if r.Method == http.MethodHead {

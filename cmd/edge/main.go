@@ -87,7 +87,20 @@ type settings struct {
 	wmKey                cliconf.WatermarkKey
 	noSequencing         bool
 	maxStale             time.Duration
+	corsOrigins          string
+	corsMaxAge           time.Duration
 	env                  cliconf.Env
+}
+
+// origins is --cors-origins as a list.
+func (s *settings) origins() []string {
+	var list []string
+	for _, o := range strings.Split(s.corsOrigins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			list = append(list, o)
+		}
+	}
+	return list
 }
 
 func (s *settings) flags(fl *flag.FlagSet) {
@@ -152,6 +165,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var lc listenConfig
 	lc.flags(fl, &s.env)
 	fl.DurationVar(&s.maxStale, "revocation-max-stale", s.env.Duration("ABSEAL_REVOCATION_MAX_STALE", 30*time.Second), "refuse media (503) once the deny-list could not be confirmed for this long")
+	fl.StringVar(&s.corsOrigins, "cors-origins", s.env.String("ABSEAL_EDGE_CORS_ORIGINS", ""), "web origins whose players may fetch media across origins, comma-separated (https://player.example.com, or * for any); empty: no CORS")
+	fl.DurationVar(&s.corsMaxAge, "cors-max-age", s.env.Duration("ABSEAL_EDGE_CORS_MAX_AGE", edge.DefaultCORSMaxAge), "how long browsers cache a CORS preflight's answer")
 	sequencing := fl.Bool("sequencing", true, "serve A/B per the token's pattern (off: variant A for everyone)")
 	level := fl.String("log-level", s.env.String("ABSEAL_LOG_LEVEL", "info"), "debug, info, warn, error")
 	if err := s.parse(fl, args); err != nil {
@@ -159,6 +174,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if err := lc.validate(); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if err := edge.CheckOrigins(s.origins()); err != nil {
+		return fmt.Errorf("%w: cors-origins: %v", errUsage, err)
+	}
+	if s.corsMaxAge < 0 {
+		return fmt.Errorf("%w: cors-max-age %s: not negative", errUsage, s.corsMaxAge)
 	}
 	if s.maxStale < 3*revocationCheckInterval {
 		return fmt.Errorf("%w: revocation-max-stale %s: at least %s (three deny-list checks)", errUsage, s.maxStale, 3*revocationCheckInterval)
@@ -208,7 +229,8 @@ func newEdgeFromSettings(ctx context.Context, s *settings, log *slog.Logger) (*e
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg := edge.Config{Store: st, KEK: kek, Tokens: delivery.NewKeys(tk.Public()), DisableSequencing: s.noSequencing, Log: log, RevocationMaxStale: s.maxStale}
+	cfg := edge.Config{Store: st, KEK: kek, Tokens: delivery.NewKeys(tk.Public()), DisableSequencing: s.noSequencing, Log: log, RevocationMaxStale: s.maxStale,
+		AllowedOrigins: s.origins(), CORSMaxAge: s.corsMaxAge}
 	if cfg.WatermarkMaster, err = s.master(kek, log); err != nil {
 		return nil, nil, err
 	}

@@ -177,7 +177,7 @@ func demo(ctx context.Context, s *service, cfg *config, endpoint string, stdout 
 	}
 	defer f.Close()
 	key := "demo/" + filepath.Base(cfg.Demo)
-	info, err := ingest.Put(ctx, key, f, storage.PutOptions{ContentType: "video/mp4"})
+	info, err := ingest.Put(ctx, key, f, storage.PutOptions{ContentType: asset.TypeVideo})
 	if err != nil {
 		return err
 	}
