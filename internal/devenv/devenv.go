@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 )
@@ -24,17 +25,10 @@ func ModuleRoot() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	for {
-		data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && isAbsealModule(data) {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("devenv: abseal's go.mod not found above the working directory")
-		}
-		dir = parent
+	if root, ok := moduleAbove(dir); ok {
+		return root, nil
 	}
+	return "", errors.New("devenv: abseal's go.mod not found above the working directory")
 }
 
 func isAbsealModule(gomod []byte) bool {
@@ -61,16 +55,63 @@ func ToolsDir() (string, error) {
 }
 
 // Tool returns the path of an installed tool binary (e.g. "minio"), or an
-// error matching ErrToolMissing that says how to install it.
+// error matching ErrToolMissing that lists where it looked and what to
+// set. It looks in $ABSEAL_TOOLS_DIR/bin when that is set (and nowhere
+// else); otherwise in .tools/bin of the checkout above the working
+// directory, then of the checkout the running binary was built into (a
+// worker run from another directory), then on $PATH.
 func Tool(name string) (string, error) {
-	dir, err := ToolsDir()
-	if err != nil {
-		return "", fmt.Errorf("devenv: %s: %w (%v)", name, ErrToolMissing, err)
+	if d := os.Getenv("ABSEAL_TOOLS_DIR"); d != "" {
+		p := filepath.Join(d, "bin", name)
+		if isExecutable(p) {
+			return p, nil
+		}
+		return "", fmt.Errorf("devenv: %s not found at %s (from ABSEAL_TOOLS_DIR): %w", name, p, ErrToolMissing)
 	}
-	p := filepath.Join(dir, "bin", name)
+	var looked []string
+	try := func(root string) string {
+		p := filepath.Join(root, ".tools", "bin", name)
+		if isExecutable(p) {
+			return p
+		}
+		looked = append(looked, p)
+		return ""
+	}
+	if root, err := ModuleRoot(); err == nil {
+		if p := try(root); p != "" {
+			return p, nil
+		}
+	}
+	if exe, err := os.Executable(); err == nil {
+		if root, ok := moduleAbove(filepath.Dir(exe)); ok {
+			if p := try(root); p != "" {
+				return p, nil
+			}
+		}
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	looked = append(looked, "$PATH")
+	return "", fmt.Errorf("devenv: %s not found in %s: %w; in the abseal checkout run make deps, then set ABSEAL_TOOLS_DIR=<checkout>/.tools (or put %s on PATH)",
+		name, strings.Join(looked, ", "), ErrToolMissing, name)
+}
+
+// moduleAbove finds abseal's module root at or above dir.
+func moduleAbove(dir string) (string, bool) {
+	for {
+		if data, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && isAbsealModule(data) {
+			return dir, true
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", false
+		}
+		dir = parent
+	}
+}
+
+func isExecutable(p string) bool {
 	fi, err := os.Stat(p)
-	if err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
-		return "", fmt.Errorf("devenv: %s not found at %s: %w", name, p, ErrToolMissing)
-	}
-	return p, nil
+	return err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0
 }
