@@ -15,7 +15,7 @@ TOOLS := $(CURDIR)/.tools
 GO_TEST_FLAGS ?=
 BENCH_OUT := bench/out
 
-.PHONY: help demo compose-secrets deps deps-ffmpeg deps-minio deps-go deps-staticcheck test vet lint cgo-free unit bench wm-report fuzz clean-tools
+.PHONY: help demo compose-secrets deps deps-ffmpeg deps-minio deps-go deps-staticcheck deps-web test vet lint cgo-free unit bench wm-report fuzz clean-tools
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -31,13 +31,16 @@ demo: deps ## process SOURCE (default: the sample) end to end on embedded NATS +
 compose-secrets: ## create deploy/secrets (KEK, watermark and token keys, MinIO and NATS users) and .env for docker-compose, once
 	@scripts/compose-secrets.sh deploy/secrets .env
 
-deps: deps-ffmpeg deps-minio deps-go deps-staticcheck ## install everything the build and tests need (idempotent)
+deps: deps-ffmpeg deps-minio deps-go deps-staticcheck deps-web ## install everything the build and tests need (idempotent)
 
 deps-ffmpeg: ## FFmpeg 7.1 shared libraries + ffmpeg/ffprobe (system's, or built from Debian 13's source)
 	@scripts/deps-ffmpeg.sh
 
 deps-minio: ## the pinned MinIO server binary into .tools/bin
 	@MINIO_VERSION=$(MINIO_VERSION) ABSEAL_TOOLS_DIR=$(TOOLS) scripts/deps-minio.sh
+
+deps-web: ## Chromium and the web players (web/package-lock.json) for the real-browser test
+	@scripts/deps-web.sh
 
 deps-go: ## Go modules
 	@echo "deps/go: go mod download"
