@@ -27,7 +27,8 @@ const MaxRangeParts = 4
 //	/t/<token>/assets/<asset>/<object>   token in the path (recommended by the spec)
 //	/assets/<asset>/<object>             token in the Authorization: Bearer or WMT header
 //
-// Anything else is 404, unclean paths ("//", "/./", "/../", a trailing
+// and, in CDN origin mode (Config.OriginSecret), /origin/assets/… for the
+// CDN (origin.go). Anything else is 404, unclean paths ("//", "/./", "/../", a trailing
 // "/") included: they are never redirected, as a redirect would repeat
 // the token in its Location. Metrics and readiness are on AdminHandler.
 func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.route) }
@@ -66,6 +67,10 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	}
 	if path.Clean(p) != p {
 		notFound()
+		return
+	}
+	if rest, ok := strings.CutPrefix(p, "/origin/"); ok {
+		s.serveOrigin(w, r, rest)
 		return
 	}
 	var token string

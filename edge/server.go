@@ -3,6 +3,7 @@ package edge
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -70,6 +71,10 @@ type Config struct {
 	// CORSMaxAge is how long a browser caches a preflight's answer
 	// (default DefaultCORSMaxAge).
 	CORSMaxAge time.Duration
+	// OriginSecret, when set (at least MinOriginSecret bytes), turns on
+	// CDN origin mode (origin.go): explicit, cacheable variant paths for a
+	// CDN that sends it in OriginSecretHeader.
+	OriginSecret []byte
 }
 
 // Server serves sealed assets to sessions. It is safe for concurrent use.
@@ -87,9 +92,10 @@ type Server struct {
 	patterns  map[string][]byte
 	tokens    map[string]*delivery.Claims
 
-	origins    map[string]bool
-	anyOrigin  bool
-	corsMaxAge time.Duration
+	origins      map[string]bool
+	anyOrigin    bool
+	corsMaxAge   time.Duration
+	originSecret []byte // SHA-256 of Config.OriginSecret
 
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec
@@ -138,11 +144,19 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	var originSecret []byte
+	if cfg.OriginSecret != nil {
+		if len(cfg.OriginSecret) < MinOriginSecret {
+			return nil, fmt.Errorf("edge: config: the origin secret has %d bytes, want at least %d", len(cfg.OriginSecret), MinOriginSecret)
+		}
+		sum := sha256.Sum256(cfg.OriginSecret)
+		originSecret = sum[:]
+	}
 	s := &Server{
 		cfg: cfg, log: cfg.Log, now: cfg.Now, cancel: func() {},
 		manifests: map[string]*cachedManifest{}, deks: map[string]*envelope.DEK{},
 		paces: map[string]cmaf.PaceInfo{}, patterns: map[string][]byte{}, tokens: map[string]*delivery.Claims{},
-		origins: origins, anyOrigin: anyOrigin, corsMaxAge: cfg.CORSMaxAge,
+		origins: origins, anyOrigin: anyOrigin, corsMaxAge: cfg.CORSMaxAge, originSecret: originSecret,
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "abseal_edge_requests_total", Help: "Edge requests by kind and status code.",

@@ -3,6 +3,8 @@ package main
 import (
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -53,5 +55,27 @@ func TestCORSThroughListeners(t *testing.T) {
 	r, _ := get(t, http.DefaultClient, "http://"+ls.Addr()+"/assets/"+v.m.AssetID+"/hls/master.m3u8", "Origin", "https://player.example.com", "WMT", v.token(edge.Session{WMID: 5}, false))
 	if r.StatusCode != 200 || r.Header.Get("Access-Control-Allow-Origin") != "https://player.example.com" {
 		t.Fatalf("playlist: %d %v", r.StatusCode, r.Header)
+	}
+}
+
+// edge serve checks --origin-secret-file before it connects anywhere.
+func TestServeOriginSecretChecked(t *testing.T) {
+	dir := t.TempDir()
+	short := filepath.Join(dir, "short")
+	os.WriteFile(short, []byte("too short\n"), 0o600)
+	for _, tc := range []struct{ file, want string }{
+		{short, "9 bytes, want at least 32"},
+		{filepath.Join(dir, "missing"), "no such file"},
+	} {
+		err := run(t.Context(), []string{"serve", "--origin-secret-file", tc.file}, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want %s", tc.file, err, tc.want)
+		}
+	}
+	good := filepath.Join(dir, "good")
+	os.WriteFile(good, []byte(strings.Repeat("s", 40)+"\n"), 0o600)
+	s := settings{originSecretFile: good}
+	if b, err := s.originSecret(); err != nil || len(b) != 40 {
+		t.Errorf("good secret: %d bytes, %v", len(b), err)
 	}
 }

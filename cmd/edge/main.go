@@ -37,6 +37,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -89,7 +90,22 @@ type settings struct {
 	maxStale             time.Duration
 	corsOrigins          string
 	corsMaxAge           time.Duration
+	originSecretFile     string
 	env                  cliconf.Env
+}
+
+// originSecret reads --origin-secret-file (a trailing newline is not
+// part of the secret).
+func (s *settings) originSecret() ([]byte, error) {
+	b, err := os.ReadFile(s.originSecretFile)
+	if err != nil {
+		return nil, fmt.Errorf("origin secret: %w", err)
+	}
+	secret := bytes.TrimRight(b, "\r\n")
+	if len(secret) < edge.MinOriginSecret {
+		return nil, fmt.Errorf("%w: origin secret file %s: %d bytes, want at least %d", errUsage, s.originSecretFile, len(secret), edge.MinOriginSecret)
+	}
+	return secret, nil
 }
 
 // origins is --cors-origins as a list.
@@ -166,6 +182,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	lc.flags(fl, &s.env)
 	fl.DurationVar(&s.maxStale, "revocation-max-stale", s.env.Duration("ABSEAL_REVOCATION_MAX_STALE", 30*time.Second), "refuse media (503) once the deny-list could not be confirmed for this long")
 	fl.StringVar(&s.corsOrigins, "cors-origins", s.env.String("ABSEAL_EDGE_CORS_ORIGINS", ""), "web origins whose players may fetch media across origins, comma-separated (https://player.example.com, or * for any); empty: no CORS")
+	fl.StringVar(&s.originSecretFile, "origin-secret-file", s.env.String("ABSEAL_EDGE_ORIGIN_SECRET_FILE", ""), "CDN origin mode: file holding the secret a CDN sends in the Abseal-Origin-Secret header (at least 32 bytes); empty: off")
 	fl.DurationVar(&s.corsMaxAge, "cors-max-age", s.env.Duration("ABSEAL_EDGE_CORS_MAX_AGE", edge.DefaultCORSMaxAge), "how long browsers cache a CORS preflight's answer")
 	sequencing := fl.Bool("sequencing", true, "serve A/B per the token's pattern (off: variant A for everyone)")
 	level := fl.String("log-level", s.env.String("ABSEAL_LOG_LEVEL", "info"), "debug, info, warn, error")
@@ -177,6 +194,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if err := edge.CheckOrigins(s.origins()); err != nil {
 		return fmt.Errorf("%w: cors-origins: %v", errUsage, err)
+	}
+	if s.originSecretFile != "" {
+		if _, err := s.originSecret(); err != nil {
+			return err
+		}
 	}
 	if s.corsMaxAge < 0 {
 		return fmt.Errorf("%w: cors-max-age %s: not negative", errUsage, s.corsMaxAge)
@@ -231,6 +253,11 @@ func newEdgeFromSettings(ctx context.Context, s *settings, log *slog.Logger) (*e
 	}
 	cfg := edge.Config{Store: st, KEK: kek, Tokens: delivery.NewKeys(tk.Public()), DisableSequencing: s.noSequencing, Log: log, RevocationMaxStale: s.maxStale,
 		AllowedOrigins: s.origins(), CORSMaxAge: s.corsMaxAge}
+	if s.originSecretFile != "" {
+		if cfg.OriginSecret, err = s.originSecret(); err != nil {
+			return nil, nil, err
+		}
+	}
 	if cfg.WatermarkMaster, err = s.master(kek, log); err != nil {
 		return nil, nil, err
 	}

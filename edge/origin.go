@@ -1,0 +1,150 @@
+package edge
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/abseal/abseal/asset"
+	"github.com/abseal/abseal/sealed"
+	"github.com/abseal/abseal/storage"
+)
+
+// CDN origin mode. At scale a CDN edge picks A or B per request (ETSI TS
+// 104 002) and caches both variants; the Go edge is then its origin. With
+// Config.OriginSecret set, the edge serves
+//
+//	GET /origin/assets/<asset>/<rung>/<a|b>/seg-NNNNN.m4s   a variant, decrypted
+//	GET /origin/assets/<asset>/<rung>/init.mp4              init segments
+//	GET /origin/assets/<asset>/<rung>/WMPaceInfo/seg-NNNNN.m4s  the sidecar the CDN reads the position from
+//	GET /origin/assets/<asset>/hls/…, /dash/manifest.mpd   the neutral playlists (variant-free)
+//
+// to requests that carry the shared secret in OriginSecretHeader, with
+// cache headers a CDN keeps (media: a year, immutable; playlists: a
+// minute). Without the secret (a player, anyone) every /origin/ path is
+// 404, as it is when origin mode is off. Players keep using the token
+// paths at the CDN, whose edge function checks their tokens and rewrites
+// each segment request to the variant path.
+
+// OriginSecretHeader carries the CDN's shared origin secret.
+const OriginSecretHeader = "Abseal-Origin-Secret"
+
+// MinOriginSecret is the shortest origin secret accepted, in bytes.
+const MinOriginSecret = 32
+
+const (
+	originMediaCache    = "public, max-age=31536000, immutable"
+	originPlaylistCache = "public, max-age=60"
+)
+
+func (s *Server) originAllowed(r *http.Request) bool {
+	if len(s.originSecret) == 0 {
+		return false
+	}
+	got := sha256.Sum256([]byte(r.Header.Get(OriginSecretHeader)))
+	return subtle.ConstantTimeCompare(got[:], s.originSecret) == 1
+}
+
+// serveOrigin answers a CDN's request for rest (the path after /origin/).
+func (s *Server) serveOrigin(w http.ResponseWriter, r *http.Request, rest string) {
+	start := time.Now()
+	code, n := http.StatusOK, 0
+	var err error
+	if !s.originAllowed(r) {
+		err = fail(http.StatusNotFound, "not found")
+	} else {
+		n, err = s.originObject(w, r, rest)
+	}
+	if err != nil {
+		var he *httpError
+		if !errors.As(err, &he) {
+			s.log.Error("edge: origin: internal error", "stage", errorStage(err), "class", errorClass(err))
+			he = &httpError{code: http.StatusBadGateway, msg: "upstream error"}
+		}
+		code = he.code
+		w.Header().Del("Cache-Control")
+		http.Error(w, he.msg, code)
+	} else if r.Header.Get("Range") != "" && n >= 0 {
+		code = http.StatusPartialContent
+	}
+	s.requests.WithLabelValues("origin", strconv.Itoa(code)).Inc()
+	s.latency.WithLabelValues("origin").Observe(time.Since(start).Seconds())
+}
+
+func (s *Server) originObject(w http.ResponseWriter, r *http.Request, rest string) (int, error) {
+	after, ok := strings.CutPrefix(rest, "assets/")
+	assetID, object, _ := strings.Cut(after, "/")
+	if !ok || assetID == "" || object == "" {
+		return 0, fail(http.StatusNotFound, "not found")
+	}
+	ref, err := asset.Parse(object)
+	if err != nil || ref.Kind == asset.KindManifest {
+		return 0, fail(http.StatusNotFound, "no such object")
+	}
+	m, err := s.manifest(r.Context(), assetID)
+	if err != nil {
+		return 0, inStage("manifest", err)
+	}
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	switch ref.Kind {
+	case asset.KindHLS, asset.KindDASH, asset.KindPaceInfo:
+		data, err := storage.ReadAll(r.Context(), s.cfg.Store, ref.Key(assetID))
+		if errors.Is(err, storage.ErrNotFound) {
+			return 0, fail(http.StatusNotFound, "no such object")
+		}
+		if err != nil {
+			return 0, inStage("playlist", err)
+		}
+		cc := originPlaylistCache
+		if ref.Kind == asset.KindPaceInfo {
+			cc = originMediaCache
+		}
+		w.Header().Set("Cache-Control", cc)
+		return s.write(w, r, data, ref.ContentType()), nil
+	}
+	rend, err := m.FindRendition(ref.Rung)
+	if err != nil {
+		return 0, fail(http.StatusNotFound, "no such rendition")
+	}
+	dek, err := s.dek(m, rend)
+	if err != nil {
+		return 0, inStage("data_key", err)
+	}
+	ctype := asset.MediaType(rend.Kind)
+	obj, place, size := rend.Init, ref, int64(0)
+	if ref.Kind == asset.KindSegment {
+		seg, ok := rend.Segment(ref.Number)
+		if !ok {
+			return 0, fail(http.StatusNotFound, "no such segment")
+		}
+		v := ref.Variant
+		if rend.Kind != "video" && v == "" {
+			v = asset.VariantA // audio has one variant, at its neutral name
+		}
+		o, ok := seg.Variants[v]
+		if !ok || (rend.Kind == "video") != (ref.Variant != "") {
+			return 0, fail(http.StatusNotFound, "no such object")
+		}
+		obj, size = o, seg.Size
+		place = asset.Segment(ref.Rung, v, ref.Number)
+		if rend.Kind != "video" {
+			place = asset.Segment(ref.Rung, "", ref.Number)
+		}
+	}
+	w.Header().Set("Cache-Control", originMediaCache)
+	if ref.Kind == asset.KindSegment && r.Header.Get("Range") == "" && size > 0 {
+		return s.stream(w, r, dek, assetID, place, obj, size, ctype)
+	}
+	data, err := sealed.OpenObjectFast(r.Context(), s.cfg.Store, dek, assetID, place, obj)
+	if errors.Is(err, storage.ErrNotFound) {
+		return 0, fail(http.StatusNotFound, "no such object")
+	}
+	if err != nil {
+		return 0, inStage("open", err)
+	}
+	return s.write(w, r, data, ctype), nil
+}
