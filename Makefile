@@ -39,7 +39,7 @@ deps-ffmpeg: ## FFmpeg 7.1 shared libraries + ffmpeg/ffprobe (system's, or built
 deps-minio: ## the pinned MinIO server binary into .tools/bin
 	@MINIO_VERSION=$(MINIO_VERSION) ABSEAL_TOOLS_DIR=$(TOOLS) scripts/deps-minio.sh
 
-deps-web: ## Chromium and the web players (web/package-lock.json) for the real-browser test
+deps-web: ## Chromium, nginx and the web players (web/package-lock.json) for the browser and CDN tests
 	@scripts/deps-web.sh
 
 deps-go: ## Go modules
@@ -85,7 +85,7 @@ bench: deps ## benchmarks (envelope vs raw AES-GCM, MinIO, ladder vs ffmpeg CLI,
 	go test -run '^$$' -bench EmbedShareOfEncode -benchtime 1x -timeout 30m ./pipeline | tee -a $(BENCH_OUT)/bench.txt
 	go test -run '^$$' -bench MarkedVsFFmpeg -benchtime 1x -timeout 60m -v ./cmd/worker | tee -a $(BENCH_OUT)/bench.txt
 	go test -run '^$$' -bench 'JobOverhead|JobsPerHour' -benchtime 1x -timeout 60m ./cmd/worker | tee -a $(BENCH_OUT)/bench.txt
-	go test -run '^$$' -bench EdgeLoad -benchtime 1x -timeout 10m ./cmd/edge | tee -a $(BENCH_OUT)/bench.txt
+	go test -run '^$$' -bench 'EdgeLoad|CDNShape' -benchtime 1x -timeout 10m ./cmd/edge | tee -a $(BENCH_OUT)/bench.txt
 	@scripts/bench-report.sh $(BENCH_OUT)/bench.txt | tee $(BENCH_OUT)/report.md
 
 # WM_RESUME=1 keeps bench/out/wm-work: the defaults section then skips the

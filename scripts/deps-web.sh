@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the real-browser playback test (cmd/edge TestBrowserPlayback)
-# needs: Debian's Chromium and the web players pinned in web/package-lock.json
+# and the CDN tests (TestCDNCachesVariants, BenchmarkCDNShape) need: Debian's
+# Chromium and nginx, and the web players pinned in web/package-lock.json
 # (hls.js, Shaka Player, dash.js) from the npm registry.
 #
 # Idempotent: apt-get runs only for a missing package, npm ci only when the
@@ -13,6 +14,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+[[ -x /usr/sbin/nginx ]] || command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
 if ((${#missing[@]})); then
 	if [[ $(id -u) -ne 0 ]]; then
 		say "${missing[*]} missing and installing needs root: run 'sudo make deps'" >&2
@@ -23,7 +25,7 @@ if ((${#missing[@]})); then
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
-	say "chromium and npm found; nothing to install"
+	say "chromium, nginx and npm found; nothing to install"
 fi
 
 web=$root/web

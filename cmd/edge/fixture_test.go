@@ -23,7 +23,7 @@ import (
 // fixtureEdge is an edge serving the sealed-v1 fixture (a filesystem
 // store), without the worker, MinIO or FFmpeg.
 type fixtureEdge struct {
-	t    *testing.T
+	t    testing.TB
 	fx   *fixture.SealedV1
 	m    *asset.Manifest
 	key  *delivery.Key
@@ -37,7 +37,7 @@ type fixtureEdge struct {
 // newFixtureEdge makes the edge; with a deny-list, it watches one on a
 // new embedded JetStream server (checked every 100ms). cfg, if not nil,
 // adjusts the configuration.
-func newFixtureEdge(t *testing.T, denyList bool, cfg func(*edge.Config)) *fixtureEdge {
+func newFixtureEdge(t testing.TB, denyList bool, cfg func(*edge.Config)) *fixtureEdge {
 	t.Helper()
 	fx := fixture.LoadSealedV1(t)
 	m, err := sealed.ReadManifest(t.Context(), fx.Store, fx.AssetID)
@@ -105,7 +105,7 @@ func (v *fixtureEdge) segment() string {
 }
 
 // get requests url with header pairs and returns the response and body.
-func get(t *testing.T, client *http.Client, url string, hdr ...string) (*http.Response, []byte) {
+func get(t testing.TB, client *http.Client, url string, hdr ...string) (*http.Response, []byte) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), "GET", url, nil)
 	if err != nil {
