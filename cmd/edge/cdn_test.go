@@ -199,7 +199,6 @@ func TestCDNCachesVariants(t *testing.T) {
 	}
 }
 
-
 // BenchmarkCDNShape: 240 sessions fetch a whole rendition (the fixture's
 // 96 segments), 16 at a time, either through a caching proxy (nginx) in
 // front of the edge in origin mode, the CDN shape (the proxy keeps both
