@@ -60,6 +60,12 @@ type Config struct {
 	DuplicateWindow time.Duration
 	// StateTTL is how long job states are kept (default 7 days).
 	StateTTL time.Duration
+	// KeepConsumer is set by workers: the worker consumer is created if it
+	// is missing but never changed; its settings (AckWait, MaxDeliver,
+	// MaxAckPending) are adopted and differences from this Config are
+	// reported in Queue.ConsumerMismatch. `worker setup` (KeepConsumer
+	// false) owns the consumer's configuration.
+	KeepConsumer bool
 }
 
 func (c *Config) defaults() {
@@ -106,6 +112,10 @@ type Queue struct {
 	cfg   Config
 	jobs  jetstream.Stream
 	state jetstream.KeyValue
+	// ConsumerMismatch lists how the worker consumer's settings differ
+	// from those asked for (Config.KeepConsumer), as "ack_wait: asked 5s,
+	// the consumer has 1m0s"; the consumer's are in effect.
+	ConsumerMismatch []string
 }
 
 // Open creates or updates abseal's streams, the worker consumer, the
@@ -150,7 +160,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 		AckPolicy: jetstream.AckExplicitPolicy, AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver,
 		MaxAckPending: cfg.MaxAckPending, FilterSubject: JobsSubject + ".>", Replicas: cfg.Replicas,
 	}
-	if _, err := q.jobs.CreateOrUpdateConsumer(ctx, cc); err != nil {
+	if err := q.consumer(ctx, cc); err != nil {
 		return nil, fmt.Errorf("queue: consumer %s: %w", WorkerConsumer, err)
 	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
@@ -172,6 +182,39 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 		return nil, fmt.Errorf("queue: bucket %s: %w", RevokedBucket, err)
 	}
 	return q, nil
+}
+
+// consumer creates or updates the worker consumer (the owner), or with
+// KeepConsumer creates it only if missing and adopts what it has.
+func (q *Queue) consumer(ctx context.Context, cc jetstream.ConsumerConfig) error {
+	if !q.cfg.KeepConsumer {
+		_, err := q.jobs.CreateOrUpdateConsumer(ctx, cc)
+		return err
+	}
+	c, err := q.jobs.Consumer(ctx, cc.Durable)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		if c, err = q.jobs.CreateConsumer(ctx, cc); errors.Is(err, jetstream.ErrConsumerExists) {
+			c, err = q.jobs.Consumer(ctx, cc.Durable) // another worker made it first
+		}
+	}
+	if err != nil {
+		return err
+	}
+	have := c.CachedInfo().Config
+	for _, d := range []struct {
+		name        string
+		asked, have any
+	}{
+		{"ack_wait", cc.AckWait, have.AckWait},
+		{"max_deliver", cc.MaxDeliver, have.MaxDeliver},
+		{"max_ack_pending", cc.MaxAckPending, have.MaxAckPending},
+	} {
+		if d.asked != d.have {
+			q.ConsumerMismatch = append(q.ConsumerMismatch, fmt.Sprintf("%s: asked %v, the consumer has %v", d.name, d.asked, d.have))
+		}
+	}
+	q.cfg.AckWait, q.cfg.MaxDeliver, q.cfg.MaxAckPending = have.AckWait, have.MaxDeliver, have.MaxAckPending
+	return nil
 }
 
 // ErrNotSetUp is matched by Attach's error when the streams do not exist.

@@ -309,3 +309,50 @@ func TestRevocationsAreSetUpByOpen(t *testing.T) {
 		t.Fatal("deny-list after a second open: wmid-7 is not revoked")
 	}
 }
+
+// The worker consumer's configuration has one owner (worker setup: Open
+// without KeepConsumer); a worker (KeepConsumer) creates it only when it is
+// missing, never changes it, adopts its settings and reports where its
+// own differ.
+func TestConsumerOwnedBySetup(t *testing.T) {
+	q := open(t, queue.Config{AckWait: 40 * time.Second, MaxDeliver: 4})
+	nc := q.Conn()
+	w, err := queue.Open(t.Context(), nc, queue.Config{AckWait: 5 * time.Second, MaxDeliver: 9, KeepConsumer: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := w.Config(); c.AckWait != 40*time.Second || c.MaxDeliver != 4 {
+		t.Errorf("the worker runs with ack wait %s, max deliver %d; want the consumer's 40s and 4", c.AckWait, c.MaxDeliver)
+	}
+	got := strings.Join(w.ConsumerMismatch, "; ")
+	if !strings.Contains(got, "ack_wait: asked 5s, the consumer has 40s") || !strings.Contains(got, "max_deliver: asked 9, the consumer has 4") || len(w.ConsumerMismatch) != 2 {
+		t.Errorf("mismatch %q", got)
+	}
+	// The consumer is unchanged: a second owner-less open sees the same.
+	again, err := queue.Open(t.Context(), nc, queue.Config{KeepConsumer: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := again.Config(); c.AckWait != 40*time.Second || c.MaxDeliver != 4 {
+		t.Errorf("the consumer changed: %s, %d", c.AckWait, c.MaxDeliver)
+	}
+	// Setup (the owner) changes it.
+	if _, err := queue.Open(t.Context(), nc, queue.Config{AckWait: 20 * time.Second, MaxDeliver: 6}); err != nil {
+		t.Fatal(err)
+	}
+	w2, err := queue.Open(t.Context(), nc, queue.Config{AckWait: 20 * time.Second, MaxDeliver: 6, KeepConsumer: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(w2.ConsumerMismatch) != 0 || w2.Config().AckWait != 20*time.Second {
+		t.Errorf("after setup: %v, %s", w2.ConsumerMismatch, w2.Config().AckWait)
+	}
+}
+
+// A worker on a server where setup never ran creates the consumer.
+func TestWorkerCreatesMissingConsumer(t *testing.T) {
+	q := open(t, queue.Config{AckWait: 7 * time.Second, MaxDeliver: 3, KeepConsumer: true})
+	if len(q.ConsumerMismatch) != 0 || q.Config().AckWait != 7*time.Second || q.Config().MaxDeliver != 3 {
+		t.Fatalf("first worker: %v %+v", q.ConsumerMismatch, q.Config())
+	}
+}

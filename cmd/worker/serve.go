@@ -118,16 +118,24 @@ func newService(ctx context.Context, cfg *config, log *slog.Logger) (*service, f
 	defer cancel()
 	var q *queue.Queue
 	for {
-		q, err = queue.Open(qctx, nc, queue.Config{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver})
+		// The consumer's settings belong to `worker setup`: a worker makes
+		// the consumer only if it is missing and otherwise runs with what
+		// it has, saying where its own flags differ.
+		q, err = queue.Open(qctx, nc, queue.Config{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, KeepConsumer: true})
 		if err == nil || qctx.Err() != nil {
 			break
 		}
 		log.Warn("queue not ready, retrying", "err", err)
-		time.Sleep(time.Second)
+		if !sleepCtx(qctx, time.Second) {
+			break
+		}
 	}
 	if err != nil {
 		nc.Close()
 		return nil, nil, err
+	}
+	for _, d := range q.ConsumerMismatch {
+		log.Warn("the worker consumer's settings differ from this worker's flags; the consumer's apply (change them with worker setup)", "setting", d)
 	}
 	runner := &pipeline.Runner{
 		Sources: func(bucket string) (storage.Store, error) {
@@ -168,9 +176,20 @@ func runSetup(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				queue.ReadyStream, queue.DLQStream, queue.StateBucket, nc.ConnectedUrlRedacted())
 			return nil
 		}
-		if qctx.Err() != nil {
+		if !sleepCtx(qctx, time.Second) {
 			return err
 		}
-		time.Sleep(time.Second)
+	}
+}
+
+// sleepCtx waits d or until ctx ends; it reports whether d passed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
