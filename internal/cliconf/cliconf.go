@@ -209,12 +209,16 @@ func (k *KEK) Flags(fl *flag.FlagSet, e *Env) {
 // that take the KEK URI as an argument.
 func (k *KEK) CredentialFlags(fl *flag.FlagSet, e *Env) {
 	fl.StringVar(&k.Opts.VaultTokenFile, "vault-token-file", e.String("ABSEAL_VAULT_TOKEN_FILE", ""), "Vault token file (hcvault:// KEK)")
+	fl.BoolVar(&k.Opts.VaultAllowHTTP, "vault-allow-http", e.Bool("ABSEAL_VAULT_ALLOW_HTTP", false), "talk to Vault over plain http (a development server only: the token and wrapped keys cross the network in clear)")
 	fl.StringVar(&k.Opts.AWSCredentialsFile, "aws-credentials-file", e.String("ABSEAL_AWS_CREDENTIALS_FILE", ""), "AWS credentials file (aws-kms:// KEK; default: the AWS credential chain)")
 	fl.StringVar(&k.Opts.GCPCredentialsFile, "gcp-credentials-file", e.String("ABSEAL_GCP_CREDENTIALS_FILE", ""), "GCP service-account file (gcp-kms:// KEK; default: application default credentials)")
 }
 
 // Open resolves the KEK.
 func (k *KEK) Open(ctx context.Context) (*envelope.KEK, error) {
+	if k.Opts.VaultAllowHTTP && strings.HasPrefix(strings.ToLower(k.URI), "hcvault:") {
+		slog.Default().Warn("INSECURE: talking to Vault over plain http (--vault-allow-http): the Vault token and every wrapped data key cross the network in clear; use it with a development server only")
+	}
 	return envelope.OpenKEK(ctx, k.URI, k.Opts)
 }
 
