@@ -106,13 +106,9 @@ func (s *Server) originObject(w http.ResponseWriter, r *http.Request, rest strin
 		w.Header().Set("Cache-Control", cc)
 		return s.write(w, r, data, ref.ContentType()), nil
 	}
-	rend, err := m.FindRendition(ref.Rung)
+	rend, dek, err := s.rendition(m, ref.Rung)
 	if err != nil {
-		return 0, fail(http.StatusNotFound, "no such rendition")
-	}
-	dek, err := s.dek(m, rend)
-	if err != nil {
-		return 0, inStage("data_key", err)
+		return 0, err
 	}
 	ctype := asset.MediaType(rend.Kind)
 	obj, place, size := rend.Init, ref, int64(0)

@@ -337,13 +337,9 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, token, asse
 		}
 		return s.write(w, r, data, ref.ContentType()), nil
 	}
-	rend, err := m.FindRendition(ref.Rung)
+	rend, dek, err := s.rendition(m, ref.Rung)
 	if err != nil {
-		return 0, fail(http.StatusNotFound, "no such rendition")
-	}
-	dek, err := s.dek(m, rend)
-	if err != nil {
-		return 0, inStage("data_key", err)
+		return 0, err
 	}
 	obj, place, size := rend.Init, ref, int64(0)
 	if ref.Kind == asset.KindSegment {
@@ -382,6 +378,20 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, token, asse
 		return 0, inStage("open", err)
 	}
 	return s.write(w, r, data, asset.MediaType(rend.Kind)), nil
+}
+
+// rendition finds a rendition of the asset and its data key: 404 for a
+// rendition the manifest does not have.
+func (s *Server) rendition(m *asset.Manifest, rung string) (*asset.Rendition, *envelope.DEK, error) {
+	rend, err := m.FindRendition(rung)
+	if err != nil {
+		return nil, nil, fail(http.StatusNotFound, "no such rendition")
+	}
+	dek, err := s.dek(m, rend)
+	if err != nil {
+		return nil, nil, inStage("data_key", err)
+	}
+	return rend, dek, nil
 }
 
 // stream decrypts a whole segment from the store straight into the
