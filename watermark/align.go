@@ -28,6 +28,17 @@ type alignment struct {
 	pix    []pixMap
 	shown  float64
 	quick  float64 // the mark's evidence on a quick read (walkFamily)
+	// segs are the segments whose own geometry (track) explains their
+	// pictures better than m.
+	segs map[int]segGeometry
+	act  box
+}
+
+// segGeometry is one segment's geometry and how well its pictures match
+// under it.
+type segGeometry struct {
+	m     homography
+	match float64
 }
 
 // pixMap is a suspect pixel (index s) and the reference position it shows:
@@ -136,7 +147,99 @@ func register(ref *Reference, mean, diff *refPlanes, times []time.Duration, sus 
 	// The strongest quick reads are scored in full and decoded.
 	slices.SortStableFunc(reg.cands, func(a, b alignment) int { return cmp.Compare(b.quick, a.quick) })
 	reg.cands = reg.cands[:min(len(reg.cands), maxCandidates)]
+	for i := range reg.cands {
+		reg.cands[i] = track(ref, mean, times, sus, act, reg.cands[i])
+	}
 	return reg
+}
+
+// track follows al's geometry through the suspect segment by segment: a
+// handheld camera drifts, zooms and tilts, a phone re-frame pans with the
+// action, a pirate's crop changes from shot to shot. Each segment's
+// geometry is refined on two of its frame pairs (Gauss-Newton, half then
+// full analysis resolution) from the previous segment's and from al's,
+// and kept where it explains the segment's pictures better than al's
+// does and stays within a fifth of the picture's diagonal of it. Like the rest of
+// the registration it looks at the picture (the mean of the variants)
+// only, never at the mark, so the false-positive bound is unchanged.
+func track(ref *Reference, mean *refPlanes, times []time.Duration, sus *Suspect, act box, al alignment) alignment {
+	al.act = act
+	bySeg := map[int][]int{}
+	var order []int
+	for i, sp := range sus.Frames {
+		j := nearest(times, al.tm.at(sp.PTS, al.offset))
+		if j < 0 {
+			continue
+		}
+		seg := int(times[j] / ref.SegmentDuration)
+		if seg >= len(ref.Positions) || ref.Positions[seg] < 0 {
+			continue
+		}
+		if _, ok := bySeg[seg]; !ok {
+			order = append(order, seg)
+		}
+		bySeg[seg] = append(bySeg[seg], i)
+	}
+	al.segs = map[int]segGeometry{}
+	prev := al.m
+	for _, seg := range order {
+		fr := bySeg[seg]
+		var sp, rp []plane
+		for k, i := range []int{fr[len(fr)/3], fr[2*len(fr)/3]} {
+			if k == 1 && i == fr[len(fr)/3] {
+				break
+			}
+			j := nearest(times, al.tm.at(sus.Frames[i].PTS, al.offset))
+			sp = append(sp, planeOf(sus.Frames[i].Y, sus.W, sus.H))
+			rp = append(rp, plane{ref.W, ref.H, mean.at(j)})
+		}
+		global := match(sp, rp, act, al.m)
+		best, bm := al.m, global
+		starts := []homography{al.m}
+		if prev != al.m {
+			starts = append(starts, prev)
+		}
+		for _, m0 := range starts {
+			m, mt := refineLevels(sp, rp, act, m0, []int{2, 1}, 10)
+			if debugReg {
+				fmt.Fprintf(os.Stderr, "track seg %d global %.4f refined %.4f near %v\n", seg, global, mt, near(m, al.m, ref.W, ref.H, 0.2))
+			}
+			if mt > bm+0.002 && near(m, al.m, ref.W, ref.H, 0.2) {
+				best, bm = m, mt
+			}
+		}
+		if best != al.m {
+			al.segs[seg] = segGeometry{m: best, match: bm}
+		}
+		prev = best
+	}
+	return al
+}
+
+// near reports whether m and n put every corner of the reference (rw×rh)
+// within frac of its diagonal of each other (in suspect pixels, through
+// their inverses).
+func near(m, n homography, rw, rh int, frac float64) bool {
+	mi, ok1 := m.inverse()
+	ni, ok2 := n.inverse()
+	if !ok1 || !ok2 {
+		return false
+	}
+	// Suspect pixels per reference pixel, from n at the centre.
+	cx, cy := float64(rw)/2, float64(rh)/2
+	x0, y0, _ := ni.apply(cx, cy)
+	x1, y1, _ := ni.apply(cx+1, cy)
+	x2, y2, _ := ni.apply(cx, cy+1)
+	scale := math.Sqrt(math.Abs((x1-x0)*(y2-y0) - (x2-x0)*(y1-y0)))
+	lim := frac * math.Hypot(float64(rw), float64(rh)) * scale
+	for _, c := range [4][2]float64{{0, 0}, {float64(rw), 0}, {float64(rw), float64(rh)}, {0, float64(rh)}} {
+		ax, ay, oka := mi.apply(c[0], c[1])
+		bx, by, okb := ni.apply(c[0], c[1])
+		if !oka || !okb || math.Hypot(ax-bx, ay-by) > lim {
+			return false
+		}
+	}
+	return true
 }
 
 // walkFamily refines g's geometry at offsets around g's and returns the

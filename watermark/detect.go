@@ -37,6 +37,9 @@ type SegmentScore struct {
 	Bit      *int    `json:"bit"` // nil when the score is too weak to call
 	Score    float64 `json:"score"`
 	Frames   int     `json:"frames"`
+	// Transform is the segment's own geometry where it differs from the
+	// leak's (Result.Transform): a camera that moves, a crop that pans.
+	Transform *Transform `json:"transform,omitempty"`
 }
 
 // Result is the detector's verdict.
@@ -155,6 +158,11 @@ func DetectCodes(ref *Reference, sus *Suspect, codes []*Code) ([]*Result, error)
 				}
 			}
 			res.Transform = describe(cand.m, ref.W, ref.H, sus.W, sus.H, cand.match)
+			for k, s := range res.Segments {
+				if g, ok := cand.segs[s.Segment]; ok {
+					res.Segments[k].Transform = describe(g.m, ref.W, ref.H, sus.W, sus.H, g.match)
+				}
+			}
 			b := best[i]
 			better := b == nil || (res.WMID != nil) != (b.WMID != nil) && res.WMID != nil ||
 				(res.WMID != nil) == (b.WMID != nil) && ev > bestEv[i]
@@ -266,13 +274,16 @@ type scores struct {
 // the part of the residual that follows g'(m)·(A−B)/2.
 func scoreFrames(ref *Reference, mean, diff *refPlanes, times []time.Duration, sus *Suspect, al alignment) scores {
 	sc := scores{perSeg: map[int]*segAcc{}, ctrl: map[int]*segAcc{}, sigma: 1, ctrlSigma: 1}
-	np := len(al.pix)
-	if np == 0 {
+	if len(al.pix) == 0 {
 		return sc
 	}
-	ms, ds, ss := make([]float64, np), make([]float64, np), make([]float64, np)
-	gxs, gys := make([]float64, np), make([]float64, np)
-	absr, scratch := make([]float64, np), make([]float64, np)
+	// Buffers for the longest sampling map: a segment's own (track) has
+	// at most the reference's pixels.
+	nmax := max(len(al.pix), ref.W*ref.H+1)
+	ms, ds, ss := make([]float64, nmax), make([]float64, nmax), make([]float64, nmax)
+	gxs, gys := make([]float64, nmax), make([]float64, nmax)
+	absr, scratch := make([]float64, nmax), make([]float64, nmax)
+	pix, pixSeg := al.pix, -1
 	for _, sp := range sus.Frames {
 		j := nearest(times, al.tm.at(sp.PTS, al.offset))
 		if j < 0 {
@@ -280,6 +291,15 @@ func scoreFrames(ref *Reference, mean, diff *refPlanes, times []time.Duration, s
 		}
 		seg := int((times[j]) / ref.SegmentDuration)
 		if seg >= len(ref.Positions) || ref.Positions[seg] < 0 {
+			continue
+		}
+		if g, ok := al.segs[seg]; !ok {
+			pix, pixSeg = al.pix, -1
+		} else if seg != pixSeg {
+			pix, pixSeg = pixelMap(ref.W, ref.H, sus.W, al.act, g.m), seg
+		}
+		np := len(pix)
+		if np == 0 {
 			continue
 		}
 		mj, dj := mean.at(j), diff.at(j)
@@ -290,7 +310,7 @@ func scoreFrames(ref *Reference, mean, diff *refPlanes, times []time.Duration, s
 		// removed with them instead of passing for the mark.
 		var N [5][5]float64
 		var rhs [5]float64
-		for i, px := range al.pix {
+		for i, px := range pix {
 			m := px.sample(mj, ref.W)
 			ms[i], ds[i] = float64(m), float64(px.sample(dj, ref.W))
 			sv := float64(sp.Y[px.s])
@@ -333,7 +353,7 @@ func scoreFrames(ref *Reference, mean, diff *refPlanes, times []time.Duration, s
 		// residual over 5 robust standard deviations, and over 12 levels
 		// (the mark itself is at most a few levels: on a clean copy it
 		// is all the residual there is).
-		cut := max(12, 5*1.4826*median(absr, scratch))
+		cut := max(12, 5*1.4826*median(absr[:np], scratch[:np]))
 		var rm, dm, qm, n float64
 		for i := range np {
 			if absr[i] > cut {
@@ -341,7 +361,7 @@ func scoreFrames(ref *Reference, mean, diff *refPlanes, times []time.Duration, s
 			}
 			rm += ss[i]
 			dm += ds[i]
-			qm += ds[i] * float64(al.pix[i].q)
+			qm += ds[i] * float64(pix[i].q)
 			n++
 		}
 		if n < float64(np)/4 {
@@ -356,7 +376,7 @@ func scoreFrames(ref *Reference, mean, diff *refPlanes, times []time.Duration, s
 				continue
 			}
 			dv := ds[i] - dm
-			qv := ds[i]*float64(al.pix[i].q) - qm
+			qv := ds[i]*float64(pix[i].q) - qm
 			r := ss[i] - rm
 			rd += r * dv
 			dd += dv * dv

@@ -29,7 +29,17 @@
 //   - the time offset is found again under that geometry, and where the
 //     picture cannot tell a zoom from a time shift or a pan from a crop,
 //     the family of equally good (offset, geometry) pairs is walked and
-//     the mark's strength, read quickly against a control, picks.
+//     the mark's strength, read quickly against a control, picks;
+//   - the geometry is then followed segment by segment (a handheld camera
+//     drifts, zooms and rolls; a re-frame pans with the action): each
+//     segment's homography is refined on two of its frame pairs from the
+//     previous segment's and from the whole leak's, and kept where it
+//     matches the pictures better. The report gives it per segment.
+//
+// Registration looks only at the picture (the mean of the two variants),
+// never at the mark, so searching over geometries and times does not
+// multiply the chances of a false identification; only the alignments
+// that are decoded do.
 //
 // Each segment is then scored through the homography, after a fit of the
 // suspect's luma as a quadratic function of the reference's (gamma,

@@ -41,8 +41,15 @@ func shots(i int) []byte {
 // picture at m(x, y) (reference pixels; m maps pixel centres); outside
 // the reference it shows bg(x, y). Noise of the given σ is added.
 func geometric(frames []watermark.Picture, sw, sh int, m func(x, y float64) (float64, float64), bg func(x, y int) byte, noise float64, r *rand.Rand) *watermark.Suspect {
+	return moving(frames, sw, sh, func(time.Duration) func(x, y float64) (float64, float64) { return m }, bg, noise, r)
+}
+
+// moving is geometric with a mapping that changes over time (a handheld
+// camera): mt(t) is the mapping of the frame at t.
+func moving(frames []watermark.Picture, sw, sh int, mt func(t time.Duration) func(x, y float64) (float64, float64), bg func(x, y int) byte, noise float64, r *rand.Rand) *watermark.Suspect {
 	sus := &watermark.Suspect{W: sw, H: sh}
 	for _, f := range frames {
+		m := mt(f.PTS)
 		y := make([]byte, sw*sh)
 		for yy := range sh {
 			for xx := range sw {
@@ -127,6 +134,74 @@ func TestRegistration(t *testing.T) {
 				t.Errorf("mirrored %v", tr.Mirrored)
 			}
 		})
+	}
+}
+
+// TestHandheld: a camera that drifts, zooms and tilts as it films the
+// screen (the picture moves by up to a tenth of its size over the leak)
+// names the session: the geometry is followed segment by segment, and the
+// report gives each segment's where it differs from the whole leak's.
+func TestHandheld(t *testing.T) {
+	c := code(t, 32)
+	segments := c.PatternLen() + unmarked + 4
+	ref, _ := referenceOf(t, assetKey, segments, shots)
+	const wmid = 0x4A4D0C0D
+	sess := session(ref, c, wmid)
+	black := func(x, y int) byte { return 16 }
+	shake := func(t time.Duration) func(x, y float64) (float64, float64) {
+		s := t.Seconds()
+		zoom := 0.86 + 0.04*math.Sin(2*math.Pi*s/23)
+		tx, ty := 7+5*math.Sin(2*math.Pi*s/17), 4+3*math.Cos(2*math.Pi*s/29)
+		rot := 1.5 * math.Pi / 180 * math.Sin(2*math.Pi*s/31)
+		return func(x, y float64) (float64, float64) {
+			u, v := x*zoom, y*zoom
+			return math.Cos(rot)*u - math.Sin(rot)*v + tx, math.Sin(rot)*u + math.Cos(rot)*v + ty
+		}
+	}
+	sus := moving(sess, dw, dh, shake, black, 2, rand.New(rand.NewPCG(5, 6)))
+	res, err := watermark.Detect(ref, sus, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tracked := 0
+	for _, s := range res.Segments {
+		if s.Transform != nil {
+			tracked++
+		}
+	}
+	pat, _ := c.Pattern(wmid)
+	wrong := 0
+	for _, s := range res.Segments {
+		if s.Bit != nil && *s.Bit != int(pat[s.Position%len(pat)]) {
+			wrong++
+			t.Logf("wrong: segment %d score %.1f own geometry %v", s.Segment, s.Score, s.Transform != nil)
+		}
+	}
+	t.Logf("%s, %d segments (%d with their own geometry, %d wrong), match %.3f", res.Verdict, res.SegmentsUsed, tracked, wrong, res.Transform.Match)
+	if res.Verdict != "identified" || res.WMID == nil || *res.WMID != wmid {
+		t.Fatalf("verdict %s wmid %v, want %x", res.Verdict, res.WMID, wmid)
+	}
+	if tracked < res.SegmentsUsed/2 {
+		t.Errorf("%d of %d segments with their own geometry, want most", tracked, res.SegmentsUsed)
+	}
+	// A segment's corners follow the camera: the top-left corner of the
+	// reference is at -(tx, ty)/zoom in the suspect.
+	for _, s := range res.Segments {
+		if s.Transform == nil {
+			continue
+		}
+		mid := time.Duration(s.Segment)*segDur + segDur/2
+		sec := mid.Seconds()
+		zoom := 0.86 + 0.04*math.Sin(2*math.Pi*sec/23)
+		tx, ty := 7+5*math.Sin(2*math.Pi*sec/17), 4+3*math.Cos(2*math.Pi*sec/29)
+		rot := 1.5 * math.Pi / 180 * math.Sin(2*math.Pi*sec/31)
+		// Inverse of the rotation and zoom applied to (-tx, -ty).
+		ix := (math.Cos(rot)*-tx + math.Sin(rot)*-ty) / zoom / dw
+		iy := (-math.Sin(rot)*-tx + math.Cos(rot)*-ty) / zoom / dh
+		if got := s.Transform.Corners[0]; math.Abs(got[0]-ix) > 0.03 || math.Abs(got[1]-iy) > 0.03 {
+			t.Errorf("segment %d: top-left corner at %.3f, want (%.3f %.3f)", s.Segment, got, ix, iy)
+			break
+		}
 	}
 }
 

@@ -69,6 +69,8 @@ func defaultsAttacks() []attack {
 			"smptehdbars=size=1280x720:rate=30,format=yuv420p[bg];[0:v]scale=640:360[s];[bg][s]overlay=560:300:shortest=1")},
 		{name: "camcorder-like (perspective, rotation 1.5°, blur, grain, gamma, 25 fps, 480p CRF 30)", args: x264("30", "-vf",
 			"perspective=x0=W*0.016:y0=H*0.017:x1=W*0.98:y1=H*0.006:x2=W*0.006:y2=H*0.98:x3=W*0.99:y3=H*0.995,rotate=1.5*PI/180:ow=iw:oh=ih,gblur=sigma=1.2,noise=alls=6:allf=t,eq=gamma=1.15:contrast=1.1,fps=25,scale=854:480")},
+		{name: "handheld: framing drifts (±4 % pan, ±3 % tilt) and rolls ±1°, 480p CRF 28", args: x264("28", "-vf",
+			"crop=w=iw*0.88:h=ih*0.88:x='(iw-ow)/2+iw*0.04*sin(2*PI*t/17)':y='(ih-oh)/2+ih*0.03*cos(2*PI*t/23)',rotate='PI/180*sin(2*PI*t/29)':ow=iw:oh=ih,scale=854:480")},
 		{name: "25 fps", args: x264("23", "-vf", "fps=25")},
 		{name: "23.976 fps", args: x264("23", "-vf", "fps=24000/1001")},
 		{name: "60 fps", args: x264("23", "-vf", "fps=60")},
