@@ -15,7 +15,7 @@ TOOLS := $(CURDIR)/.tools
 GO_TEST_FLAGS ?=
 BENCH_OUT := bench/out
 
-.PHONY: help demo compose-secrets deps deps-ffmpeg deps-minio deps-go deps-staticcheck deps-web test vet lint cgo-free unit bench wm-report fuzz clean-tools
+.PHONY: help demo compose-secrets deps deps-ffmpeg deps-minio deps-go deps-staticcheck deps-web test vet lint cgo-free unit bench wm-report forensic-sim fuzz clean-tools
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -94,6 +94,10 @@ wm-report: deps ## watermark robustness at the defaults and fast, quality and th
 	@mkdir -p $(BENCH_OUT)
 	@if [ "$(WM_RESUME)" != 1 ]; then rm -rf $(BENCH_OUT)/wm-work; fi
 	set -o pipefail; go run ./cmd/wmreport --workdir $(BENCH_OUT)/wm-work | tee $(BENCH_OUT)/wm-report.md
+
+forensic-sim: deps-go ## simulated accusation with the session code: segments needed per colluder count and strategy, innocents accused (minutes); writes bench/out/forensic-sim.md
+	@mkdir -p $(BENCH_OUT)
+	set -o pipefail; go run ./cmd/forensicsim | tee $(BENCH_OUT)/forensic-sim.md
 
 FUZZTIME ?= 5m
 fuzz: deps-go ## run the fuzzers one at a time (FUZZTIME each, default 5m); their seed corpora in testdata/fuzz run with every go test
