@@ -75,7 +75,7 @@ type Threshold struct {
 // Accuser scores sessions of one code against one leak's evidence.
 type Accuser struct {
 	code       *Code
-	base       []float64   // per function: Σ v0
+	base       []float64     // per function: Σ v0
 	d          [][nf]float64 // per position: v1 − v0 per function
 	Thresholds []Threshold
 	// Positions is how many positions carry evidence.
