@@ -86,6 +86,7 @@ type Accuser struct {
 	Sessions int
 	Tries    int
 	cw       []uint8
+	scratch  []byte
 }
 
 const nf = 9 // len(Scores)
@@ -310,7 +311,10 @@ type Scored struct {
 
 // Score is session wmid's score under each function.
 func (a *Accuser) Score(wmid uint64) [nf]float64 {
-	a.cw = a.code.Codeword(a.cw[:0], wmid)
+	if len(a.scratch) != 2*len(a.d) {
+		a.scratch = make([]byte, 2*len(a.d))
+	}
+	a.cw = a.code.codeword(a.cw[:0], a.scratch, wmid)
 	var s [nf]float64
 	copy(s[:], a.base)
 	for i, b := range a.cw {

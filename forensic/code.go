@@ -97,8 +97,18 @@ func (c *Code) Level(i int) int { return int(c.levels[i]) }
 // Codeword appends session wmid's bits (one byte each, 0 or 1) for every
 // position to dst.
 func (c *Code) Codeword(dst []uint8, wmid uint64) []uint8 {
-	n := len(c.levels)
-	u := keystream(c.sessionKey(wmid), 2*n)
+	return c.codeword(dst, make([]byte, 2*len(c.levels)), wmid)
+}
+
+// codeword is Codeword with a scratch buffer of 2·Positions bytes.
+func (c *Code) codeword(dst, u []uint8, wmid uint64) []uint8 {
+	b, err := aes.NewCipher(c.sessionKey(wmid))
+	if err != nil {
+		panic(err) // a 32-byte key
+	}
+	clear(u)
+	var iv [aes.BlockSize]byte
+	cipher.NewCTR(b, iv[:]).XORKeyStream(u, u)
 	for i, lv := range c.levels {
 		var bit uint8
 		if binary.BigEndian.Uint16(u[2*i:]) < Levels[lv] {
