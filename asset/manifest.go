@@ -47,7 +47,23 @@ type WatermarkInfo struct {
 	IDBits     int    `json:"wmid_bits"`
 	KeyID      string `json:"key_id"`
 	Unmarked   int    `json:"unmarked"` // leading segments at position -1
+	// Code is the session code that maps a wmid to its pattern:
+	// CodeConvolutional (empty: assets sealed before the field existed)
+	// or CodeTardos.
+	Code string `json:"code,omitempty"`
 }
+
+// Session codes (WatermarkInfo.Code).
+const (
+	// CodeConvolutional: the wmid and a keyed tag, convolutionally
+	// encoded into a pattern of PatternLen bits repeated over the
+	// positions (package watermark); a leak decodes to one wmid.
+	CodeConvolutional = ""
+	// CodeTardos: a collusion-resistant codeword with one bit per marked
+	// position, PatternLen = the asset's marked positions (package
+	// forensic); a leak is scored against the issued sessions.
+	CodeTardos = "tardos-v1"
+)
 
 // Rendition describes one sealed track.
 type Rendition struct {
@@ -106,6 +122,14 @@ func DecodeManifest(data []byte) (*Manifest, error) {
 	// encoding refuses; no writer makes such a manifest.
 	if _, err := m.CreatedAt.MarshalText(); err != nil {
 		return nil, fmt.Errorf("asset: manifest: created_at: %w", err)
+	}
+	if w := m.Watermark; w != nil {
+		if w.Code != CodeConvolutional && w.Code != CodeTardos {
+			return nil, fmt.Errorf("asset: manifest: session code %q is not supported (want %q or none)", w.Code, CodeTardos)
+		}
+		if w.PatternLen < 1 || w.PatternLen > 65535 {
+			return nil, fmt.Errorf("asset: manifest: pattern length %d, want 1..65535", w.PatternLen)
+		}
 	}
 	return &m, nil
 }

@@ -52,7 +52,7 @@ func TestSealedV1Fixture(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := watermark.Detect(ref, pics, code)
+	got, err := watermark.Detect(ref, pics, code.(*watermark.Code))
 	if err != nil {
 		t.Fatal(err)
 	}

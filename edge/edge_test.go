@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +20,7 @@ import (
 	"github.com/abseal/abseal/edge"
 	"github.com/abseal/abseal/internal/fixture"
 	"github.com/abseal/abseal/sealed"
+	"github.com/abseal/abseal/storage"
 )
 
 type fixtureEdge struct {
@@ -194,6 +196,69 @@ func TestNeutralPathsOnly(t *testing.T) {
 	} {
 		if resp, _ := v.get("/t/" + tok + "/assets/" + v.m.AssetID + "/" + p); resp.StatusCode != 404 {
 			t.Errorf("%s: %d, want 404", p, resp.StatusCode)
+		}
+	}
+}
+
+// TestTardosAsset: for an asset whose manifest names the collusion-
+// resistant session code, the edge serves each session the variant of its
+// codeword's bit at every marked segment (no repetition), in indirect and
+// direct mode alike: the served stream is the one sealed.WriteSession
+// assembles from the code's pattern.
+func TestTardosAsset(t *testing.T) {
+	// The fixture's manifest, rewritten to name the code (the objects do
+	// not depend on it).
+	fx := fixture.LoadSealedV1(t)
+	m, err := sealed.ReadManifest(t.Context(), fx.Store, fx.AssetID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	marked := 0
+	for _, s := range m.Video[0].Segments {
+		if s.Position >= 0 {
+			marked++
+		}
+	}
+	m.Watermark.Code, m.Watermark.PatternLen = asset.CodeTardos, marked
+	data, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fx.Store.Put(t.Context(), asset.ManifestKey(m.AssetID), bytes.NewReader(data), storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	v := newFixtureEdgeWith(t, func(c *edge.Config) { c.Store, c.KEK, c.WatermarkMaster = fx.Store, fx.KEK, fx.Master })
+	v.fx, v.m = fx, m
+	code, err := sealed.SessionCode(fx.Master, v.m, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code.PatternLen() != marked {
+		t.Fatalf("pattern of %d bits for %d marked segments", code.PatternLen(), marked)
+	}
+	for _, direct := range []bool{false, true} {
+		const wmid = 0xC0DE
+		tok, err := edge.MintToken(edge.Session{Asset: v.m.AssetID, WMID: wmid, TTL: time.Hour},
+			edge.TokenOptions{Manifest: v.m, Direct: direct, WatermarkMaster: fx.Master}, v.key, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := v.stream(tok, v.m.Video[0].Name)
+		pat, _ := code.Pattern(wmid)
+		var want bytes.Buffer
+		if err := sealed.WriteSession(t.Context(), fx.Store, fx.KEK, v.m, v.m.Video[0].Name, pat, &want); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want.Bytes()) {
+			t.Fatalf("direct %v: the served stream (%d bytes) is not the codeword's (%d bytes)", direct, len(got), want.Len())
+		}
+		other, _ := code.Pattern(wmid + 1)
+		var alt bytes.Buffer
+		if err := sealed.WriteSession(t.Context(), fx.Store, fx.KEK, v.m, v.m.Video[0].Name, other, &alt); err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Equal(got, alt.Bytes()) {
+			t.Fatal("two sessions' streams are equal")
 		}
 	}
 }

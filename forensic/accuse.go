@@ -1,6 +1,7 @@
 package forensic
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -70,6 +71,10 @@ type Threshold struct {
 	// Bound is the probability that one innocent session scores at or
 	// above the threshold (Chernoff, given the evidence).
 	Bound float64 `json:"bound"`
+	// Mean and SD are an innocent session's mean score and its standard
+	// deviation, given the evidence.
+	Mean float64 `json:"innocent_mean"`
+	SD   float64 `json:"innocent_sd"`
 }
 
 // Accuser scores sessions of one code against one leak's evidence.
@@ -161,7 +166,8 @@ func NewAccuser(code *Code, z []float64, sessions int, eps float64, tries int) (
 			terms = append(terms, term{g.p, g.v1[f], g.v0[f], g.n})
 		}
 		t, bound := chernoff(terms, -logDelta)
-		a.Thresholds = append(a.Thresholds, Threshold{Score: s, Threshold: t, Bound: bound})
+		_, mean, v := cumulants(terms, 0)
+		a.Thresholds = append(a.Thresholds, Threshold{Score: s, Threshold: t, Bound: bound, Mean: mean, SD: math.Sqrt(v)})
 	}
 	return a, nil
 }
@@ -332,10 +338,12 @@ func (a *Accuser) Score(wmid uint64) [nf]float64 {
 type Accused struct {
 	WMID uint64 `json:"wmid"`
 	// Score is the function under which the session's score passes its
-	// threshold by the most (in units of the threshold).
+	// threshold by the most, Margin by how much, in an innocent score's
+	// standard deviations.
 	Score     string  `json:"score"`
 	Value     float64 `json:"value"`
 	Threshold float64 `json:"threshold"`
+	Margin    float64 `json:"margin"`
 }
 
 // Accuse scores every session in wmids and returns those accused, most
@@ -347,34 +355,25 @@ func (a *Accuser) Accuse(wmids []uint64) []Accused {
 			out = append(out, acc)
 		}
 	}
-	slices.SortStableFunc(out, func(x, y Accused) int {
-		rx, ry := x.Value/x.Threshold, y.Value/y.Threshold
-		switch {
-		case rx > ry:
-			return -1
-		case rx < ry:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(out, func(x, y Accused) int { return cmp.Compare(y.Margin, x.Margin) })
 	return out
 }
 
 // Check scores session wmid and reports whether it is accused.
 func (a *Accuser) Check(wmid uint64) (Accused, bool) {
 	s := a.Score(wmid)
-	best, bestR := -1, 0.0
+	best, bestM := -1, 0.0
 	for f, t := range a.Thresholds {
 		if math.IsInf(t.Threshold, 1) || s[f] < t.Threshold {
 			continue
 		}
-		r := s[f] / math.Abs(t.Threshold)
-		if best < 0 || r > bestR {
-			best, bestR = f, r
+		m := (s[f] - t.Threshold) / max(t.SD, 1e-12)
+		if best < 0 || m > bestM {
+			best, bestM = f, m
 		}
 	}
 	if best < 0 {
 		return Accused{}, false
 	}
-	return Accused{WMID: wmid, Score: Scores[best].Name, Value: s[best], Threshold: a.Thresholds[best].Threshold}, true
+	return Accused{WMID: wmid, Score: Scores[best].Name, Value: s[best], Threshold: a.Thresholds[best].Threshold, Margin: bestM}, true
 }

@@ -33,9 +33,6 @@ import (
 	"math"
 )
 
-// Scheme names this code in asset manifests and tokens.
-const Scheme = "abseal-tardos-v1"
-
 // Levels are the bias levels a position can have, as thresholds out of
 // 65,536: a session's bit at a position with level k is 1 when a 16-bit
 // PRF output is below Levels[k]. They are the 16 equiprobable quantiles of
@@ -90,6 +87,12 @@ func NewCode(assetKey []byte, n int, opID uint64) (*Code, error) {
 
 // Positions is the code's length.
 func (c *Code) Positions() int { return len(c.levels) }
+
+// PatternLen is wmpatlen: one bit per position.
+func (c *Code) PatternLen() int { return len(c.levels) }
+
+// Pattern is session wmid's codeword (the delivery tier's pattern).
+func (c *Code) Pattern(wmid uint64) ([]uint8, error) { return c.Codeword(nil, wmid), nil }
 
 // Level is position i's bias level.
 func (c *Code) Level(i int) int { return int(c.levels[i]) }

@@ -16,6 +16,7 @@ import (
 	"github.com/abseal/abseal/asset"
 	"github.com/abseal/abseal/cmaf"
 	"github.com/abseal/abseal/envelope"
+	"github.com/abseal/abseal/forensic"
 	"github.com/abseal/abseal/profile"
 	"github.com/abseal/abseal/storage"
 	"github.com/abseal/abseal/transcode"
@@ -52,6 +53,10 @@ type Runner struct {
 	// WatermarkIDBits is the wmid size (default 32); with the profile it
 	// sets the pattern length written to the manifest.
 	WatermarkIDBits int
+	// SessionCode is the session code new assets get
+	// (asset.CodeConvolutional, the default, or asset.CodeTardos: one
+	// codeword bit per marked segment, scored against issued sessions).
+	SessionCode string
 	// Unmarked leading segments (position -1); default asset.DefaultUnmarked.
 	Unmarked *int
 	// TempDir holds each job's private temp dir (default os.TempDir()).
@@ -162,7 +167,14 @@ func (r *Runner) Run(ctx context.Context, job *asset.Job, progress func(Progress
 		ropts.Watermark = &WatermarkOptions{Embedder: emb, Unmarked: unmarked}
 		kid := sha256.Sum256(append([]byte("abseal.watermark.keyid.v1:"), r.WatermarkKey...))
 		wm = &asset.WatermarkInfo{Scheme: asset.WatermarkScheme, Version: 1, PatternLen: code.PatternLen(), IDBits: idBits,
-			KeyID: hex.EncodeToString(kid[:8]), Unmarked: unmarked}
+			KeyID: hex.EncodeToString(kid[:8]), Unmarked: unmarked, Code: r.SessionCode}
+		switch r.SessionCode {
+		case asset.CodeConvolutional:
+		case asset.CodeTardos:
+			wm.IDBits = 0 // wmids are the registry's; the pattern length is set after rendering
+		default:
+			return nil, Permanent(fmt.Errorf("session code %q is not supported", r.SessionCode))
+		}
 	}
 	ropts.Progress = func(done, total time.Duration) {
 		if total > 0 {
@@ -182,6 +194,16 @@ func (r *Runner) Run(ctx context.Context, job *asset.Job, progress func(Progress
 		return nil, err
 	}
 	stage("transcode", t0)
+	if wm != nil && wm.Code == asset.CodeTardos {
+		// One codeword bit per marked segment, no repetition.
+		wm.PatternLen = 0
+		for _, p := range rr.Positions {
+			wm.PatternLen = max(wm.PatternLen, p+1)
+		}
+		if wm.PatternLen < 1 || wm.PatternLen > forensic.MaxPositions {
+			return nil, Permanent(fmt.Errorf("%d marked segments: the session code needs 1 to %d", wm.PatternLen, forensic.MaxPositions))
+		}
+	}
 
 	t0 = time.Now()
 	progress(Progress{Stage: "manifest", Percent: 96})

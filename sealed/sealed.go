@@ -12,6 +12,7 @@ import (
 	"github.com/abseal/abseal/asset"
 	"github.com/abseal/abseal/delivery"
 	"github.com/abseal/abseal/envelope"
+	"github.com/abseal/abseal/forensic"
 	"github.com/abseal/abseal/storage"
 	"github.com/abseal/abseal/watermark"
 )
@@ -45,13 +46,32 @@ func RenditionDEK(kek *envelope.KEK, assetID string, r *asset.Rendition) (*envel
 	return kek.UnwrapDEK(r.DEK.Wrapped, envelope.RenditionAD(assetID, r.Name))
 }
 
-// SessionCode is the payload code of the asset's sessions for operator
-// opID, from the watermark master key and the manifest's wmid size.
-func SessionCode(master []byte, m *asset.Manifest, opID uint64) (*watermark.Code, error) {
+// PatternCode maps a session's wmid to its pattern: one bit per pattern
+// position, the variant the session gets at a segment of that position.
+type PatternCode interface {
+	PatternLen() int
+	Pattern(wmid uint64) ([]uint8, error)
+}
+
+// SessionCode is the session code of the asset's sessions for operator
+// opID, from the watermark master key and the manifest (which names the
+// code): the one place the edge, the token minting, assemble and the
+// detector get it, so they agree bit for bit.
+func SessionCode(master []byte, m *asset.Manifest, opID uint64) (PatternCode, error) {
 	if m.Watermark == nil {
 		return nil, fmt.Errorf("sealed: %s: %w", m.AssetID, ErrNoWatermark)
 	}
-	return watermark.SessionCode(master, m.AssetID, m.Watermark.IDBits, opID)
+	switch m.Watermark.Code {
+	case asset.CodeConvolutional:
+		return watermark.SessionCode(master, m.AssetID, m.Watermark.IDBits, opID)
+	case asset.CodeTardos:
+		key, err := watermark.DeriveAssetKey(master, m.AssetID)
+		if err != nil {
+			return nil, err
+		}
+		return forensic.NewCode(key, m.Watermark.PatternLen, opID)
+	}
+	return nil, fmt.Errorf("sealed: %s: session code %q is not supported", m.AssetID, m.Watermark.Code)
 }
 
 // SegmentObject returns the stored object of a segment in variant v and

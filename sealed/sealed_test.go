@@ -5,10 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/abseal/abseal/asset"
 	"github.com/abseal/abseal/envelope"
+	"github.com/abseal/abseal/forensic"
 	"github.com/abseal/abseal/internal/fixture"
 	"github.com/abseal/abseal/sealed"
 )
@@ -104,6 +106,29 @@ func TestOpenObjectDigest(t *testing.T) {
 	if _, err := sealed.OpenObject(t.Context(), fx.Store, dek, m.AssetID, asset.Segment(r.Name, "b", r.Segments[3].Number), o); !errors.Is(err, sealed.ErrDigest) {
 		t.Fatalf("wrong digest: %v", err)
 	}
+	// The manifest names the session code: the collusion-resistant one
+	// has a bit per marked position; an unknown one is refused.
+	conv, err := sealed.SessionCode(fx.Master, m, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wm := *m.Watermark
+	m.Watermark.Code, m.Watermark.PatternLen = asset.CodeTardos, 300
+	tardos, err := sealed.SessionCode(fx.Master, m, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := tardos.(*forensic.Code); !ok || tardos.PatternLen() != 300 || conv.PatternLen() == 300 {
+		t.Fatalf("tardos code %T of %d bits, conv %d", tardos, tardos.PatternLen(), conv.PatternLen())
+	}
+	if p, _ := tardos.Pattern(7); len(p) != 300 {
+		t.Fatalf("tardos pattern of %d bits", len(p))
+	}
+	m.Watermark.Code = "reed-solomon"
+	if _, err := sealed.SessionCode(fx.Master, m, 0); err == nil || !strings.Contains(err.Error(), "reed-solomon") {
+		t.Fatalf("unknown code: %v", err)
+	}
+	*m.Watermark = wm
 	m.Watermark = nil
 	if _, err := sealed.SessionCode(fx.Master, m, 0); !errors.Is(err, sealed.ErrNoWatermark) {
 		t.Fatalf("no watermark: %v", err)

@@ -107,6 +107,64 @@ func DetectCodes(ref *Reference, sus *Suspect, codes []*Code) ([]*Result, error)
 	if len(codes) == 0 {
 		return nil, errors.New("watermark: detect: no code")
 	}
+	readings, err := Read(ref, sus)
+	if err != nil {
+		return nil, err
+	}
+	// The picture alone cannot always tell a zoom from a time shift or a
+	// pan from a crop: every alignment whose pictures match nearly as well
+	// as the best is scored and decoded. The result is the one that
+	// decodes (the strongest mark if several do), else the strongest mark;
+	// the false-positive bound counts every decoding.
+	best := make([]*Result, len(codes))
+	bestEv := make([]float64, len(codes))
+	for _, rd := range readings {
+		for i, code := range codes {
+			res, err := decodeSegments(ref, code, rd.Segments)
+			if err != nil {
+				return nil, err
+			}
+			res.Offset, res.Crop, res.Transform, res.Rate, res.Cuts = rd.Offset, rd.Crop, rd.Transform, rd.Rate, rd.Cuts
+			b := best[i]
+			better := b == nil || (res.WMID != nil) != (b.WMID != nil) && res.WMID != nil ||
+				(res.WMID != nil) == (b.WMID != nil) && rd.Evidence > bestEv[i]
+			if better {
+				best[i], bestEv[i] = res, rd.Evidence
+			}
+		}
+	}
+	for _, b := range best {
+		b.FalsePositiveBound = float64(len(readings)) * FalsePositiveBound
+	}
+	return best, nil
+}
+
+// Reading is a suspect's evidence under one alignment with the reference:
+// every segment's score and where and when the alignment puts the
+// reference (the fields as in Result).
+type Reading struct {
+	Segments  []SegmentScore `json:"segments"`
+	Offset    time.Duration  `json:"offset_ns"`
+	Crop      float64        `json:"crop"`
+	Transform *Transform     `json:"transform,omitempty"`
+	Rate      float64        `json:"rate"`
+	Cuts      []Cut          `json:"cuts,omitempty"`
+	// Evidence is the mark's strength under the alignment: the mean z² of
+	// the segments less that of a control the mark does not follow.
+	Evidence float64 `json:"evidence"`
+}
+
+// Read registers the suspect with the reference in time and space (see
+// register.go) and scores every segment, under each alignment the picture
+// cannot tell apart (at most two): the evidence a session code is then
+// read from. Decoding, or scoring sessions, under each reading counts as
+// one try each for the false-positive bound.
+//
+// The pictures of ref and sus may live outside Go's heap (package detect
+// maps them from a file and releases the file when their owner is
+// unreachable): Read keeps both reachable while it reads them, and holds
+// at most a few dozen reference frames as floats at a time.
+func Read(ref *Reference, sus *Suspect) ([]Reading, error) {
 	defer runtime.KeepAlive(sus)
 	defer runtime.KeepAlive(ref)
 	if len(ref.A) == 0 || len(ref.A) != len(ref.B) || sus == nil || len(sus.Frames) == 0 {
@@ -132,62 +190,40 @@ func DetectCodes(ref *Reference, sus *Suspect, codes []*Code) ([]*Result, error)
 		times[j] = ref.A[j].PTS
 	}
 	reg := register(ref, mean, diff, times, sus)
-	// The picture alone cannot always tell a zoom from a time shift or a
-	// pan from a crop: every alignment whose pictures match nearly as well
-	// as the best is scored and decoded. The result is the one that
-	// decodes (the strongest mark if several do), else the strongest mark;
-	// the false-positive bound counts every decoding.
-	best := make([]*Result, len(codes))
-	bestEv := make([]float64, len(codes))
+	var out []Reading
 	for _, cand := range reg.cands {
 		sc := scoreFrames(ref, mean, diff, times, sus, cand)
-		ev := evidence(sc)
-		for i, code := range codes {
-			res, err := decodeSegments(ref, code, sc.perSeg, sc.sigma)
-			if err != nil {
-				return nil, err
-			}
-			if debugReg && i == 0 {
-				fmt.Fprintf(os.Stderr, "cand off %v match %.4f shown %.3f evidence %.2f segs %d %s\n", cand.offset, cand.match, cand.shown, ev, len(sc.perSeg), res.Verdict)
-			}
-			res.Offset, res.Crop, res.Rate = cand.tm.at(0, cand.offset), cand.shown, 1
-			if cand.tm != nil {
-				res.Rate = cand.tm.rate
-				for k, at := range cand.tm.from {
-					res.Cuts = append(res.Cuts, Cut{At: at, Offset: cand.offset + cand.tm.shift[k]})
-				}
-			}
-			res.Transform = describe(cand.m, ref.W, ref.H, sus.W, sus.H, cand.match)
-			for k, s := range res.Segments {
-				if g, ok := cand.segs[s.Segment]; ok {
-					res.Segments[k].Transform = describe(g.m, ref.W, ref.H, sus.W, sus.H, g.match)
-				}
-			}
-			b := best[i]
-			better := b == nil || (res.WMID != nil) != (b.WMID != nil) && res.WMID != nil ||
-				(res.WMID != nil) == (b.WMID != nil) && ev > bestEv[i]
-			if better {
-				best[i], bestEv[i] = res, ev
+		rd := Reading{Segments: segmentScores(ref, sc.perSeg, sc.sigma), Evidence: evidence(sc),
+			Offset: cand.tm.at(0, cand.offset), Crop: cand.shown, Rate: 1,
+			Transform: describe(cand.m, ref.W, ref.H, sus.W, sus.H, cand.match)}
+		if debugReg {
+			fmt.Fprintf(os.Stderr, "cand off %v match %.4f shown %.3f evidence %.2f segs %d\n", cand.offset, cand.match, cand.shown, rd.Evidence, len(sc.perSeg))
+		}
+		if cand.tm != nil {
+			rd.Rate = cand.tm.rate
+			for k, at := range cand.tm.from {
+				rd.Cuts = append(rd.Cuts, Cut{At: at, Offset: cand.offset + cand.tm.shift[k]})
 			}
 		}
+		for k, s := range rd.Segments {
+			if g, ok := cand.segs[s.Segment]; ok {
+				rd.Segments[k].Transform = describe(g.m, ref.W, ref.H, sus.W, sus.H, g.match)
+			}
+		}
+		out = append(out, rd)
 	}
-	for _, b := range best {
-		b.FalsePositiveBound = float64(len(reg.cands)) * FalsePositiveBound
-	}
-	return best, nil
+	return out, nil
 }
 
-// decodeSegments turns per-segment scores into a result: z-scores, the
-// bits called, and the wmid if the code decodes it.
-func decodeSegments(ref *Reference, code *Code, perSeg map[int]*segAcc, sigma float64) (*Result, error) {
-	res := &Result{Verdict: "inconclusive"}
-	L := code.PatternLen()
-	scores := make([]float64, L)
+// segmentScores are the per-segment z-scores, in segment order, with the
+// bits called.
+func segmentScores(ref *Reference, perSeg map[int]*segAcc, sigma float64) []SegmentScore {
 	segs := make([]int, 0, len(perSeg))
 	for k := range perSeg {
 		segs = append(segs, k)
 	}
 	sort.Ints(segs)
+	var out []SegmentScore
 	for _, k := range segs {
 		a := perSeg[k]
 		mu, wsum := a.est()
@@ -200,10 +236,19 @@ func decodeSegments(ref *Reference, code *Code, perSeg map[int]*segAcc, sigma fl
 			}
 			ss.Bit = &bit
 		}
-		res.Segments = append(res.Segments, ss)
+		out = append(out, ss)
+	}
+	return out
+}
+
+// decodeSegments decodes the wmid from a reading's segment scores.
+func decodeSegments(ref *Reference, code *Code, segs []SegmentScore) (*Result, error) {
+	res := &Result{Verdict: "inconclusive", Segments: slices.Clone(segs), SegmentsUsed: len(segs)}
+	L := code.PatternLen()
+	scores := make([]float64, L)
+	for _, ss := range segs {
 		// Variant A (positive score) is bit 0; the decoder wants > 0 for 1.
-		scores[ref.Positions[k]%L] += max(-8, min(8, -z))
-		res.SegmentsUsed++
+		scores[ss.Position%L] += max(-8, min(8, -ss.Score))
 	}
 	d, err := code.Decode(scores)
 	if err != nil {

@@ -2,6 +2,7 @@
 //
 //	detect --bucket B --asset-id ID --suspect FILE --kek-uri URI --watermark-key FILE
 //	       [--rendition NAME] [--operator 0] [--json]
+//	detect --bucket B --asset-id ID --suspect FILE ... --wmids 1-100000 [--epsilon 1e-6]
 //	detect --asset DIR --suspect FILE --watermark-key FILE [--asset-id ID]
 //	       [--rendition NAME] [--unmarked N] [--segment-duration D]
 //	       [--wmid-bits 32] [--operator 0] [--json]
@@ -14,6 +15,12 @@
 // suspect may be any file FFmpeg reads: re-encoded, scaled, slightly
 // cropped, trimmed or at another frame rate. The verdict is "identified"
 // with the session's wmid and the false-positive bound, or "inconclusive".
+//
+// An asset with the collusion-resistant session code (the manifest's
+// watermark code "tardos-v1") is not decoded: the sessions named with
+// --wmids are scored against the leak and those past the thresholds are
+// accused (verdict "accused"); the probability that any innocent one is
+// accused is at most --epsilon, however many colluders built the leak.
 package main
 
 import (
@@ -27,12 +34,16 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/abseal/abseal/asset"
 	"github.com/abseal/abseal/detect"
 	"github.com/abseal/abseal/envelope"
+	"github.com/abseal/abseal/forensic"
 	"github.com/abseal/abseal/internal/cliconf"
 	"github.com/abseal/abseal/sealed"
 	"github.com/abseal/abseal/transcode"
@@ -61,6 +72,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	opID := fl.Uint64("operator", 0, "operator id (wmopid)")
 	asJSON := fl.Bool("json", false, "print the result as JSON")
 	bucket := fl.String("bucket", "", "output bucket holding the sealed asset (instead of --asset)")
+	var wmids []uint64
+	fl.Func("wmids", "assets with the collusion-resistant session code: the sessions to score, as wmids and ranges (1-5000,7001)", func(v string) error {
+		ids, err := parseWMIDs(v)
+		wmids = append(wmids, ids...)
+		return err
+	})
+	eps := fl.Float64("epsilon", 1e-6, "assets with the collusion-resistant session code: total probability of accusing any innocent session")
 	var (
 		env     cliconf.Env
 		s3conf  cliconf.S3
@@ -76,6 +94,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := env.Err(); err != nil {
 		return err
 	}
+	slices.Sort(wmids)
+	wmids = slices.Compact(wmids)
 	if (*assetDir == "") == (*bucket == "") || *suspect == "" || wk.Path == "" {
 		fl.Usage()
 		return errors.New("--suspect, --watermark-key and one of --asset and --bucket are required")
@@ -103,6 +123,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	start := time.Now()
 	var ref *watermark.Reference
+	var man *asset.Manifest
 	if *bucket != "" {
 		if kek == nil {
 			return errors.New("--kek-uri is required with --bucket (the asset is sealed)")
@@ -121,6 +142,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		if m.Watermark.IDBits > 0 {
 			*idBits = m.Watermark.IDBits
 		}
+		if m.Watermark.Code == asset.CodeTardos && len(wmids) == 0 {
+			return fmt.Errorf("asset %s has the collusion-resistant session code: name the sessions to score with --wmids", id)
+		}
+		man = m
 		if ref, err = detect.SealedReference(ctx, st, kek, m, *rendition); err != nil {
 			return err
 		}
@@ -134,6 +159,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		if ref, err = detect.LocalReference(ctx, *assetDir, rung, *segDur, *unmarked); err != nil {
 			return err
 		}
+	}
+	if man != nil && man.Watermark.Code == asset.CodeTardos {
+		return accuse(ctx, stdout, master, man, *opID, ref, *suspect, wmids, *eps, *asJSON, start)
+	}
+	if len(wmids) > 0 {
+		return errors.New("--wmids is for assets with the collusion-resistant session code; this asset's sessions decode to their wmid")
 	}
 	code, err := watermark.SessionCode(master, id, *idBits, *opID)
 	if err != nil {
@@ -167,4 +198,75 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		res.SegmentsUsed, called, res.Offset.Round(time.Millisecond), 100*res.Crop)
 	fmt.Fprintf(stdout, "detection took %s for %s of suspect video\n", took.Round(time.Millisecond), susDur.Round(time.Second))
 	return nil
+}
+
+// accuse scores the sessions wmids of an asset with the collusion-resistant
+// session code against the suspect.
+func accuse(ctx context.Context, stdout io.Writer, master []byte, m *asset.Manifest, opID uint64, ref *watermark.Reference, suspect string, wmids []uint64, eps float64, asJSON bool, start time.Time) error {
+	pc, err := sealed.SessionCode(master, m, opID)
+	if err != nil {
+		return err
+	}
+	code, ok := pc.(*forensic.Code)
+	if !ok {
+		return fmt.Errorf("asset %s: session code %q is not collusion-resistant", m.AssetID, m.Watermark.Code)
+	}
+	sus, susDur, err := detect.DecodeSuspect(ctx, suspect)
+	if err != nil {
+		return err
+	}
+	readings, err := watermark.Read(ref, sus)
+	if err != nil {
+		return err
+	}
+	acc, err := detect.Accuse(readings, code, wmids, eps)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(acc)
+	}
+	fmt.Fprintf(stdout, "verdict: %s\n", acc.Verdict)
+	for _, a := range acc.Accused {
+		fmt.Fprintf(stdout, "accused: wmid %d (%s: score %.1f, threshold %.1f, %.1f innocent standard deviations past it)\n", a.WMID, a.Score, a.Value, a.Threshold, a.Margin)
+	}
+	fmt.Fprintf(stdout, "scored %d sessions under %d readings: the probability that any innocent one is accused is at most %.2g\n", acc.Sessions, acc.Tries, acc.Epsilon)
+	fmt.Fprintf(stdout, "segments: evidence for %d of the code's %d positions; suspect starts at %s of the asset, shows %.0f%% of the picture's area\n",
+		acc.Positions, code.Positions(), acc.Reading.Offset.Round(time.Millisecond), 100*acc.Reading.Crop)
+	fmt.Fprintf(stdout, "detection took %s for %s of suspect video\n", time.Since(start).Round(time.Millisecond), susDur.Round(time.Second))
+	return nil
+}
+
+// maxWMIDs bounds the sessions one --wmids flag names.
+const maxWMIDs = 10_000_000
+
+// parseWMIDs reads "1-5000,7001": wmids and inclusive ranges.
+func parseWMIDs(v string) ([]uint64, error) {
+	var out []uint64
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		lo, hi, isRange := strings.Cut(f, "-")
+		a, err := strconv.ParseUint(lo, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a wmid or a range of them", f)
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.ParseUint(hi, 10, 64); err != nil || b < a {
+				return nil, fmt.Errorf("%q is not a range of wmids (low-high)", f)
+			}
+		}
+		if b-a >= maxWMIDs || len(out)+int(b-a+1) > maxWMIDs {
+			return nil, fmt.Errorf("more than %d wmids", maxWMIDs)
+		}
+		for w := a; ; w++ {
+			out = append(out, w)
+			if w == b {
+				break
+			}
+		}
+	}
+	return out, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -202,5 +203,106 @@ func TestDetectFromBucket(t *testing.T) {
 		"--s3-access-key", f.MinIO.AccessKey, "--watermark-key", f.WMKey, "--suspect", leak}, &out)
 	if err == nil || !strings.Contains(err.Error(), "--kek-uri") {
 		t.Fatalf("without a KEK: %v", err)
+	}
+}
+
+// TestAccuseFromBucket: an asset sealed with the collusion-resistant
+// session code (worker --session-code tardos), 3 minutes at 180p in 0.5 s
+// segments. A single session's leak, scored against 10⁶ issued sessions,
+// and two sessions' streams interleaved in 5-segment chunks, against
+// 1,000, re-encoded: detect --wmids accuses the leakers and no one else;
+// an unmarked copy accuses no one.
+func TestAccuseFromBucket(t *testing.T) {
+	f := fleet.New(t)
+	fleet.WriteFile(t, filepath.Join(f.Profiles, "default.json"), `{"name":"default","segment_duration":"0.5s","rungs":[
+		{"name":"180p","size":180,"bitrate":400000,"crf":23,"preset":"ultrafast","h264_profile":"main"}],"audio":{"bitrate":0}}`)
+	f.StartWorker("w1", "--session-code", "tardos", "--threads", "2")
+	src := testmedia.Clip(t, "natural-shots-180s-180p.mp4")
+	job, assetID := f.Upload("uploads/tardos.mp4", src)
+	if st := f.WaitState(job, 5*time.Minute, fleet.Final); st.Status != asset.StatusDone {
+		t.Fatalf("job: %+v", st)
+	}
+	m := f.CheckAsset(assetID)
+	marked := 0
+	for _, sg := range m.Video[0].Segments {
+		if sg.Position >= 0 {
+			marked++
+		}
+	}
+	if m.Watermark.Code != asset.CodeTardos || m.Watermark.PatternLen != marked || marked < 350 {
+		t.Fatalf("manifest watermark %+v with %d marked segments", m.Watermark, marked)
+	}
+	code := f.SessionCode(m)
+	leakOf := func(wmids ...uint64) string {
+		var pats [][]uint8
+		for _, w := range wmids {
+			p, err := code.Pattern(w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pats = append(pats, p)
+		}
+		// Each position from one session in turn, 5 segments at a time.
+		mixed := make([]uint8, len(pats[0]))
+		for i := range mixed {
+			mixed[i] = pats[(i/5)%len(pats)][i]
+		}
+		sess := filepath.Join(t.TempDir(), "session.mp4")
+		fh, err := os.Create(sess)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sealed.WriteSession(t.Context(), f.Out, f.KEK, m, "", mixed, fh); err != nil {
+			t.Fatal(err)
+		}
+		fh.Close()
+		return testmedia.Reencode(t, sess, testmedia.CRF28At360p...)
+	}
+	t.Setenv("ABSEAL_S3_SECRET_KEY", f.MinIO.SecretKey)
+	accuse := func(leak string, extra ...string) (detect.Accusation, error) {
+		var out bytes.Buffer
+		args := append([]string{"--bucket", "assets", "--asset-id", assetID, "--s3-endpoint", f.MinIO.Endpoint,
+			"--s3-access-key", f.MinIO.AccessKey, "--kek-uri", f.KEKPath, "--watermark-key", f.WMKey,
+			"--suspect", leak, "--json"}, extra...)
+		var acc detect.Accusation
+		if err := run(t.Context(), args, &out); err != nil {
+			return acc, err
+		}
+		if err := json.Unmarshal(out.Bytes(), &acc); err != nil {
+			t.Fatalf("%v\n%s", err, out.String())
+		}
+		return acc, nil
+	}
+	for _, tc := range []struct {
+		name    string
+		leakers []uint64
+		issued  string
+	}{{"one session", []uint64{417_000}, "1-1000000"}, {"two sessions interleaved", []uint64{88, 903}, "1-1000"}} {
+		acc, err := accuse(leakOf(tc.leakers...), "--wmids", tc.issued)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []uint64
+		for _, a := range acc.Accused {
+			names = append(names, a.WMID)
+			if !slices.Contains(tc.leakers, a.WMID) {
+				t.Errorf("%s: innocent session %d accused (%+v)", tc.name, a.WMID, a)
+			}
+		}
+		t.Logf("%s: %s %v from %d positions (thresholds %+v)", tc.name, acc.Verdict, names, acc.Positions, acc.Thresholds[:2])
+		if acc.Verdict != "accused" || len(names) == 0 {
+			t.Errorf("%s: verdict %s, want a leaker accused", tc.name, acc.Verdict)
+		}
+	}
+	unmarked := testmedia.Reencode(t, src, "-c:v", "libx264", "-preset", "veryfast", "-crf", "28")
+	if acc, err := accuse(unmarked, "--wmids", "1-1000"); err != nil || acc.Verdict != "inconclusive" || len(acc.Accused) != 0 {
+		t.Fatalf("unmarked copy: %+v, %v", acc, err)
+	}
+	// The sessions to score are required, and only for this code.
+	if _, err := accuse(unmarked); err == nil || !strings.Contains(err.Error(), "--wmids") {
+		t.Errorf("without --wmids: %v", err)
+	}
+	if _, err := accuse(unmarked, "--wmids", "5-1"); err == nil {
+		t.Error("a backwards range was accepted")
 	}
 }

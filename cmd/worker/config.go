@@ -23,6 +23,7 @@ type config struct {
 	KEK            cliconf.KEK
 	WatermarkKey   cliconf.WatermarkKey
 	WMIDBits       int
+	SessionCode    string
 	ProfilesDir    string
 	Concurrency    int
 	Threads        int
@@ -59,6 +60,7 @@ func (c *config) flags(fl *flag.FlagSet) {
 	c.KEK.Flags(fl, e)
 	c.WatermarkKey.Flags(fl, e, "watermark-key-file", "ABSEAL_WATERMARK_KEY_FILE", "watermark master key file, wrapped by the KEK (empty: no A/B watermark, variant a only)")
 	fl.IntVar(&c.WMIDBits, "wmid-bits", envInt("ABSEAL_WMID_BITS", 32), "session id (wmid) size in bits, 8-64: sets the pattern length")
+	fl.StringVar(&c.SessionCode, "session-code", env("ABSEAL_SESSION_CODE", "conv"), "session code of new assets: conv (a leak decodes to the wmid, no collusion resistance) or tardos (one codeword bit per segment; leaks are scored against the issued sessions, colluders are traced)")
 	fl.StringVar(&c.ProfilesDir, "profiles-dir", env("ABSEAL_PROFILES_DIR", ""), "directory of NAME.json profiles (\"default\" is built in)")
 	fl.IntVar(&c.Concurrency, "concurrency", envInt("ABSEAL_CONCURRENCY", 1), "jobs run at once by this worker")
 	fl.IntVar(&c.Threads, "threads", envInt("ABSEAL_THREADS", 0), "CPU threads per job (0: CPUs / concurrency)")
@@ -115,6 +117,8 @@ func (c *config) finish() error {
 		return fmt.Errorf("concurrency %d: must be at least 1", c.Concurrency)
 	case c.WMIDBits < 8 || c.WMIDBits > 64:
 		return fmt.Errorf("wmid-bits %d: must be 8-64", c.WMIDBits)
+	case c.SessionCode != "conv" && c.SessionCode != "tardos":
+		return fmt.Errorf("session-code %q: want conv or tardos", c.SessionCode)
 	case c.Demo != "" && !c.Dev:
 		return fmt.Errorf("--demo needs --dev")
 	case c.Dev:

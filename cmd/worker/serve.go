@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/abseal/abseal/asset"
 	"github.com/abseal/abseal/pipeline"
 	"github.com/abseal/abseal/profile"
 	"github.com/abseal/abseal/queue"
@@ -144,7 +145,7 @@ func newService(ctx context.Context, cfg *config, log *slog.Logger) (*service, f
 			}
 			return nil, fmt.Errorf("bucket %q is not an ingest bucket of this worker (%s)", bucket, strings.Join(cfg.IngestBuckets, ", "))
 		},
-		Out: out, KEK: kek, Profiles: profile.Registry{Dir: cfg.ProfilesDir}.Lookup, WatermarkKey: wmKey, WatermarkIDBits: cfg.WMIDBits, TempDir: cfg.TempDir,
+		Out: out, KEK: kek, Profiles: profile.Registry{Dir: cfg.ProfilesDir}.Lookup, WatermarkKey: wmKey, WatermarkIDBits: cfg.WMIDBits, SessionCode: sessionCode(cfg.SessionCode), TempDir: cfg.TempDir,
 		MaxSourceBytes: cfg.MaxSourceBytes, Threads: cfg.Threads, Limits: transcode.Limits{MaxMemory: cfg.MaxMemory}, Log: log,
 	}
 	s := &service{cfg: cfg, log: log, nc: nc, q: q, out: out, runner: runner, m: newMetrics()}
@@ -192,4 +193,12 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// sessionCode is the manifest's name of a --session-code value.
+func sessionCode(flag string) string {
+	if flag == "tardos" {
+		return asset.CodeTardos
+	}
+	return asset.CodeConvolutional
 }

@@ -33,7 +33,6 @@ import (
 	"github.com/abseal/abseal/sealed"
 	"github.com/abseal/abseal/storage"
 	"github.com/abseal/abseal/storage/s3"
-	"github.com/abseal/abseal/watermark"
 )
 
 var (
@@ -318,9 +317,9 @@ func (f *Fleet) WaitState(jobID string, timeout time.Duration, ok func(asset.Sta
 
 func Final(s asset.State) bool { return s.Final() }
 
-// SessionCode is the payload code of the asset of m under the fleet's
+// SessionCode is the session code of the asset of m under the fleet's
 // watermark key (operator id 0), as the edge and the detector derive it.
-func (f *Fleet) SessionCode(m *asset.Manifest) *watermark.Code {
+func (f *Fleet) SessionCode(m *asset.Manifest) sealed.PatternCode {
 	f.t.Helper()
 	master, _, err := envelope.ReadWatermarkKey(f.WMKey, f.KEK, false)
 	if err != nil {
