@@ -283,7 +283,7 @@ func TestForensicLoop(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := watermark.Detect(ref, pics, code)
+		r, err := watermark.Detect(ref, pics, code.(*watermark.Code))
 		if err != nil {
 			t.Fatal(err)
 		}
