@@ -15,11 +15,11 @@ func TestManifestSessionCode(t *testing.T) {
 		return []byte(`{"schema":1,"asset_id":"a","created_at":"2026-01-01T00:00:00Z","watermark":` + wm + `}`)
 	}
 	for wm, want := range map[string]string{
-		`{"scheme":"abseal-luma-ab","pattern_length":140}`:                     "",
+		`{"scheme":"abseal-luma-ab","pattern_length":140}`:                    "",
 		`{"scheme":"abseal-luma-ab","pattern_length":359,"code":"tardos-v1"}`: "",
 		`{"scheme":"abseal-luma-ab","pattern_length":140,"code":"rs-255"}`:    `session code "rs-255"`,
 		`{"scheme":"abseal-luma-ab","pattern_length":0,"code":"tardos-v1"}`:   "pattern length 0",
-		`{"scheme":"abseal-luma-ab","pattern_length":70000}`:                   "pattern length 70000",
+		`{"scheme":"abseal-luma-ab","pattern_length":70000}`:                  "pattern length 70000",
 	} {
 		_, err := asset.DecodeManifest(doc(wm))
 		if want == "" && err != nil || want != "" && (err == nil || !strings.Contains(err.Error(), want)) {

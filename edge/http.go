@@ -40,6 +40,9 @@ func (s *Server) AdminHandler() http.Handler {
 	mux.HandleFunc("GET /healthz", healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	if s.cfg.Minting != nil {
+		mux.HandleFunc("POST /v1/sessions", s.mint)
+	}
 	return mux
 }
 

@@ -75,6 +75,9 @@ type Config struct {
 	// CDN origin mode (origin.go): explicit, cacheable variant paths for a
 	// CDN that sends it in OriginSecretHeader.
 	OriginSecret []byte
+	// Minting, when set, serves the minting API (mint.go) on the admin
+	// listener: POST /v1/sessions.
+	Minting *Minting
 }
 
 // Server serves sealed assets to sessions. It is safe for concurrent use.
@@ -101,6 +104,9 @@ type Server struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	bytesOut prometheus.Counter
+
+	mints     *prometheus.CounterVec
+	mintLimit *limiter
 }
 
 type cachedManifest struct {
@@ -152,6 +158,25 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		sum := sha256.Sum256(cfg.OriginSecret)
 		originSecret = sum[:]
 	}
+	if mc := cfg.Minting; mc != nil {
+		switch {
+		case mc.Key == nil:
+			return nil, errors.New("edge: config: minting needs a token key")
+		case mc.Registry == nil:
+			return nil, errors.New("edge: config: minting needs the session registry")
+		case len(mc.APIKeys) == 0:
+			return nil, errors.New("edge: config: minting needs at least one API key")
+		}
+		if mc.MaxTTL <= 0 {
+			mc.MaxTTL = 24 * time.Hour
+		}
+		if mc.Rate <= 0 {
+			mc.Rate = 50
+		}
+		if mc.Burst <= 0 {
+			mc.Burst = 100
+		}
+	}
 	s := &Server{
 		cfg: cfg, log: cfg.Log, now: cfg.Now, cancel: func() {},
 		manifests: map[string]*cachedManifest{}, deks: map[string]*envelope.DEK{},
@@ -166,8 +191,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}, []string{"kind"}),
 		bytesOut: prometheus.NewCounter(prometheus.CounterOpts{Name: "abseal_edge_bytes_total", Help: "Plaintext bytes served."}),
+		mints: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "abseal_edge_mint_requests_total", Help: "Minting API requests by outcome.",
+		}, []string{"outcome"}),
 	}
-	s.reg.MustRegister(s.requests, s.latency, s.bytesOut, collectors.NewGoCollector(),
+	if mc := cfg.Minting; mc != nil {
+		s.mintLimit = &limiter{rate: mc.Rate, burst: float64(mc.Burst), buckets: map[string]*bucket{}}
+	}
+	s.reg.MustRegister(s.requests, s.latency, s.bytesOut, s.mints, collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if rv := cfg.Revocations; rv != nil {
 		wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))

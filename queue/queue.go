@@ -60,6 +60,10 @@ type Config struct {
 	DuplicateWindow time.Duration
 	// StateTTL is how long job states are kept (default 7 days).
 	StateTTL time.Duration
+	// SessionRetention is how long the session registry keeps the
+	// records of issued sessions (0: forever). They are forensic records:
+	// keep them as long as a leak of an asset may surface.
+	SessionRetention time.Duration
 	// KeepConsumer is set by workers: the worker consumer is created if it
 	// is missing but never changed; its settings (AckWait, MaxDeliver,
 	// MaxAckPending) are adopted and differences from this Config are
@@ -101,6 +105,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("queue: ack wait %s is under 1s", c.AckWait)
 	case c.MaxDeliver < 0:
 		return fmt.Errorf("queue: max deliver %d is negative", c.MaxDeliver)
+	case c.SessionRetention < 0:
+		return fmt.Errorf("queue: session retention %s is negative", c.SessionRetention)
 	}
 	return nil
 }
@@ -119,8 +125,8 @@ type Queue struct {
 }
 
 // Open creates or updates abseal's streams, the worker consumer, the
-// job-state bucket and the deny-list bucket on nc's server and returns the
-// queue.
+// job-state bucket, the deny-list bucket and the session registry on nc's
+// server and returns the queue.
 func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -171,6 +177,13 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 		return nil, fmt.Errorf("queue: bucket %s: %w", StateBucket, err)
 	}
 	q.state = kv
+	sc, kc := registryConfigs(cfg.SessionRetention, cfg.Replicas)
+	if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+		return nil, fmt.Errorf("queue: stream %s: %w", SessionsStream, err)
+	}
+	if _, err := js.CreateOrUpdateKeyValue(ctx, kc); err != nil {
+		return nil, fmt.Errorf("queue: bucket %s: %w", WMIDBucket, err)
+	}
 	// The deny-list is created once and never updated here: workers may
 	// not change it (deploy/nats.conf), only read that it exists.
 	if _, err := js.KeyValue(ctx, RevokedBucket); errors.Is(err, jetstream.ErrBucketNotFound) {

@@ -18,9 +18,11 @@
 //
 // An asset with the collusion-resistant session code (the manifest's
 // watermark code "tardos-v1") is not decoded: the sessions named with
-// --wmids are scored against the leak and those past the thresholds are
-// accused (verdict "accused"); the probability that any innocent one is
-// accused is at most --epsilon, however many colluders built the leak.
+// --wmids, or else those the session registry (JetStream at --nats-url)
+// recorded for the asset, are scored against the leak and those past the
+// thresholds are accused (verdict "accused", with the registry's record
+// of each); the probability that any innocent one is accused is at most
+// --epsilon, however many colluders built the leak.
 package main
 
 import (
@@ -45,6 +47,7 @@ import (
 	"github.com/abseal/abseal/envelope"
 	"github.com/abseal/abseal/forensic"
 	"github.com/abseal/abseal/internal/cliconf"
+	"github.com/abseal/abseal/queue"
 	"github.com/abseal/abseal/sealed"
 	"github.com/abseal/abseal/transcode"
 	"github.com/abseal/abseal/watermark"
@@ -79,6 +82,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	})
 	eps := fl.Float64("epsilon", 1e-6, "assets with the collusion-resistant session code: total probability of accusing any innocent session")
+	var natsConf cliconf.NATS
 	var (
 		env     cliconf.Env
 		s3conf  cliconf.S3
@@ -86,6 +90,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		wk      cliconf.WatermarkKey
 	)
 	s3conf.Flags(fl, &env)
+	natsConf.Flags(fl, &env)
 	kekconf.Flags(fl, &env)
 	wk.Flags(fl, &env, "watermark-key", "", "file holding the watermark master key (wrapped by the KEK)")
 	if err := fl.Parse(args); err != nil {
@@ -142,9 +147,6 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		if m.Watermark.IDBits > 0 {
 			*idBits = m.Watermark.IDBits
 		}
-		if m.Watermark.Code == asset.CodeTardos && len(wmids) == 0 {
-			return fmt.Errorf("asset %s has the collusion-resistant session code: name the sessions to score with --wmids", id)
-		}
 		man = m
 		if ref, err = detect.SealedReference(ctx, st, kek, m, *rendition); err != nil {
 			return err
@@ -161,7 +163,25 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	if man != nil && man.Watermark.Code == asset.CodeTardos {
-		return accuse(ctx, stdout, master, man, *opID, ref, *suspect, wmids, *eps, *asJSON, start)
+		// The sessions to score: those the registry recorded for the
+		// asset, or those --wmids names.
+		var records []queue.SessionRecord
+		if len(wmids) == 0 {
+			if records, err = registrySessions(ctx, natsConf, id); err != nil {
+				return err
+			}
+			for _, r := range records {
+				if r.OpID == *opID {
+					wmids = append(wmids, r.WMID)
+				}
+			}
+			if len(wmids) == 0 {
+				return fmt.Errorf("the session registry holds no session of asset %s (operator %d): nothing to score", id, *opID)
+			}
+			slices.Sort(wmids)
+			wmids = slices.Compact(wmids)
+		}
+		return accuse(ctx, stdout, master, man, *opID, ref, *suspect, wmids, records, *eps, *asJSON, start)
 	}
 	if len(wmids) > 0 {
 		return errors.New("--wmids is for assets with the collusion-resistant session code; this asset's sessions decode to their wmid")
@@ -202,7 +222,29 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 
 // accuse scores the sessions wmids of an asset with the collusion-resistant
 // session code against the suspect.
-func accuse(ctx context.Context, stdout io.Writer, master []byte, m *asset.Manifest, opID uint64, ref *watermark.Reference, suspect string, wmids []uint64, eps float64, asJSON bool, start time.Time) error {
+// registrySessions reads the sessions issued for an asset from the
+// session registry.
+func registrySessions(ctx context.Context, nc cliconf.NATS, assetID string) ([]queue.SessionRecord, error) {
+	conn, err := nc.Connect()
+	if err != nil {
+		return nil, fmt.Errorf("the session registry (%w): name the sessions to score with --wmids, or point --nats-url at the registry", err)
+	}
+	defer conn.Close()
+	reg, err := queue.OpenRegistry(ctx, conn)
+	if err != nil {
+		return nil, fmt.Errorf("%w: name the sessions to score with --wmids, or point --nats-url at the registry", err)
+	}
+	return reg.Sessions(ctx, assetID)
+}
+
+// report is what detect prints for an accusation: the verdict and, from
+// the registry, the accused sessions' records.
+type report struct {
+	*detect.Accusation
+	Sessions []queue.SessionRecord `json:"accused_sessions,omitempty"`
+}
+
+func accuse(ctx context.Context, stdout io.Writer, master []byte, m *asset.Manifest, opID uint64, ref *watermark.Reference, suspect string, wmids []uint64, records []queue.SessionRecord, eps float64, asJSON bool, start time.Time) error {
 	pc, err := sealed.SessionCode(master, m, opID)
 	if err != nil {
 		return err
@@ -223,16 +265,32 @@ func accuse(ctx context.Context, stdout io.Writer, master []byte, m *asset.Manif
 	if err != nil {
 		return err
 	}
+	rep := report{Accusation: acc}
+	byWMID := map[uint64]queue.SessionRecord{}
+	for _, r := range records {
+		if r.OpID == opID {
+			byWMID[r.WMID] = r
+		}
+	}
+	for _, a := range acc.Accused {
+		if r, ok := byWMID[a.WMID]; ok {
+			rep.Sessions = append(rep.Sessions, r)
+		}
+	}
 	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(acc)
+		return enc.Encode(rep)
 	}
 	fmt.Fprintf(stdout, "verdict: %s\n", acc.Verdict)
 	for _, a := range acc.Accused {
-		fmt.Fprintf(stdout, "accused: wmid %d (%s: score %.1f, threshold %.1f, %.1f innocent standard deviations past it)\n", a.WMID, a.Score, a.Value, a.Threshold, a.Margin)
+		who := ""
+		if r, ok := byWMID[a.WMID]; ok {
+			who = fmt.Sprintf(", subject %q, token %s, issued %s by %s", r.Subject, r.TokenID, r.IssuedAt.Format(time.RFC3339), r.Operator)
+		}
+		fmt.Fprintf(stdout, "accused: wmid %d%s (%s: score %.1f, threshold %.1f, %.1f innocent standard deviations past it)\n", a.WMID, who, a.Score, a.Value, a.Threshold, a.Margin)
 	}
-	fmt.Fprintf(stdout, "scored %d sessions under %d readings: the probability that any innocent one is accused is at most %.2g\n", acc.Sessions, acc.Tries, acc.Epsilon)
+	fmt.Fprintf(stdout, "scored %d sessions under %d reading(s): the probability that any innocent one is accused is at most %.2g\n", acc.Sessions, acc.Tries, acc.Epsilon)
 	fmt.Fprintf(stdout, "segments: evidence for %d of the code's %d positions; suspect starts at %s of the asset, shows %.0f%% of the picture's area\n",
 		acc.Positions, code.Positions(), acc.Reading.Offset.Round(time.Millisecond), 100*acc.Reading.Crop)
 	fmt.Fprintf(stdout, "detection took %s for %s of suspect video\n", time.Since(start).Round(time.Millisecond), susDur.Round(time.Second))

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	"github.com/abseal/abseal/internal/testmedia"
 	"github.com/abseal/abseal/pipeline"
 	"github.com/abseal/abseal/profile"
+	"github.com/abseal/abseal/queue"
 	"github.com/abseal/abseal/sealed"
 	"github.com/abseal/abseal/storage/fs"
 	"github.com/abseal/abseal/watermark"
@@ -294,13 +296,46 @@ func TestAccuseFromBucket(t *testing.T) {
 			t.Errorf("%s: verdict %s, want a leaker accused", tc.name, acc.Verdict)
 		}
 	}
+	// Sessions minted through the registry: detect reads them from it
+	// (no --wmids) and names the accused session's record.
+	reg, err := queue.OpenRegistry(t.Context(), f.NC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var leaker uint64
+	for i := range 40 {
+		w, err := reg.Allocate(t.Context(), assetID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := queue.SessionRecord{Asset: assetID, WMID: w, Subject: fmt.Sprintf("subscriber-%d", i), TokenID: "00", IssuedAt: time.Now(), Expires: time.Now().Add(time.Hour), Mode: "indirect", Operator: "backend"}
+		if err := reg.Record(t.Context(), rec); err != nil {
+			t.Fatal(err)
+		}
+		if i == 29 {
+			leaker = w
+		}
+	}
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"--bucket", "assets", "--asset-id", assetID, "--s3-endpoint", f.MinIO.Endpoint,
+		"--s3-access-key", f.MinIO.AccessKey, "--kek-uri", f.KEKPath, "--watermark-key", f.WMKey,
+		"--suspect", leakOf(leaker), "--nats-url", f.NATS.URL}, &out); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("with the registry:\n%s", out.String())
+	if !strings.Contains(out.String(), fmt.Sprintf("accused: wmid %d, subject \"subscriber-29\"", leaker)) || strings.Count(out.String(), "accused: ") != 1 ||
+		!strings.Contains(out.String(), "scored 40 sessions") {
+		t.Fatalf("registry accusation:\n%s", out.String())
+	}
+
 	unmarked := testmedia.Reencode(t, src, "-c:v", "libx264", "-preset", "veryfast", "-crf", "28")
 	if acc, err := accuse(unmarked, "--wmids", "1-1000"); err != nil || acc.Verdict != "inconclusive" || len(acc.Accused) != 0 {
 		t.Fatalf("unmarked copy: %+v, %v", acc, err)
 	}
-	// The sessions to score are required, and only for this code.
-	if _, err := accuse(unmarked); err == nil || !strings.Contains(err.Error(), "--wmids") {
-		t.Errorf("without --wmids: %v", err)
+	// Without --wmids and without a reachable registry, detect says what
+	// to do.
+	if _, err := accuse(unmarked, "--nats-url", "nats://127.0.0.1:1"); err == nil || !strings.Contains(err.Error(), "--wmids") {
+		t.Errorf("without --wmids or a registry: %v", err)
 	}
 	if _, err := accuse(unmarked, "--wmids", "5-1"); err == nil {
 		t.Error("a backwards range was accepted")

@@ -25,6 +25,11 @@
 // edge that cannot confirm its deny-list for --revocation-max-stale
 // refuses media with 503.
 //
+// With --api-keys-file, the admin listener also serves the minting API
+// for the operator's backend: POST /v1/sessions with an API key returns a
+// session's token and wmid, allocated unique per asset and recorded in the
+// session registry (JetStream) before the token is returned.
+//
 // Settings: the worker's ABSEAL_NATS_URL, ABSEAL_S3_*, ABSEAL_OUTPUT_BUCKET,
 // ABSEAL_KEK_URI and ABSEAL_WATERMARK_KEY_FILE, plus ABSEAL_EDGE_ADDR,
 // ABSEAL_EDGE_ADMIN_ADDR, ABSEAL_EDGE_TLS_CERT, ABSEAL_EDGE_TLS_KEY, the
@@ -91,6 +96,8 @@ type settings struct {
 	corsOrigins          string
 	corsMaxAge           time.Duration
 	originSecretFile     string
+	apiKeysFile          string
+	mintMaxTTL           time.Duration
 	env                  cliconf.Env
 }
 
@@ -182,6 +189,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	lc.flags(fl, &s.env)
 	fl.DurationVar(&s.maxStale, "revocation-max-stale", s.env.Duration("ABSEAL_REVOCATION_MAX_STALE", 30*time.Second), "refuse media (503) once the deny-list could not be confirmed for this long")
 	fl.StringVar(&s.corsOrigins, "cors-origins", s.env.String("ABSEAL_EDGE_CORS_ORIGINS", ""), "web origins whose players may fetch media across origins, comma-separated (https://player.example.com, or * for any); empty: no CORS")
+	fl.StringVar(&s.apiKeysFile, "api-keys-file", s.env.String("ABSEAL_EDGE_API_KEYS_FILE", ""), "minting API (POST /v1/sessions on the admin listener): file of \"name sha256-hex\" lines, the digests of the API keys the operator's backend sends; empty: off")
+	fl.DurationVar(&s.mintMaxTTL, "mint-max-ttl", s.env.Duration("ABSEAL_EDGE_MINT_MAX_TTL", 24*time.Hour), "minting API: the longest token lifetime a request may ask for")
 	fl.StringVar(&s.originSecretFile, "origin-secret-file", s.env.String("ABSEAL_EDGE_ORIGIN_SECRET_FILE", ""), "CDN origin mode: file holding the secret a CDN sends in the Abseal-Origin-Secret header (at least 32 bytes); empty: off")
 	fl.DurationVar(&s.corsMaxAge, "cors-max-age", s.env.Duration("ABSEAL_EDGE_CORS_MAX_AGE", edge.DefaultCORSMaxAge), "how long browsers cache a CORS preflight's answer")
 	sequencing := fl.Bool("sequencing", true, "serve A/B per the token's pattern (off: variant A for everyone)")
@@ -274,12 +283,40 @@ func newEdgeFromSettings(ctx context.Context, s *settings, log *slog.Logger) (*e
 		nc.Close()
 		return nil, nil, err
 	}
+	if s.apiKeysFile != "" {
+		if cfg.Minting, err = s.minting(ctx, nc, tk, cfg.WatermarkMaster); err != nil {
+			nc.Close()
+			return nil, nil, err
+		}
+	}
 	e, err := edge.New(ctx, cfg)
 	if err != nil {
 		nc.Close()
 		return nil, nil, err
 	}
 	return e, func() { e.Close(); nc.Close() }, nil
+}
+
+// minting configures the minting API: the API keys from --api-keys-file
+// and the session registry on nc.
+func (s *settings) minting(ctx context.Context, nc *nats.Conn, key *delivery.Key, master []byte) (*edge.Minting, error) {
+	f, err := os.Open(s.apiKeysFile)
+	if err != nil {
+		return nil, fmt.Errorf("api-keys-file: %w", err)
+	}
+	defer f.Close()
+	keys, err := edge.ParseAPIKeys(f)
+	if err != nil {
+		return nil, fmt.Errorf("%w: api-keys-file %s: %v", errUsage, s.apiKeysFile, err)
+	}
+	if s.mintMaxTTL < time.Minute {
+		return nil, fmt.Errorf("%w: mint-max-ttl %s: at least 1m", errUsage, s.mintMaxTTL)
+	}
+	reg, err := queue.OpenRegistry(ctx, nc)
+	if err != nil {
+		return nil, fmt.Errorf("minting API: %w", err)
+	}
+	return &edge.Minting{Key: key, Registry: reg, APIKeys: keys, MaxTTL: s.mintMaxTTL, WatermarkMaster: master}, nil
 }
 
 func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) error {

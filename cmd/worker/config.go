@@ -112,6 +112,9 @@ func (c *config) finish() error {
 	if c.MaxMemory == 0 {
 		c.MaxMemory = transcode.DefaultLimits().MaxMemory * int64(max(1, c.Concurrency))
 	}
+	if c.SessionCode == "" {
+		c.SessionCode = "conv"
+	}
 	switch {
 	case c.Concurrency < 1:
 		return fmt.Errorf("concurrency %d: must be at least 1", c.Concurrency)
