@@ -61,8 +61,9 @@ type Config struct {
 	// StateTTL is how long job states are kept (default 7 days).
 	StateTTL time.Duration
 	// SessionRetention is how long the session registry keeps the
-	// records of issued sessions (0: forever). They are forensic records:
-	// keep them as long as a leak of an asset may surface.
+	// records of issued sessions (0: forever), set when the registry is
+	// first created. They are forensic records: keep them as long as a
+	// leak of an asset may surface.
 	SessionRetention time.Duration
 	// KeepConsumer is set by workers: the worker consumer is created if it
 	// is missing but never changed; its settings (AckWait, MaxDeliver,
@@ -177,11 +178,22 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 		return nil, fmt.Errorf("queue: bucket %s: %w", StateBucket, err)
 	}
 	q.state = kv
+	// The session registry, like the deny-list, is created once and never
+	// updated here: its records are forensic evidence, which workers may
+	// not change or age out (deploy/nats.conf).
 	sc, kc := registryConfigs(cfg.SessionRetention, cfg.Replicas)
-	if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+	if _, err := js.Stream(ctx, SessionsStream); errors.Is(err, jetstream.ErrStreamNotFound) {
+		if _, err = js.CreateStream(ctx, sc); err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return nil, fmt.Errorf("queue: stream %s: %w", SessionsStream, err)
+		}
+	} else if err != nil {
 		return nil, fmt.Errorf("queue: stream %s: %w", SessionsStream, err)
 	}
-	if _, err := js.CreateOrUpdateKeyValue(ctx, kc); err != nil {
+	if _, err := js.KeyValue(ctx, WMIDBucket); errors.Is(err, jetstream.ErrBucketNotFound) {
+		if _, err = js.CreateKeyValue(ctx, kc); err != nil && !errors.Is(err, jetstream.ErrBucketExists) {
+			return nil, fmt.Errorf("queue: bucket %s: %w", WMIDBucket, err)
+		}
+	} else if err != nil {
 		return nil, fmt.Errorf("queue: bucket %s: %w", WMIDBucket, err)
 	}
 	// The deny-list is created once and never updated here: workers may

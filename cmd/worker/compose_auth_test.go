@@ -237,6 +237,38 @@ func TestComposeNATSPermissions(t *testing.T) {
 	denied("edge: attach to the jobs", err)
 	_, err = ejs.Publish(short(), "$KV."+queue.RevokedBucket+".wmid-1", nil, jetstream.WithMsgID("x"))
 	denied("edge: write the deny-list's subject", err)
+	// edge (minting): allocates wmids and records sessions; cannot read,
+	// purge or delete the records.
+	ereg, err := queue.OpenRegistry(t.Context(), ednc)
+	if err != nil {
+		t.Fatalf("edge: open the session registry: %v", err)
+	}
+	for want := uint64(1); want <= 2; want++ {
+		if w, err := ereg.Allocate(t.Context(), "film"); err != nil || w != want {
+			t.Fatalf("edge: allocate a wmid: %d, %v", w, err)
+		}
+	}
+	if err := ereg.Record(t.Context(), queue.SessionRecord{Asset: "film", WMID: 1, Subject: "alice", Mode: "indirect"}); err != nil {
+		t.Fatalf("edge: record a session: %v", err)
+	}
+	_, err = ereg.Sessions(short(), "film")
+	denied("edge: read the recorded sessions", err)
+	denied("edge: purge the session registry", ejs.DeleteStream(short(), queue.SessionsStream))
+	sst, err := ejs.Stream(t.Context(), queue.SessionsStream)
+	if err != nil {
+		t.Fatalf("edge: stream info: %v", err)
+	}
+	denied("edge: purge the recorded sessions", sst.Purge(short()))
+	denied("edge: delete a recorded session", sst.DeleteMsg(short(), 1))
+	// operator (detect): reads the recorded sessions; cannot write them.
+	oreg, err := queue.OpenRegistry(t.Context(), opnc)
+	if err != nil {
+		t.Fatalf("operator: open the session registry: %v", err)
+	}
+	if recs, err := oreg.Sessions(t.Context(), "film"); err != nil || len(recs) != 1 || recs[0].Subject != "alice" {
+		t.Fatalf("operator: read the recorded sessions: %+v, %v", recs, err)
+	}
+	denied("operator: record a session", oreg.Record(short(), queue.SessionRecord{Asset: "film", WMID: 2, Mode: "indirect"}))
 
 	// notifier (MinIO): publishes upload events, nothing else.
 	mn := cf.Services["minio"]
@@ -338,6 +370,19 @@ func TestComposeNATSPermissions(t *testing.T) {
 		t.Fatal(err)
 	}
 	denied("worker: delete the deny-list", wjs.DeleteKeyValue(short(), queue.RevokedBucket))
+	denied("worker: delete the session registry", wjs.DeleteStream(short(), queue.SessionsStream))
+	_, err = wjs.UpdateStream(short(), jetstream.StreamConfig{Name: queue.SessionsStream, Subjects: []string{queue.SessionsSubject + ".>"}, MaxAge: time.Second})
+	denied("worker: age out the recorded sessions", err)
+	wreg, err := queue.OpenRegistry(t.Context(), wnc)
+	if err != nil {
+		t.Fatalf("worker: open the session registry: %v", err)
+	}
+	denied("worker: record a session", wreg.Record(short(), queue.SessionRecord{Asset: "film", WMID: 9, Mode: "indirect"}))
+	_, err = wreg.Allocate(short(), "film")
+	denied("worker: allocate a wmid", err)
+	if recs, err := oreg.Sessions(t.Context(), "film"); err != nil || len(recs) != 1 {
+		t.Fatalf("the recorded sessions changed: %+v, %v", recs, err)
+	}
 	if !erev.Revoked("wmid-1") {
 		t.Fatal("the revoked session is no longer on the deny-list")
 	}
