@@ -54,13 +54,13 @@ type Score struct {
 // Scores are the score functions an Accuser uses.
 var Scores = [nf]Score{
 	{"single leaker", 1, "interleave"},
-	{"2 colluders", 2, "interleave"},
-	{"4 colluders interleaving", 4, "interleave"},
-	{"4 colluders, majority", 4, "majority"},
-	{"4 colluders, minority", 4, "minority"},
-	{"8 colluders interleaving", 8, "interleave"},
-	{"8 colluders, majority", 8, "majority"},
-	{"8 colluders, minority", 8, "minority"},
+	{"2 colluders (interleaving)", 2, "interleave"},
+	{"4 colluders (interleaving)", 4, "interleave"},
+	{"4 colluders (majority)", 4, "majority"},
+	{"4 colluders (minority)", 4, "minority"},
+	{"8 colluders (interleaving)", 8, "interleave"},
+	{"8 colluders (majority)", 8, "majority"},
+	{"8 colluders (minority)", 8, "minority"},
 	{"symmetric Tardos", 0, ""},
 }
 
