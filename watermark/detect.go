@@ -49,6 +49,11 @@ type Result struct {
 	FalsePositiveBound float64        `json:"false_positive_bound"`
 	SegmentsUsed       int            `json:"segments_used"`
 	Segments           []SegmentScore `json:"segments"`
+	Alignment
+}
+
+// Alignment is where and when a suspect shows the reference.
+type Alignment struct {
 	// Offset is the reference time minus the suspect's time (the
 	// reference time of a suspect frame at 0); Crop the fraction of the
 	// reference picture's area the suspect shows; Transform where the
@@ -124,7 +129,7 @@ func DetectCodes(ref *Reference, sus *Suspect, codes []*Code) ([]*Result, error)
 			if err != nil {
 				return nil, err
 			}
-			res.Offset, res.Crop, res.Transform, res.Rate, res.Cuts = rd.Offset, rd.Crop, rd.Transform, rd.Rate, rd.Cuts
+			res.Alignment = rd.Alignment
 			b := best[i]
 			better := b == nil || (res.WMID != nil) != (b.WMID != nil) && res.WMID != nil ||
 				(res.WMID != nil) == (b.WMID != nil) && rd.Evidence > bestEv[i]
@@ -140,15 +145,10 @@ func DetectCodes(ref *Reference, sus *Suspect, codes []*Code) ([]*Result, error)
 }
 
 // Reading is a suspect's evidence under one alignment with the reference:
-// every segment's score and where and when the alignment puts the
-// reference (the fields as in Result).
+// every segment's score and the alignment.
 type Reading struct {
-	Segments  []SegmentScore `json:"segments"`
-	Offset    time.Duration  `json:"offset_ns"`
-	Crop      float64        `json:"crop"`
-	Transform *Transform     `json:"transform,omitempty"`
-	Rate      float64        `json:"rate"`
-	Cuts      []Cut          `json:"cuts,omitempty"`
+	Segments []SegmentScore `json:"segments"`
+	Alignment
 	// Evidence is the mark's strength under the alignment: the mean z² of
 	// the segments less that of a control the mark does not follow.
 	Evidence float64 `json:"evidence"`
@@ -194,8 +194,8 @@ func Read(ref *Reference, sus *Suspect) ([]Reading, error) {
 	for _, cand := range reg.cands {
 		sc := scoreFrames(ref, mean, diff, times, sus, cand)
 		rd := Reading{Segments: segmentScores(ref, sc.perSeg, sc.sigma), Evidence: evidence(sc),
-			Offset: cand.tm.at(0, cand.offset), Crop: cand.shown, Rate: 1,
-			Transform: describe(cand.m, ref.W, ref.H, sus.W, sus.H, cand.match)}
+			Alignment: Alignment{Offset: cand.tm.at(0, cand.offset), Crop: cand.shown, Rate: 1,
+				Transform: describe(cand.m, ref.W, ref.H, sus.W, sus.H, cand.match)}}
 		if debugReg {
 			fmt.Fprintf(os.Stderr, "cand off %v match %.4f shown %.3f evidence %.2f segs %d\n", cand.offset, cand.match, cand.shown, rd.Evidence, len(sc.perSeg))
 		}
