@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/abseal/abseal/asset"
+	"github.com/abseal/abseal/cmaf"
 	"github.com/abseal/abseal/sealed"
 	"github.com/abseal/abseal/storage"
 )
@@ -32,6 +33,42 @@ import (
 
 // OriginSecretHeader carries the CDN's shared origin secret.
 const OriginSecretHeader = "Abseal-Origin-Secret"
+
+// What a CDN edge function needs besides the position, on the origin's
+// sidecar and video segment responses: the asset's session code and
+// pattern length (wmpatlen), so that it derives indirect-mode patterns
+// with the right code and refuses a token minted for another pattern
+// length, as the Go edge does from the manifest. Video segments also carry
+// their WMPaceInfo in cmaf.PaceInfoEgressHeader (ETSI TS 104 002's
+// origin-to-edge carriage), so a function can read the position from a
+// HEAD of the segment instead of the sidecar.
+const (
+	SessionCodeHeader   = "Abseal-Session-Code"
+	PatternLengthHeader = "Abseal-Pattern-Length"
+)
+
+// SessionCodeName is the SessionCodeHeader value of an asset: its
+// session code (asset.WatermarkInfo.Code), "convolutional" for
+// asset.CodeConvolutional, "none" for an asset without a watermark.
+func SessionCodeName(m *asset.Manifest) string {
+	switch {
+	case m.Watermark == nil:
+		return "none"
+	case m.Watermark.Code == asset.CodeConvolutional:
+		return "convolutional"
+	}
+	return m.Watermark.Code
+}
+
+// codeHeaders sets SessionCodeHeader and PatternLengthHeader.
+func codeHeaders(w http.ResponseWriter, m *asset.Manifest) {
+	n := 0
+	if m.Watermark != nil {
+		n = m.Watermark.PatternLen
+	}
+	w.Header().Set(SessionCodeHeader, SessionCodeName(m))
+	w.Header().Set(PatternLengthHeader, strconv.Itoa(n))
+}
 
 // MinOriginSecret is the shortest origin secret accepted, in bytes.
 const MinOriginSecret = 32
@@ -102,6 +139,7 @@ func (s *Server) originObject(w http.ResponseWriter, r *http.Request, rest strin
 		cc := originPlaylistCache
 		if ref.Kind == asset.KindPaceInfo {
 			cc = originMediaCache
+			codeHeaders(w, m)
 		}
 		w.Header().Set("Cache-Control", cc)
 		return s.write(w, r, data, ref.ContentType()), nil
@@ -129,6 +167,17 @@ func (s *Server) originObject(w http.ResponseWriter, r *http.Request, rest strin
 		place = asset.Segment(ref.Rung, v, ref.Number)
 		if rend.Kind != "video" {
 			place = asset.Segment(ref.Rung, "", ref.Number)
+		} else {
+			pace, err := s.pace(r.Context(), assetID, asset.PaceInfo(ref.Rung, ref.Number))
+			if err != nil {
+				return 0, inStage("pace_info", err)
+			}
+			sidecar, err := cmaf.MarshalPaceInfo(pace.Position, pace.FileSize)
+			if err != nil {
+				return 0, inStage("pace_info", err)
+			}
+			w.Header().Set(cmaf.PaceInfoEgressHeader, cmaf.PaceInfoEgress(sidecar))
+			codeHeaders(w, m)
 		}
 	}
 	w.Header().Set("Cache-Control", originMediaCache)

@@ -465,6 +465,10 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, data []byte, ctyp
 	return len(data)
 }
 
+// PublicReason is the reason a refused token's answer gives: one of the
+// delivery.Err* texts, never more (the CDN edge function gives the same).
+func PublicReason(err error) string { return publicReason(err) }
+
 func publicReason(err error) string {
 	for _, e := range []error{delivery.ErrExpired, delivery.ErrNotYet, delivery.ErrSignature, delivery.ErrUnknownKey, delivery.ErrClaims} {
 		if errors.Is(err, e) {

@@ -2,7 +2,9 @@
 # Installs what the real-browser playback test (cmd/edge TestBrowserPlayback)
 # and the CDN tests (TestCDNCachesVariants, BenchmarkCDNShape) need: Debian's
 # Chromium and nginx, and the web players pinned in web/package-lock.json
-# (hls.js, Shaka Player, dash.js) from the npm registry.
+# (hls.js, Shaka Player, dash.js) from the npm registry, and the CDN edge
+# function's dependency (cdn/package-lock.json) for its tests
+# (go test ./cdn, cmd/edge TestCDNEdgeFunction).
 #
 # Idempotent: apt-get runs only for a missing package, npm ci only when the
 # lock file changed since the last install. Needs root for apt-get.
@@ -28,13 +30,19 @@ else
 	say "chromium, nginx and npm found; nothing to install"
 fi
 
-web=$root/web
-stamp=$web/node_modules/.abseal-lock.sha256
-want=$(sha256sum "$web/package-lock.json" | cut -d' ' -f1)
-if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then
-	say "web players up to date (web/package-lock.json unchanged)"
-	exit 0
-fi
-say "npm ci in web/ (hls.js, Shaka Player, dash.js as pinned)"
-(cd "$web" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
-echo "$want" >"$stamp"
+# npm ci in dir, unless its package-lock.json is unchanged since the last.
+npm_ci() {
+	local dir=$root/$1 what=$2
+	local stamp=$dir/node_modules/.abseal-lock.sha256
+	local want
+	want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+	if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then
+		say "$1/ up to date ($1/package-lock.json unchanged)"
+		return
+	fi
+	say "npm ci in $1/ ($what, as pinned)"
+	(cd "$dir" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
+	echo "$want" >"$stamp"
+}
+npm_ci web "hls.js, Shaka Player, dash.js"
+npm_ci cdn "the CDN edge function's CBOR library"
