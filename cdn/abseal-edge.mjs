@@ -560,7 +560,7 @@ export async function createEdge(config) {
   const now = config.now ?? (() => Math.floor(Date.now() / 1000));
   const limit = config.cacheLimit ?? 10000;
 
-  const caches = { tokens: new Map(), patterns: new Map(), codes: new Map() };
+  const caches = { tokens: new Map(), patterns: new Map(), codes: new Map(), paces: new Map() };
   const remember = (m, k, v) => {
     if (m.size >= limit) m.clear();
     m.set(k, v);
@@ -587,6 +587,15 @@ export async function createEdge(config) {
   // position fetches the segment's WMPaceInfo and the asset's code
   // headers from the origin (through the CDN's cache).
   async function position(assetId, rung, number) {
+    // Kept a minute: one origin (cache) fetch per segment and function
+    // instance, not one per request.
+    const ck = `${assetId}/${rung}/${number}`;
+    const hit = caches.paces.get(ck);
+    if (hit && Date.now() - hit.at < 60_000) return hit;
+    return remember(caches.paces, ck, { ...(await fetchPosition(assetId, rung, number)), at: Date.now() });
+  }
+
+  async function fetchPosition(assetId, rung, number) {
     const file = segmentFile(number);
     let resp, pace;
     if (paceMode === 'sidecar') {
@@ -617,8 +626,14 @@ export async function createEdge(config) {
     if (hit) return hit;
     let packed;
     try {
-      const ecdh = c.pattern ? ecdhTag(c.pattern) : null;
-      if (c.pattern && c.pattern[0] === 0xd0) {
+      // A clear pattern has exactly ceil(wmpatlen/8) bytes and an
+      // encrypted one is longer, so a clear pattern that starts like a
+      // COSE tag is not taken for one.
+      const clear = c.pattern && c.pattern.length === (c.patternLen + 7) >> 3;
+      const ecdh = c.pattern && !clear ? ecdhTag(c.pattern) : null;
+      if (clear) {
+        packed = c.pattern;
+      } else if (c.pattern && c.pattern[0] === 0xd0) {
         packed = await decryptEncrypt0(patternKeys.aes, c.pattern);
       } else if (ecdh) {
         packed = await decryptECDH(patternKeys.ecdh, ecdh);

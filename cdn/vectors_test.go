@@ -136,7 +136,7 @@ func checkVectors(t *testing.T, v *Vectors) {
 	// Every kind of answer is covered.
 	for _, name := range []string{"hmac direct", "hmac indirect", "es256 direct", "es256 indirect opid 7", "hmac direct A256GCM",
 		"es256 direct ECDH-SS+A128KW", "expired", "not yet valid", "another asset", "tampered", "unknown key", "wmpatlen mismatch",
-		"not base64url", "ECDH for another edge", "indirect wmid 2^63+5"} {
+		"not base64url", "ECDH for another edge", "indirect wmid 2^63+5", "hmac direct pattern 0xd0"} {
 		if !seen[name] {
 			t.Errorf("no token vector %q", name)
 		}
@@ -355,6 +355,16 @@ func makeVectors() (*Vectors, error) {
 		return delivery.EncryptPatternECDH(issuer, strangerEdge.PublicKey(), nil, p)
 	}), hk, now)
 	mint("indirect wmid 2^63+5", session(1<<63+5, 0), indirect, hk, now)
+	// A session whose clear pattern starts with 0xd0, the first byte of a
+	// COSE_Encrypt0: still a clear pattern (it has the clear size).
+	code, _ := forensic.NewCode(mustAssetKey(master, v.Asset), v.PatternLen, 0)
+	for wmid := uint64(2000); ; wmid++ {
+		bits, _ := code.Pattern(wmid)
+		if delivery.PackBits(bits)[0] == 0xd0 {
+			mint("hmac direct pattern 0xd0", session(wmid, 0), direct(nil), hk, now)
+			break
+		}
+	}
 	mint("expired", session(1008, 0), indirect, hk, now.Add(-2*time.Hour))
 	mint("not yet valid", session(1009, 0), indirect, hk, now.Add(10*time.Minute))
 	s := session(1010, 0)
@@ -417,6 +427,14 @@ func makeVectors() (*Vectors, error) {
 		v.Paces = append(v.Paces, PaceVector{Hex: h, Egress: cmaf.PaceInfoEgress(b), OK: err == nil, Position: p.Position})
 	}
 	return v, nil
+}
+
+func mustAssetKey(master []byte, assetID string) []byte {
+	k, err := watermark.DeriveAssetKey(master, assetID)
+	if err != nil {
+		panic(err)
+	}
+	return k
 }
 
 // keyLike is the HMAC key `edge serve` loads from a file holding the hex

@@ -151,6 +151,11 @@ func SessionPattern(c *Claims, patternKey []byte, derive Deriver) ([]byte, error
 func SessionPatternWith(c *Claims, keys PatternKeys, derive Deriver) ([]byte, error) {
 	var packed []byte
 	switch {
+	case c.Pattern != nil && len(c.Pattern) == (int(c.PatternLen)+7)/8:
+		// A clear pattern has exactly this size and an encrypted one is
+		// longer; so a clear pattern whose first bytes look like a COSE
+		// tag (0xd0, 1 in 256 sessions) is not taken for one.
+		packed = c.Pattern
 	case c.Pattern != nil && IsEncryptedPattern(c.Pattern):
 		p, err := DecryptPattern(keys.AES, c.Pattern)
 		if err != nil {

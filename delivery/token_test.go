@@ -184,6 +184,16 @@ func TestSessionPatternAndSequencing(t *testing.T) {
 	if delivery.Variant(p, 12, 12, true) != "b" || delivery.Variant(p, 12, -1, true) != "a" || delivery.Variant(p, 12, 0, false) != "a" {
 		t.Fatal("wrap-around, position -1 or sequencing off")
 	}
+	// A clear pattern whose first byte is a COSE_Encrypt0 tag (0xd0) or
+	// whose first bytes are a COSE_Encrypt tag (0xd8 0x60) is a pattern,
+	// not a ciphertext: it has the clear size.
+	for _, head := range [][]byte{{0xd0, 0x0f}, {0xd8, 0x60}} {
+		cd := direct()
+		cd.Pattern = head
+		if p, err := delivery.SessionPattern(cd, nil, nil); err != nil || string(p) != string(head) {
+			t.Fatalf("clear pattern %x: %x %v", head, p, err)
+		}
+	}
 	// Direct, encrypted.
 	sealed, err := delivery.EncryptPattern(patKey, c.Pattern)
 	if err != nil {

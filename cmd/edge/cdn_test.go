@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -202,16 +203,31 @@ func TestCDNCachesVariants(t *testing.T) {
 // BenchmarkCDNShape: 240 sessions fetch a whole rendition (the fixture's
 // 96 segments), 16 at a time, either through a caching proxy (nginx) in
 // front of the edge in origin mode, the CDN shape (the proxy keeps both
-// variants, the function picks per session), or from the edge's token
-// paths, today's per-session decryption. Reported per shape: segments/s
-// delivered to the sessions, and the requests that reached the origin.
+// variants; the variant picked per session by the client, as an edge
+// function does), through the reference edge function itself
+// (cdn/abseal-edge.mjs in one Node process, token checked per request,
+// in front of the same cache), or from the edge's token paths, today's
+// per-session decryption. Reported per shape: segments/s delivered to the
+// sessions, and the requests that reached the origin.
 func BenchmarkCDNShape(b *testing.B) {
 	const sessions, conc = 240, 16
-	v := newFixtureEdge(b, false, func(c *edge.Config) { c.OriginSecret = []byte(cdnSecret) })
+	dir := b.TempDir()
+	hmacHex := hex.EncodeToString([]byte("BenchmarkCDNShape's token key, 32 bytes or more"))
+	os.WriteFile(filepath.Join(dir, "hmac"), []byte(hmacHex), 0o600)
+	hk, err := delivery.LoadKey(filepath.Join(dir, "hmac"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	v := newFixtureEdge(b, false, func(c *edge.Config) {
+		c.OriginSecret = []byte(cdnSecret)
+		fixtureKey, _ := delivery.NewHMACKey([]byte("k1"), []byte("cmd/edge fixture token key, 32 b"))
+		c.Tokens = delivery.NewKeys(fixtureKey, hk)
+	})
 	oc := &originCounter{next: v.e.Handler(), paths: map[string]int{}}
 	origin := httptest.NewServer(oc)
 	defer origin.Close()
 	cdn := startCDN(b, origin.URL)
+	fn := startEdgeFunction(b, map[string]any{"origin": cdn, "tokenKeys": []string{hmacHex}})
 	r := &v.m.Video[0]
 	code, err := sealed.SessionCode(v.fx.Master, v.m, 0)
 	if err != nil {
@@ -249,6 +265,26 @@ func BenchmarkCDNShape(b *testing.B) {
 		})
 		cdnOrigin := oc.total.Load()
 		oc.total.Store(0)
+		fnTime := run(func(i int) {
+			tok, err := edge.MintToken(edge.Session{Asset: v.m.AssetID, WMID: uint64(i + 1), TTL: time.Hour},
+				edge.TokenOptions{Manifest: v.m, Direct: true, WatermarkMaster: v.fx.Master}, hk, time.Now())
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, s := range r.Segments {
+				resp, err := client.Get(fn + "/t/" + tok + "/assets/" + v.m.AssetID + "/" + asset.Segment(r.Name, "", s.Number).Path())
+				if err != nil {
+					b.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					b.Fatalf("edge function: %d %s", resp.StatusCode, body)
+				}
+			}
+		})
+		fnOrigin := oc.total.Load()
+		oc.total.Store(0)
 		edgeTime := run(func(i int) {
 			tok := v.token(edge.Session{WMID: uint64(i + 1)}, false)
 			for _, s := range r.Segments {
@@ -267,9 +303,12 @@ func BenchmarkCDNShape(b *testing.B) {
 		n := float64(sessions * segs)
 		b.ReportMetric(n/cdnTime.Seconds(), "cdn-segments/s")
 		b.ReportMetric(float64(cdnOrigin), "cdn-origin-requests")
+		b.ReportMetric(n/fnTime.Seconds(), "function-segments/s")
+		b.ReportMetric(float64(fnOrigin), "function-origin-requests")
 		b.ReportMetric(n/edgeTime.Seconds(), "edge-segments/s")
 		b.ReportMetric(float64(edgeOrigin), "edge-origin-requests")
-		b.Logf("%d sessions x %d segments: through the cache %.0f segments/s, %d origin requests (the first pass fills the cache); from the edge %.0f segments/s, %d origin requests",
-			sessions, segs, n/cdnTime.Seconds(), cdnOrigin, n/edgeTime.Seconds(), edgeOrigin)
+		b.Logf("%d sessions x %d segments: through the cache %.0f segments/s, %d origin requests (the first pass fills the cache); "+
+			"through the JS edge function (one Node process) and the cache %.0f segments/s, %d origin requests; from the edge %.0f segments/s, %d origin requests",
+			sessions, segs, n/cdnTime.Seconds(), cdnOrigin, n/fnTime.Seconds(), fnOrigin, n/edgeTime.Seconds(), edgeOrigin)
 	}
 }

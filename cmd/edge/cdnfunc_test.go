@@ -29,7 +29,7 @@ import (
 // startEdgeFunction runs the reference CDN edge function
 // (cdn/abseal-edge.mjs) in Node with config (createEdge's) and returns
 // its base URL.
-func startEdgeFunction(t *testing.T, config map[string]any) string {
+func startEdgeFunction(t testing.TB, config map[string]any) string {
 	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
