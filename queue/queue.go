@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -47,8 +48,14 @@ type Config struct {
 	// AckWait is how long a delivered job may go without an ack or an
 	// InProgress heartbeat before it is redelivered (default 60s).
 	AckWait time.Duration
-	// MaxDeliver bounds deliveries of one job (default 5); the last failure
-	// goes to the dead letters.
+	// MaxDeliver bounds the deliveries of one job that are run (default
+	// 5); the last failure goes to the dead letters. The server itself
+	// never gives up on a job (the consumer's max_deliver is unlimited and
+	// this limit is kept in its metadata, MaxDeliverMetadata): a job whose
+	// workers all died delivers once more, to whichever worker comes
+	// next, which dead-letters it without running it (Queue.Exhausted).
+	// So no job is ever left in the stream unanswered, whether or not a
+	// worker was running when the limit was reached.
 	MaxDeliver int
 	// Backoff is the delay before redelivering a job after its n-th
 	// delivery failed transiently (the last entry repeats). Default 5s, 30s, 2m, 5m.
@@ -123,6 +130,11 @@ type Queue struct {
 	// from those asked for (Config.KeepConsumer), as "ack_wait: asked 5s,
 	// the consumer has 1m0s"; the consumer's are in effect.
 	ConsumerMismatch []string
+	// LegacyConsumer is set when the worker consumer was made by a release
+	// that let the server stop delivering at max_deliver: jobs exhausted
+	// by crashes then reach the dead letters only through the server's
+	// advisory (WatchExhausted). `worker setup` converts it.
+	LegacyConsumer bool
 }
 
 // Open creates or updates abseal's streams, the worker consumer, the
@@ -164,8 +176,9 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 	// Nak'ed with RetryDelay.
 	cc := jetstream.ConsumerConfig{
 		Durable: WorkerConsumer, Description: "abseal workers",
-		AckPolicy: jetstream.AckExplicitPolicy, AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver,
+		AckPolicy: jetstream.AckExplicitPolicy, AckWait: cfg.AckWait, MaxDeliver: -1,
 		MaxAckPending: cfg.MaxAckPending, FilterSubject: JobsSubject + ".>", Replicas: cfg.Replicas,
+		Metadata: map[string]string{MaxDeliverMetadata: strconv.Itoa(cfg.MaxDeliver)},
 	}
 	if err := q.consumer(ctx, cc); err != nil {
 		return nil, fmt.Errorf("queue: consumer %s: %w", WorkerConsumer, err)
@@ -226,21 +239,42 @@ func (q *Queue) consumer(ctx context.Context, cc jetstream.ConsumerConfig) error
 		return err
 	}
 	have := c.CachedInfo().Config
+	limit, legacy := deliveryLimit(have)
+	q.LegacyConsumer = legacy
 	for _, d := range []struct {
 		name        string
 		asked, have any
 	}{
 		{"ack_wait", cc.AckWait, have.AckWait},
-		{"max_deliver", cc.MaxDeliver, have.MaxDeliver},
+		{"max_deliver", q.cfg.MaxDeliver, limit},
 		{"max_ack_pending", cc.MaxAckPending, have.MaxAckPending},
 	} {
 		if d.asked != d.have {
 			q.ConsumerMismatch = append(q.ConsumerMismatch, fmt.Sprintf("%s: asked %v, the consumer has %v", d.name, d.asked, d.have))
 		}
 	}
-	q.cfg.AckWait, q.cfg.MaxDeliver, q.cfg.MaxAckPending = have.AckWait, have.MaxDeliver, have.MaxAckPending
+	q.cfg.AckWait, q.cfg.MaxDeliver, q.cfg.MaxAckPending = have.AckWait, limit, have.MaxAckPending
 	return nil
 }
+
+// MaxDeliverMetadata is the worker consumer's metadata key that holds the
+// delivery limit (Config.MaxDeliver).
+const MaxDeliverMetadata = "abseal_max_deliver"
+
+// deliveryLimit is a worker consumer's delivery limit: from its metadata,
+// or, for a consumer made before it was kept there (legacy), the server's
+// max_deliver.
+func deliveryLimit(cc jetstream.ConsumerConfig) (limit int, legacy bool) {
+	if n, err := strconv.Atoi(cc.Metadata[MaxDeliverMetadata]); err == nil && n > 0 {
+		return n, false
+	}
+	return cc.MaxDeliver, cc.MaxDeliver > 0
+}
+
+// Exhausted reports whether m is a job's delivery after its last one
+// (Config.MaxDeliver): every worker that held it died or stalled. Dead-
+// letter it without running it.
+func (q *Queue) Exhausted(m *Msg) bool { return m.Attempt() > q.cfg.MaxDeliver }
 
 // ErrNotSetUp is matched by Attach's error when the streams do not exist.
 var ErrNotSetUp = errors.New("abseal's streams do not exist on this NATS server (start a worker first, or `worker --dev`)")
@@ -274,6 +308,17 @@ func Attach(ctx context.Context, nc *nats.Conn) (*Queue, error) {
 func (q *Queue) RetryDelay(attempt int) time.Duration {
 	b := q.cfg.Backoff
 	return b[min(max(attempt-1, 0), len(b)-1)]
+}
+
+// Pending is how many jobs the jobs stream holds: queued, running or
+// waiting for a retry (a work queue keeps a job until it is acked or
+// terminated).
+func (q *Queue) Pending(ctx context.Context) (uint64, error) {
+	info, err := q.jobs.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("queue: stream %s: %w", JobsStream, err)
+	}
+	return info.State.Msgs, nil
 }
 
 // Config returns the effective configuration.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/abseal/abseal/internal/devenv"
 	"github.com/abseal/abseal/internal/testenv"
@@ -119,44 +120,130 @@ func TestInProgressHoldsTheJob(t *testing.T) {
 	}
 }
 
-func TestExhaustedJobsBecomeDeadLetters(t *testing.T) {
+// A job whose workers all die is dead-lettered by the next worker that
+// comes, even when none was running when its last delivery ran out: the
+// server keeps delivering (no advisory is needed, none is watched here),
+// and the delivery after the last is Exhausted.
+func TestExhaustedWithNoWorkerRunning(t *testing.T) {
 	q := open(t, queue.Config{AckWait: time.Second, MaxDeliver: 2})
 	if _, err := q.Submit(t.Context(), "", "job-crashy", []byte(`{"j":1}`)); err != nil {
 		t.Fatal(err)
 	}
+	// Two deliveries, each to a worker that dies holding the job (no ack);
+	// then no worker at all for a while.
+	ctx, cancel := context.WithCancel(t.Context())
 	var mu sync.Mutex
-	var exhausted []queue.Exhausted
-	stop, err := q.WatchExhausted(t.Context(), testLog(), func(ctx context.Context, e queue.Exhausted) {
+	var attempts []int
+	err := q.Consume(ctx, t.Context(), 1, testLog(), func(_ context.Context, m *queue.Msg) {
 		mu.Lock()
-		exhausted = append(exhausted, e)
-		mu.Unlock()
-		q.PublishDeadLetter(ctx, queue.DeadLetter{JobID: e.JobID, Reason: "gave up", Deliveries: e.Deliveries, Job: e.Payload})
+		defer mu.Unlock()
+		attempts = append(attempts, m.Attempt())
+		if q.Exhausted(m) {
+			t.Errorf("attempt %d of 2 reported exhausted", m.Attempt())
+		}
+		if len(attempts) == 2 {
+			cancel()
+		}
+	})
+	if err != nil || len(attempts) != 2 {
+		t.Fatalf("attempts %v, %v", attempts, err)
+	}
+	time.Sleep(2 * time.Second)
+	// The next worker gets it once more and dead-letters it.
+	got := consume(t, q, 1, 4*time.Second, func(ctx context.Context, m *queue.Msg) {
+		if !q.Exhausted(m) || m.Attempt() != 3 {
+			t.Errorf("delivery %d: exhausted %v, want the third and exhausted", m.Attempt(), q.Exhausted(m))
+			return
+		}
+		if err := q.PublishDeadLetter(ctx, queue.DeadLetter{JobID: m.JobID(), Reason: "gave up", Deliveries: 2, Job: m.Data()}); err != nil {
+			t.Error(err)
+		}
+		if err := m.Term("gave up"); err != nil {
+			t.Error(err)
+		}
+	})
+	if len(got) != 1 {
+		t.Fatalf("delivered %d more times, want once", len(got))
+	}
+	dl, err := q.DeadLetters(t.Context())
+	if err != nil || len(dl) != 1 || dl[0].JobID != "job-crashy" || string(dl[0].Job) != `{"j":1}` {
+		t.Fatalf("dead letters %+v, %v", dl, err)
+	}
+	// Nothing is left in the jobs stream.
+	if again := consume(t, q, 1, 2*time.Second, func(context.Context, *queue.Msg) {}); len(again) != 0 {
+		t.Fatalf("the job came back: %v", again)
+	}
+	if n, err := q.Pending(t.Context()); err != nil || n != 0 {
+		t.Fatalf("%d jobs left in the stream (%v)", n, err)
+	}
+}
+
+// A worker consumer made by an earlier release (the server stops at
+// max_deliver, no limit in its metadata) keeps working: workers adopt its
+// limit, say it is legacy, and its exhausted jobs come through the
+// advisory; setup converts it.
+func TestLegacyConsumer(t *testing.T) {
+	q := open(t, queue.Config{AckWait: time.Second, MaxDeliver: 2})
+	nc := q.Conn()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteConsumer(t.Context(), queue.JobsStream, queue.WorkerConsumer); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateConsumer(t.Context(), queue.JobsStream, jetstream.ConsumerConfig{Durable: queue.WorkerConsumer,
+		AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Second, MaxDeliver: 2, FilterSubject: queue.JobsSubject + ".>"}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := queue.Open(t.Context(), nc, queue.Config{AckWait: time.Second, MaxDeliver: 2, KeepConsumer: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !w.LegacyConsumer || w.Config().MaxDeliver != 2 || len(w.ConsumerMismatch) != 0 {
+		t.Fatalf("legacy consumer: legacy=%v %+v %v", w.LegacyConsumer, w.Config(), w.ConsumerMismatch)
+	}
+	if _, err := w.Submit(t.Context(), "", "job-crashy", []byte(`{"j":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	stop, err := w.WatchExhausted(t.Context(), testLog(), func(ctx context.Context, e queue.Exhausted) {
+		w.PublishDeadLetter(ctx, queue.DeadLetter{JobID: e.JobID, Reason: "gave up", Deliveries: e.Deliveries, Job: e.Payload})
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer stop()
-	// The handler never acks: like a worker that dies holding the job.
-	got := consume(t, q, 1, 5*time.Second, func(context.Context, *queue.Msg) {})
-	if len(got) != 2 {
-		t.Fatalf("delivered %d times, want MaxDeliver=2", len(got))
+	if got := consume(t, w, 1, 5*time.Second, func(context.Context, *queue.Msg) {}); len(got) != 2 {
+		t.Fatalf("delivered %d times, want the server's max_deliver 2", len(got))
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		dl, err := q.DeadLetters(t.Context())
+		dl, err := w.DeadLetters(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(dl) == 1 {
-			if dl[0].JobID != "job-crashy" || dl[0].Deliveries != 2 || string(dl[0].Job) != `{"j":1}` {
-				t.Fatalf("dead letter %+v", dl[0])
-			}
+		if len(dl) == 1 && dl[0].JobID == "job-crashy" && dl[0].Deliveries == 2 {
 			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("dead letters %v, want one for job-crashy", dl)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	// Setup converts the consumer.
+	if _, err := queue.Open(t.Context(), nc, queue.Config{AckWait: time.Second, MaxDeliver: 2}); err != nil {
+		t.Fatal(err)
+	}
+	w2, err := queue.Open(t.Context(), nc, queue.Config{AckWait: time.Second, MaxDeliver: 2, KeepConsumer: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := js.Consumer(t.Context(), queue.JobsStream, queue.WorkerConsumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w2.LegacyConsumer || info.CachedInfo().Config.MaxDeliver != -1 || info.CachedInfo().Config.Metadata[queue.MaxDeliverMetadata] != "2" {
+		t.Fatalf("after setup: legacy=%v %+v", w2.LegacyConsumer, info.CachedInfo().Config)
 	}
 }
 

@@ -138,6 +138,9 @@ func newService(ctx context.Context, cfg *config, log *slog.Logger) (*service, f
 	for _, d := range q.ConsumerMismatch {
 		log.Warn("the worker consumer's settings differ from this worker's flags; the consumer's apply (change them with worker setup)", "setting", d)
 	}
+	if q.LegacyConsumer {
+		log.Warn("the worker consumer stops delivering a job at max_deliver, so a job whose workers all crashed is dead-lettered only through the server's advisory; run worker setup to let the workers dead-letter it themselves")
+	}
 	runner := &pipeline.Runner{
 		Sources: func(bucket string) (storage.Store, error) {
 			if st, ok := sources[bucket]; ok {

@@ -123,6 +123,8 @@ func (s *service) run(ctx context.Context) error {
 	} else if n > 0 {
 		s.log.Info("removed temp dirs of dead jobs", "dirs", n, "dir", s.cfg.TempDir)
 	}
+	// Consumers of earlier releases stop delivering at max_deliver; their
+	// exhausted jobs come through the server's advisory.
 	stopExhausted, err := s.q.WatchExhausted(ctx, s.log, s.exhausted)
 	if err != nil {
 		return err
@@ -178,6 +180,18 @@ func (s *service) putState(st *asset.State) {
 func (s *service) handle(ctx context.Context, m *queue.Msg) {
 	s.m.inFlight.Inc()
 	defer s.m.inFlight.Dec()
+	if s.q.Exhausted(m) {
+		// Every worker that held it died or stalled: dead-letter it
+		// without running it again.
+		reason := fmt.Sprintf("no worker finished it in %d deliveries (worker crashes or timeouts)", s.q.Config().MaxDeliver)
+		st := &asset.State{JobID: m.JobID()}
+		if j, err := asset.DecodeJob(m.Data()); err == nil {
+			st.AssetID, st.Source = j.AssetID, j.Source.String()
+		}
+		s.log.Error("job exhausted its deliveries", "job_id", m.JobID(), "deliveries", m.Attempt()-1)
+		s.fail(m, st, errors.New(reason), m.Data())
+		return
+	}
 	job, err := asset.DecodeJob(m.Data())
 	if err != nil {
 		s.log.Warn("job rejected", "job_id", m.JobID(), "err", err)
@@ -288,7 +302,7 @@ func (s *service) fail(m *queue.Msg, st *asset.State, err error, payload []byte)
 	if json.Valid(payload) {
 		raw = payload
 	}
-	if derr := s.q.PublishDeadLetter(ctx, queue.DeadLetter{JobID: st.JobID, Reason: reason, Deliveries: m.Attempt(),
+	if derr := s.q.PublishDeadLetter(ctx, queue.DeadLetter{JobID: st.JobID, Reason: reason, Deliveries: min(m.Attempt(), s.q.Config().MaxDeliver),
 		Worker: s.cfg.Name, Job: raw}); derr != nil {
 		// Without its dead letter the job must not vanish: retry later.
 		s.log.Error("dead letter not stored, job handed back", "job_id", st.JobID, "err", derr)

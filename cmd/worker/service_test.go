@@ -205,6 +205,49 @@ func TestFleetKillMidJob(t *testing.T) {
 	}
 }
 
+// TestFleetCrashesExhaustJob: every worker that takes a job dies holding
+// it (SIGKILL mid-transcode) until its three deliveries (the fleet's
+// max-deliver) are spent, and no worker runs when the last one dies. The
+// next worker to start dead-letters the job with its reason without
+// running it, its state says failed, and the jobs stream is empty: the
+// job is neither lost nor stuck, without relying on any advisory.
+func TestFleetCrashesExhaustJob(t *testing.T) {
+	f := fleet.New(t)
+	job, _ := f.Upload("uploads/crashy.mp4", testmedia.Clip(t, "forensic-56s.mp4"))
+	for attempt := 1; attempt <= 3; attempt++ {
+		w := f.StartWorker(fmt.Sprintf("doomed-%d", attempt))
+		f.WaitState(job, 2*time.Minute, func(s asset.State) bool {
+			return s.Attempt == attempt && s.Stage == "transcode" && s.Percent >= 5
+		})
+		w.Stop(t, syscall.SIGKILL)
+	}
+	time.Sleep(4 * time.Second) // past the ack wait (3s), with no worker running
+	next := f.StartWorker("next")
+	st := f.WaitState(job, time.Minute, fleet.Final)
+	if st.Status != asset.StatusFailed || !strings.Contains(st.Reason, "no worker finished it in 3 deliveries") {
+		t.Fatalf("state %+v, want failed: no worker finished it in 3 deliveries", st)
+	}
+	dl, err := f.Q.DeadLetters(t.Context())
+	if err != nil || len(dl) != 1 || dl[0].JobID != job || dl[0].Deliveries != 3 || dl[0].Worker != "next" {
+		t.Fatalf("dead letters %+v, %v", dl, err)
+	}
+	if n := len(next.Lines("job started")); n != 0 {
+		t.Fatalf("the next worker ran the exhausted job %d times", n)
+	}
+	if n := len(next.Lines("job exhausted its deliveries")); n != 1 {
+		t.Fatalf("%d exhausted-job records in the next worker's log", n)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		n, err := f.Q.Pending(t.Context())
+		if err == nil && n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d jobs left in the stream (%v)", n, err)
+		}
+	}
+}
+
 // TestFleetGracefulShutdown: SIGTERM mid-job with a short grace: the
 // worker exits promptly and hands the job back; another finishes it.
 func TestFleetGracefulShutdown(t *testing.T) {
