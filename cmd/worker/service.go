@@ -205,8 +205,15 @@ func (s *service) handle(ctx context.Context, m *queue.Msg) {
 	log.Info("job started", "source", job.Source.String(), "profile", job.Profile)
 
 	jctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go s.heartbeat(jctx, m, log)
+	hbDone := make(chan struct{})
+	go func() {
+		defer close(hbDone)
+		s.heartbeat(jctx, m, log)
+	}()
+	defer func() {
+		cancel()
+		<-hbDone
+	}()
 	var last time.Time
 	var mu sync.Mutex
 	progress := func(p pipeline.Progress) {
@@ -343,17 +350,31 @@ func (s *service) exhausted(ctx context.Context, e queue.Exhausted) {
 	s.m.jobs.WithLabelValues("failed").Inc()
 }
 
-// heartbeat keeps the job's ack timer from expiring while it runs.
+// heartbeat keeps the job's ack timer from expiring while it runs. A
+// heartbeat that fails is a warning (once per run of failures, with how
+// long the job has gone without one): past the ack wait the job is given
+// to another worker.
 func (s *service) heartbeat(ctx context.Context, m *queue.Msg, log *slog.Logger) {
 	t := time.NewTicker(max(s.q.Config().AckWait/4, 250*time.Millisecond))
 	defer t.Stop()
+	last := time.Now()
+	failing := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := m.InProgress(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-				log.Debug("heartbeat", "err", err)
+			err := m.InProgress()
+			switch {
+			case err == nil:
+				if failing {
+					log.Info("heartbeats go through again", "without_for", time.Since(last).Round(time.Millisecond).String())
+				}
+				last, failing = time.Now(), false
+			case !failing && ctx.Err() == nil:
+				failing = true
+				log.Warn("heartbeat failed; past the ack wait the job goes to another worker", "err", err,
+					"without_for", time.Since(last).Round(time.Millisecond).String(), "ack_wait", s.q.Config().AckWait.String())
 			}
 		}
 	}
