@@ -163,12 +163,17 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 	for _, sc := range streams {
 		sc.Storage = jetstream.FileStorage
 		sc.Replicas = cfg.Replicas
-		s, err := js.CreateOrUpdateStream(ctx, sc)
+		s, err := q.stream(ctx, sc)
 		if err != nil {
 			return nil, fmt.Errorf("queue: stream %s: %w", sc.Name, err)
 		}
 		if sc.Name == JobsStream {
 			q.jobs = s
+			if cfg.KeepConsumer {
+				// A worker runs with the replicas setup gave the streams.
+				q.cfg.Replicas = max(s.CachedInfo().Config.Replicas, 1)
+				cfg.Replicas = q.cfg.Replicas
+			}
 		}
 	}
 	// No server-side BackOff: it would also stretch NakWithDelay's delays.
@@ -183,10 +188,20 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 	if err := q.consumer(ctx, cc); err != nil {
 		return nil, fmt.Errorf("queue: consumer %s: %w", WorkerConsumer, err)
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kvc := jetstream.KeyValueConfig{
 		Bucket: StateBucket, Description: "abseal job state and progress", History: 1,
 		TTL: cfg.StateTTL, Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
-	})
+	}
+	var kv jetstream.KeyValue
+	if cfg.KeepConsumer {
+		if kv, err = js.KeyValue(ctx, StateBucket); errors.Is(err, jetstream.ErrBucketNotFound) {
+			if kv, err = js.CreateKeyValue(ctx, kvc); errors.Is(err, jetstream.ErrBucketExists) {
+				kv, err = js.KeyValue(ctx, StateBucket)
+			}
+		}
+	} else {
+		kv, err = js.CreateOrUpdateKeyValue(ctx, kvc)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("queue: bucket %s: %w", StateBucket, err)
 	}
@@ -220,6 +235,23 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 		return nil, fmt.Errorf("queue: bucket %s: %w", RevokedBucket, err)
 	}
 	return q, nil
+}
+
+// stream creates or updates a stream (setup, the owner of the streams'
+// configuration), or for a worker (KeepConsumer) creates it only if it is
+// missing: a worker never changes a stream, so one started with other
+// flags cannot, say, take a replicated stream down to one replica.
+func (q *Queue) stream(ctx context.Context, sc jetstream.StreamConfig) (jetstream.Stream, error) {
+	if !q.cfg.KeepConsumer {
+		return q.js.CreateOrUpdateStream(ctx, sc)
+	}
+	s, err := q.js.Stream(ctx, sc.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		if s, err = q.js.CreateStream(ctx, sc); errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			s, err = q.js.Stream(ctx, sc.Name)
+		}
+	}
+	return s, err
 }
 
 // consumer creates or updates the worker consumer (the owner), or with

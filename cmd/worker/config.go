@@ -35,6 +35,7 @@ type config struct {
 	HTTPAddr      string
 	AckWait       time.Duration
 	MaxDeliver    int
+	Replicas      int
 	ShutdownGrace time.Duration
 	Intake        bool
 	Name          string
@@ -70,6 +71,7 @@ func (c *config) flags(fl *flag.FlagSet) {
 	fl.StringVar(&c.HTTPAddr, "http-addr", env("ABSEAL_HTTP_ADDR", ":8080"), "address of /healthz, /readyz and /metrics (empty: off)")
 	fl.DurationVar(&c.AckWait, "ack-wait", envDur("ABSEAL_ACK_WAIT", 60*time.Second), "redeliver a job after this long without a heartbeat")
 	fl.IntVar(&c.MaxDeliver, "max-deliver", envInt("ABSEAL_MAX_DELIVER", 5), "deliveries of a job before it is dead-lettered")
+	fl.IntVar(&c.Replicas, "replicas", envInt("ABSEAL_NATS_REPLICAS", 1), "replicas of abseal's streams and buckets (3 on a JetStream cluster); set by worker setup, used by a worker only for what is missing")
 	fl.DurationVar(&c.ShutdownGrace, "shutdown-grace", envDur("ABSEAL_SHUTDOWN_GRACE", 30*time.Second), "on SIGTERM, let running jobs finish this long, then hand them back")
 	fl.BoolVar(&c.Intake, "intake", envBool("ABSEAL_INTAKE", true), "turn upload events into jobs")
 	host, _ := os.Hostname()
@@ -137,6 +139,9 @@ func (c *config) finish() error {
 		if b == c.OutputBucket {
 			return fmt.Errorf("ingest-buckets: %q is also the output bucket (its own objects would trigger jobs)", b)
 		}
+	}
+	if c.Replicas < 1 || c.Replicas > 5 {
+		return fmt.Errorf("replicas %d: want 1 to 5", c.Replicas)
 	}
 	if c.AckWait < 3*time.Second {
 		return fmt.Errorf("ack-wait %s: must be at least 3s", c.AckWait)

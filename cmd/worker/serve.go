@@ -122,7 +122,7 @@ func newService(ctx context.Context, cfg *config, log *slog.Logger) (*service, f
 		// The consumer's settings belong to `worker setup`: a worker makes
 		// the consumer only if it is missing and otherwise runs with what
 		// it has, saying where its own flags differ.
-		q, err = queue.Open(qctx, nc, queue.Config{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, KeepConsumer: true})
+		q, err = queue.Open(qctx, nc, queue.Config{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, Replicas: cfg.Replicas, KeepConsumer: true})
 		if err == nil || qctx.Err() != nil {
 			break
 		}
@@ -174,10 +174,10 @@ func runSetup(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	qctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	for {
-		_, err = queue.Open(qctx, nc, queue.Config{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver})
+		_, err = queue.Open(qctx, nc, queue.Config{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, Replicas: cfg.Replicas})
 		if err == nil {
-			fmt.Fprintf(stdout, "streams %s, %s, %s, %s and bucket %s ready on %s\n", queue.JobsStream, queue.UploadsStream,
-				queue.ReadyStream, queue.DLQStream, queue.StateBucket, nc.ConnectedUrlRedacted())
+			fmt.Fprintf(stdout, "streams %s, %s, %s, %s and bucket %s ready on %s (%d replicas)\n", queue.JobsStream, queue.UploadsStream,
+				queue.ReadyStream, queue.DLQStream, queue.StateBucket, nc.ConnectedUrlRedacted(), cfg.Replicas)
 			return nil
 		}
 		if !sleepCtx(qctx, time.Second) {

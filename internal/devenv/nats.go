@@ -2,6 +2,7 @@ package devenv
 
 import (
 	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -26,6 +27,17 @@ type NATSConfig struct {
 	// permissions, includes); StoreDir, Host and Port override its
 	// settings and its monitoring port is not opened.
 	ConfigFile string
+	// Cluster, if set, makes the server a node of a JetStream cluster.
+	Cluster *ClusterConfig
+}
+
+// ClusterConfig is one node's place in a cluster of embedded servers on
+// loopback (tests: a JetStream cluster is several nodes on one machine).
+type ClusterConfig struct {
+	Name   string   // the cluster's name
+	Node   string   // this node's server name, unique in the cluster
+	Port   int      // this node's route port
+	Routes []string // every node's route URL, nats-route://127.0.0.1:port
 }
 
 // StartNATS starts an embedded JetStream server and waits until it accepts
@@ -52,6 +64,17 @@ func StartNATS(cfg NATSConfig) (*NATS, error) {
 	}
 	opts.ServerName = "abseal-dev"
 	opts.Host, opts.Port = host, port
+	if c := cfg.Cluster; c != nil {
+		opts.ServerName = c.Node
+		opts.Cluster.Name, opts.Cluster.Host, opts.Cluster.Port = c.Name, host, c.Port
+		for _, r := range c.Routes {
+			u, err := url.Parse(r)
+			if err != nil {
+				return nil, fmt.Errorf("devenv: nats: route %q: %w", r, err)
+			}
+			opts.Routes = append(opts.Routes, u)
+		}
+	}
 	opts.JetStream, opts.StoreDir = true, cfg.StoreDir
 	opts.NoSigs, opts.NoLog = true, true
 	// Bounded so a runaway test cannot fill the disk.

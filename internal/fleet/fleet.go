@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -90,6 +91,12 @@ type Fleet struct {
 	t        testing.TB
 	natsDir  string
 	natsPort int
+	nodeCfg  []devenv.NATSConfig
+	// Nodes are the servers of a cluster fleet (NewWith, Options.Nodes);
+	// a stopped node is nil.
+	Nodes []*devenv.NATS
+	// NATSURL is the servers' client URLs, comma-separated.
+	NATSURL string
 	NATS     *devenv.NATS
 	minioCfg devenv.MinIOConfig
 	MinIO    *devenv.MinIO
@@ -108,22 +115,42 @@ type Fleet struct {
 
 func New(t testing.TB) *Fleet {
 	t.Helper()
+	return NewWith(t, Options{})
+}
+
+// Options configure NewWith.
+type Options struct {
+	// Nodes above 1 run a JetStream cluster of that many embedded servers
+	// on loopback (Fleet.Nodes; Fleet.NATS is the first), with abseal's
+	// streams and buckets at that many replicas.
+	Nodes int
+}
+
+// NewWith is New with options.
+func NewWith(t testing.TB, o Options) *Fleet {
+	t.Helper()
 	f := &Fleet{t: t, natsDir: t.TempDir(), Tmp: t.TempDir()}
-	port, err := devenv.FreePort()
-	if err != nil {
-		t.Fatal(err)
+	var err error
+	replicas := 1
+	if o.Nodes > 1 {
+		f.startCluster(o.Nodes)
+		replicas = o.Nodes
+	} else {
+		port, err := devenv.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.natsPort = port
+		f.StartNATS()
+		f.NATSURL = f.NATS.URL
+		t.Cleanup(func() { f.NATS.Close() })
 	}
-	f.natsPort = port
-	f.StartNATS()
-	t.Cleanup(func() { f.NATS.Close() })
-	f.NC, err = nats.Connect(f.NATS.URL, nats.MaxReconnects(-1), nats.ReconnectWait(200*time.Millisecond))
+	f.NC, err = nats.Connect(f.NATSURL, nats.MaxReconnects(-1), nats.ReconnectWait(200*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(f.NC.Close)
-	if f.Q, err = queue.Open(t.Context(), f.NC, queue.Config{AckWait: 3 * time.Second, MaxDeliver: 3}); err != nil {
-		t.Fatal(err)
-	}
+	f.Q = f.openQueue(replicas)
 	mport, err := devenv.FreePort()
 	if err != nil {
 		t.Fatal(err)
@@ -157,6 +184,93 @@ func New(t testing.TB) *Fleet {
 		f.checkClean()
 	})
 	return f
+}
+
+// openQueue opens the queue as worker setup does (the consumer's
+// owner), retrying while a new cluster elects its leaders.
+func (f *Fleet) openQueue(replicas int) *queue.Queue {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		q, err := queue.Open(f.t.Context(), f.NC, queue.Config{AckWait: 3 * time.Second, MaxDeliver: 3, Replicas: replicas})
+		if err == nil {
+			return q
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatal(err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// startCluster starts n embedded JetStream servers routed to each other
+// on loopback ports.
+func (f *Fleet) startCluster(n int) {
+	var routes, urls []string
+	for i := range n {
+		cp, err := devenv.FreePort()
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		port, err := devenv.FreePort()
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", cp))
+		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", port))
+		f.nodeCfg = append(f.nodeCfg, devenv.NATSConfig{StoreDir: f.t.TempDir(), Port: port,
+			Cluster: &devenv.ClusterConfig{Name: "abseal-test", Node: fmt.Sprintf("n%d", i+1), Port: cp}})
+	}
+	f.Nodes = make([]*devenv.NATS, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		f.nodeCfg[i].Cluster.Routes = routes
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f.StartNode(i)
+		}()
+	}
+	wg.Wait()
+	f.NATS = f.Nodes[0]
+	f.NATSURL = strings.Join(urls, ",")
+	f.t.Cleanup(func() {
+		for i := range f.Nodes {
+			f.StopNode(i)
+		}
+	})
+}
+
+// StartNode (re)starts cluster node i with its store and ports.
+func (f *Fleet) StartNode(i int) {
+	n, err := devenv.StartNATS(f.nodeCfg[i])
+	if err != nil {
+		f.t.Error(err)
+		return
+	}
+	f.mu.Lock()
+	f.Nodes[i] = n
+	f.mu.Unlock()
+}
+
+// StopNode shuts cluster node i down (no-op if it is down).
+func (f *Fleet) StopNode(i int) {
+	f.mu.Lock()
+	n := f.Nodes[i]
+	f.Nodes[i] = nil
+	f.mu.Unlock()
+	if n != nil {
+		n.Close()
+	}
+}
+
+// Node is the index of the cluster node named name (-1: none).
+func (f *Fleet) Node(name string) int {
+	for i, c := range f.nodeCfg {
+		if c.Cluster.Node == name {
+			return i
+		}
+	}
+	return -1
 }
 
 func (f *Fleet) StartNATS() {
@@ -221,7 +335,7 @@ func (w *Worker) Lines(msg string) []map[string]any {
 func (f *Fleet) StartWorker(name string, extra ...string) *Worker {
 	f.t.Helper()
 	args := append([]string{
-		"--nats-url", f.NATS.URL, "--s3-endpoint", f.MinIO.Endpoint, "--s3-access-key", f.MinIO.AccessKey,
+		"--nats-url", f.NATSURL, "--s3-endpoint", f.MinIO.Endpoint, "--s3-access-key", f.MinIO.AccessKey,
 		"--kek-uri", f.KEKPath, "--watermark-key-file", f.WMKey, "--profiles-dir", f.Profiles,
 		"--tmp-dir", f.Tmp, "--http-addr", "127.0.0.1:0", "--ack-wait", "3s", "--max-deliver", "3",
 		"--threads", "1", "--shutdown-grace", "5s", "--name", name, "--log-level", "debug",
