@@ -83,8 +83,8 @@ make_clip() {
 		natural_shots "$f" 40 640 360 ;;
 	natural-shots-180s-180p.mp4) # the same at 320x180, 3 min: 359 marked 0.5 s segments (collusion tests)
 		natural_shots "$f" 180 320 180 ;;
-	natural-shots-360s-180p.mp4) # the same at 320x180, 6 min: 719 marked 0.5 s segments (four colluders through the edge)
-		natural_shots "$f" 360 320 180 ;;
+	natural-shots-480s-180p.mp4) # the same at 320x180, 8 min: 959 marked 0.5 s segments (four colluders through the edge)
+		natural_shots "$f" 480 320 180 ;;
 	forensic-56s.mp4) # 640x360, 25 fps, 56 s: long enough for a 108-segment pattern in 0.5 s segments
 		ff -f lavfi -i "$(picture 640 360 25 56)" $(x264) "$f" ;;
 	report-30fps-56s.mp4) # 640x360, 30 fps, 56 s: the watermark report's source

@@ -155,20 +155,30 @@ func TestDetectLeak(t *testing.T) {
 	}
 }
 
+// sealWithWorker seals clip with a real worker process into a fleet's
+// MinIO: one rendition of the given height in 0.5 s segments, no audio,
+// the worker's extra flags; it returns the fleet, the asset id and its
+// checked manifest.
+func sealWithWorker(t *testing.T, height int, clip string, timeout time.Duration, extra ...string) (*fleet.Fleet, string, *asset.Manifest) {
+	t.Helper()
+	f := fleet.New(t)
+	fleet.WriteFile(t, filepath.Join(f.Profiles, "default.json"), fmt.Sprintf(`{"name":"default","segment_duration":"0.5s","rungs":[
+		{"name":"%dp","size":%d,"bitrate":%d,"crf":23,"preset":"ultrafast","h264_profile":"main"}],"audio":{"bitrate":0}}`,
+		height, height, map[int]int{180: 400_000, 360: 1_000_000}[height]))
+	f.StartWorker("w1", append([]string{"--threads", "2"}, extra...)...)
+	job, assetID := f.Upload("uploads/"+clip, testmedia.Clip(t, clip))
+	if st := f.WaitState(job, timeout, fleet.Final); st.Status != asset.StatusDone {
+		t.Fatalf("job: %+v", st)
+	}
+	return f, assetID, f.CheckAsset(assetID)
+}
+
 // TestDetectFromBucket: the real worker seals a watermarked asset into
 // MinIO; a session's stream (assembled from the sealed objects through the
 // KEK) is re-encoded, and detect --bucket names the session from the
 // manifest and the sealed renditions alone.
 func TestDetectFromBucket(t *testing.T) {
-	f := fleet.New(t)
-	fleet.WriteFile(t, filepath.Join(f.Profiles, "default.json"), `{"name":"default","segment_duration":"0.5s","rungs":[
-		{"name":"360p","size":360,"bitrate":1000000,"crf":23,"preset":"ultrafast","h264_profile":"main"}],"audio":{"bitrate":0}}`)
-	f.StartWorker("w1", "--wmid-bits", "16", "--threads", "2")
-	job, assetID := f.Upload("uploads/forensic.mp4", testmedia.Clip(t, "forensic-56s.mp4"))
-	if st := f.WaitState(job, 5*time.Minute, fleet.Final); st.Status != asset.StatusDone {
-		t.Fatalf("job: %+v", st)
-	}
-	m := f.CheckAsset(assetID)
+	f, assetID, m := sealWithWorker(t, 360, "forensic-56s.mp4", 5*time.Minute, "--wmid-bits", "16")
 	if m.Watermark.IDBits != 16 || m.Watermark.PatternLen != 108 || m.SegDur != 0.5 {
 		t.Fatalf("manifest watermark %+v, segment duration %v", m.Watermark, m.SegDur)
 	}
@@ -215,16 +225,8 @@ func TestDetectFromBucket(t *testing.T) {
 // 1,000, re-encoded: detect --wmids accuses the leakers and no one else;
 // an unmarked copy accuses no one.
 func TestAccuseFromBucket(t *testing.T) {
-	f := fleet.New(t)
-	fleet.WriteFile(t, filepath.Join(f.Profiles, "default.json"), `{"name":"default","segment_duration":"0.5s","rungs":[
-		{"name":"180p","size":180,"bitrate":400000,"crf":23,"preset":"ultrafast","h264_profile":"main"}],"audio":{"bitrate":0}}`)
-	f.StartWorker("w1", "--session-code", "tardos", "--threads", "2")
 	src := testmedia.Clip(t, "natural-shots-180s-180p.mp4")
-	job, assetID := f.Upload("uploads/tardos.mp4", src)
-	if st := f.WaitState(job, 5*time.Minute, fleet.Final); st.Status != asset.StatusDone {
-		t.Fatalf("job: %+v", st)
-	}
-	m := f.CheckAsset(assetID)
+	f, assetID, m := sealWithWorker(t, 180, "natural-shots-180s-180p.mp4", 5*time.Minute, "--session-code", "tardos")
 	marked := 0
 	for _, sg := range m.Video[0].Segments {
 		if sg.Position >= 0 {
