@@ -28,6 +28,7 @@ import (
 	"github.com/abseal/abseal/edge"
 	"github.com/abseal/abseal/internal/fleet"
 	"github.com/abseal/abseal/internal/testmedia"
+	"github.com/abseal/abseal/queue"
 	"github.com/abseal/abseal/watermark"
 )
 
@@ -175,6 +176,22 @@ func TestForensicLoop(t *testing.T) {
 
 	if r, body := v.get("/healthz"); r.StatusCode != 200 || !strings.Contains(string(body), "ok") {
 		t.Fatalf("/healthz: %d", r.StatusCode)
+	}
+	// edge token --register records the session as the minting API does
+	// (a wmid allocated when none is given).
+	tokCarol := v.token("--asset", assetID, "--register", "--sub", "carol")
+	v.token("--asset", assetID, "--register", "--wmid", "900", "--sub", "dave", "--direct")
+	reg, err := queue.OpenRegistry(t.Context(), f.NC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := reg.Sessions(t.Context(), assetID)
+	if err != nil || len(recs) != 2 || recs[0].Subject != "carol" || recs[0].WMID != 1 || recs[0].Mode != "indirect" ||
+		recs[0].Operator != "edge token" || len(recs[0].TokenID) != 32 || recs[1].WMID != 900 || recs[1].Mode != "direct" {
+		t.Fatalf("registry after edge token --register: %+v, %v", recs, err)
+	}
+	if r, _ := v.get("/t/" + tokCarol + "/assets/" + assetID + "/360p/seg-00005.m4s"); r.StatusCode != 200 {
+		t.Fatalf("a registered session's token: %d", r.StatusCode)
 	}
 
 	// Refusals.

@@ -333,6 +333,7 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	encrypt := fl.Bool("encrypt", false, "direct mode: encrypt the pattern for --pattern-key-file (hex: A256GCM; the edges' PEM EC key: ECDH-SS+A128KW)")
 	issuerKey := fl.String("issuer-key-file", "", "ECDH-SS: the issuer's static PEM EC P-256 private key")
 	patLen := fl.Int("pattern-length", 0, "indirect mode: wmpatlen (default: from the asset manifest)")
+	register := fl.Bool("register", false, "record the session in the session registry (--nats-url), as the minting API does; without --wmid a wmid is allocated")
 	if err := s.parse(fl, args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -368,10 +369,41 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			}
 		}
 	}
+	var reg *queue.Registry
+	if *register {
+		nc, err := s.nats.Connect(nats.Name("abseal-edge-token"))
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		if reg, err = queue.OpenRegistry(ctx, nc); err != nil {
+			return err
+		}
+		if *wmid == 0 {
+			if *wmid, err = reg.Allocate(ctx, *assetID); err != nil {
+				return err
+			}
+		}
+	}
 	id := delivery.NewTokenID()
-	tok, err := edge.MintToken(edge.Session{Asset: *assetID, WMID: *wmid, Subject: *sub, OpID: *opID, TTL: *ttl, TokenID: id}, opts, key, time.Now())
+	now := time.Now()
+	tok, err := edge.MintToken(edge.Session{Asset: *assetID, WMID: *wmid, Subject: *sub, OpID: *opID, TTL: *ttl, TokenID: id}, opts, key, now)
 	if err != nil {
 		return err
+	}
+	if reg != nil {
+		// Recorded before the token is printed: a token the registry does
+		// not know is never handed out.
+		mode := "indirect"
+		if *direct {
+			mode = "direct"
+		}
+		rec := queue.SessionRecord{Asset: *assetID, WMID: *wmid, OpID: *opID, Subject: *sub, TokenID: hex.EncodeToString(id),
+			IssuedAt: time.Unix(now.Unix(), 0).UTC(), Expires: time.Unix(now.Add(*ttl).Unix(), 0).UTC(), Mode: mode, Operator: "edge token"}
+		if err := reg.Record(ctx, rec); err != nil {
+			return fmt.Errorf("record the session: %w", err)
+		}
+		fmt.Fprintf(stderr, "wmid %d recorded in the session registry\n", *wmid)
 	}
 	fmt.Fprintln(stdout, tok)
 	fmt.Fprintf(stderr, "token id %x (edge revoke --token-id %x)\n", id, id)
