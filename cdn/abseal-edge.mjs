@@ -485,6 +485,19 @@ export function parsePaceInfo(bytes) {
 
 // ---- the handler ----
 
+// notFound is the answer to an origin's 404: the origin's own "no such
+// asset" (the Go edge's answer for an asset that is not published), or
+// otherwise.
+async function notFound(resp, otherwise) {
+  let body = '';
+  try {
+    body = (await resp.text()).trim();
+  } catch {
+    // the body is not needed
+  }
+  return body === 'no such asset' ? new EdgeError(404, 'no such asset') : otherwise;
+}
+
 const CORS_METHODS = 'GET, HEAD';
 const CORS_HEADERS = 'Authorization, WMT, Range';
 const CORS_EXPOSE = 'Content-Length, Content-Range, Accept-Ranges';
@@ -600,12 +613,12 @@ export async function createEdge(config) {
     let resp, pace;
     if (paceMode === 'sidecar') {
       resp = await doFetch(originURL(assetId, `${rung}/WMPaceInfo/${file}`), { headers: originHeaders() });
-      if (resp.status === 404) throw new EdgeError(400, 'no WMPaceInfo for this segment');
+      if (resp.status === 404) throw await notFound(resp, new EdgeError(400, 'no WMPaceInfo for this segment'));
       if (!resp.ok) throw new EdgeError(502, 'upstream error');
       pace = parsePaceInfo(new Uint8Array(await resp.arrayBuffer()));
     } else {
       resp = await doFetch(originURL(assetId, `${rung}/a/${file}`), { method: 'HEAD', headers: originHeaders() });
-      if (resp.status === 404) throw new EdgeError(404, 'no such segment');
+      if (resp.status === 404) throw await notFound(resp, new EdgeError(404, 'no such segment'));
       if (!resp.ok) throw new EdgeError(502, 'upstream error');
       const h = resp.headers.get(PACE_INFO_EGRESS_HEADER);
       if (!h) throw new EdgeError(400, 'no WMPaceInfo for this segment');
@@ -669,7 +682,7 @@ export async function createEdge(config) {
       h.set('Range', range);
     }
     const resp = await doFetch(url, { method: request.method === 'HEAD' ? 'HEAD' : 'GET', headers: h });
-    if (resp.status === 404) throw new EdgeError(404, 'no such object');
+    if (resp.status === 404) throw await notFound(resp, new EdgeError(404, 'no such object'));
     if (resp.status !== 200 && resp.status !== 206 && resp.status !== 416) throw new EdgeError(502, 'upstream error');
     const out = new Headers();
     for (const k of PASS_HEADERS) {

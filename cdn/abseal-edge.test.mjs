@@ -90,7 +90,8 @@ function stubOrigin(opts = {}) {
     calls.push({ path: u.pathname, method: init.method ?? 'GET', headers: new Headers(init.headers) });
     if (opts.secret && new Headers(init.headers).get('Abseal-Origin-Secret') !== opts.secret) return new Response('not found', { status: 404 });
     const m = /^\/origin\/assets\/([^/]+)\/(.+)$/.exec(u.pathname);
-    if (!m || m[1] !== V.asset) return new Response('not found', { status: 404 });
+    if (!m) return new Response('not found', { status: 404 });
+    if (m[1] !== V.asset) return new Response('no such asset\n', { status: 404 });
     const rel = m[2];
     const code = { 'Abseal-Session-Code': opts.code ?? 'tardos-v1', 'Abseal-Pattern-Length': String(opts.patternLen ?? V.pattern_length) };
     let r;
@@ -219,6 +220,11 @@ test('the asset decides: code, pattern length, sidecars, upstream errors', async
   ({ h } = await edgeFor({ patternLen: 0, code: 'none' }));
   r = await h(new Request(seg(ind.token, 4)));
   assert.equal(await r.text(), 'A:4', 'an unmarked asset: variant A');
+  // An asset the origin does not have: 404 as the Go edge says it.
+  const other = V.Tokens.find((t) => t.name === 'another asset');
+  r = await (await edgeFor({}, { now: () => V.now })).h(new Request(`http://cdn.test/t/${other.token}/assets/another-asset/720p/seg-00002.m4s`));
+  assert.equal(r.status, 404);
+  assert.equal((await r.text()).trim(), 'no such asset');
   ({ h } = await edgeFor({ noSidecar: true }));
   r = await h(new Request(seg(ind.token, 4)));
   assert.equal(r.status, 400);

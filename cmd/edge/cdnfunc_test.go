@@ -219,6 +219,7 @@ func TestCDNEdgeFunction(t *testing.T) {
 	expired, _ := edge.MintToken(edge.Session{Asset: m.AssetID, WMID: 5, TTL: time.Minute}, edge.TokenOptions{Manifest: m}, hk, time.Now().Add(-time.Hour))
 	other, _ := edge.MintToken(edge.Session{Asset: "another-asset", WMID: 5, TTL: time.Hour}, edge.TokenOptions{Manifest: m}, hk, time.Now())
 	wrongLen, _ := edge.MintToken(edge.Session{Asset: m.AssetID, WMID: 5, TTL: time.Hour}, edge.TokenOptions{PatternLen: m.Watermark.PatternLen + 3}, hk, time.Now())
+	unpublished, _ := edge.MintToken(edge.Session{Asset: "unpublished", WMID: 5, TTL: time.Hour}, edge.TokenOptions{PatternLen: m.Watermark.PatternLen}, hk, time.Now())
 	seg := asset.Segment(m.Video[0].Name, "", 5).Path()
 	for _, tc := range []struct {
 		name, path string
@@ -229,6 +230,7 @@ func TestCDNEdgeFunction(t *testing.T) {
 		{"expired", "/t/" + expired + base + seg, 401},
 		{"another asset's", "/t/" + other + base + seg, 403},
 		{"wmpatlen mismatch", "/t/" + wrongLen + base + seg, 400},
+		{"an unpublished asset", "/t/" + unpublished + "/assets/unpublished/" + seg, 404},
 		{"a variant path", "/t/" + s.tok + base + asset.Segment(m.Video[0].Name, asset.VariantB, 5).Path(), 404},
 		{"a sidecar", "/t/" + s.tok + base + asset.PaceInfo(m.Video[0].Name, 5).Path(), 404},
 		{"the manifest", "/t/" + s.tok + base + "manifest.json", 404},
