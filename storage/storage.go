@@ -24,6 +24,10 @@ import (
 // object. It is fs.ErrNotExist, so os.IsNotExist-style checks work as well.
 var ErrNotFound = fs.ErrNotExist
 
+// ErrPrecondition is matched by Put's error when PutOptions.IfAbsent or
+// IfMatch does not hold: the object exists, or has another ETag.
+var ErrPrecondition = errors.New("precondition failed: the object exists or changed")
+
 // ErrInvalidKey is matched by errors for keys that are not clean relative
 // slash-separated paths.
 var ErrInvalidKey = errors.New("invalid object key")
@@ -54,7 +58,17 @@ type Store interface {
 type PutOptions struct {
 	// ContentType is stored with the object where the backend supports it.
 	ContentType string
+	// IfAbsent writes the object only if no object has the key; IfMatch
+	// only if the object's ETag is this one. Otherwise Put fails with
+	// ErrPrecondition and nothing changes: a commit point (an asset
+	// manifest) that a stale writer cannot overwrite. A conditional object
+	// must fit in one part (backends that stream large objects in parts).
+	IfAbsent bool
+	IfMatch  string
 }
+
+// Conditional reports whether the put has a precondition.
+func (o PutOptions) Conditional() bool { return o.IfAbsent || o.IfMatch != "" }
 
 // ObjectInfo describes a stored object.
 type ObjectInfo struct {

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/abseal/abseal/storage"
 )
@@ -88,6 +89,23 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts storage.P
 	if err := ctx.Err(); err != nil {
 		return storage.ObjectInfo{}, fmt.Errorf("fs: put %s: %w", key, err)
 	}
+	if opts.Conditional() {
+		// The check and the rename under one lock of the store's
+		// directory, against other processes too.
+		unlock, err := s.lock()
+		if err != nil {
+			return storage.ObjectInfo{}, fmt.Errorf("fs: put %s: %w", key, err)
+		}
+		defer unlock()
+		fi, err := os.Stat(dst)
+		switch {
+		case err != nil && !errors.Is(err, iofs.ErrNotExist):
+			return storage.ObjectInfo{}, fmt.Errorf("fs: put %s: %w", key, err)
+		case opts.IfAbsent && err == nil,
+			opts.IfMatch != "" && (err != nil || etag(fi) != opts.IfMatch):
+			return storage.ObjectInfo{}, fmt.Errorf("fs: put %s: %w", key, storage.ErrPrecondition)
+		}
+	}
 	if err := os.Rename(tmp.Name(), dst); err != nil {
 		return storage.ObjectInfo{}, fmt.Errorf("fs: put %s: %w", key, err)
 	}
@@ -96,6 +114,22 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts storage.P
 		return storage.ObjectInfo{}, fmt.Errorf("fs: put %s: sync dir: %w", key, err)
 	}
 	return s.Stat(ctx, key)
+}
+
+// lock takes the store's lock file (flock), for conditional puts.
+func (s *Store) lock() (unlock func(), err error) {
+	f, err := os.OpenFile(filepath.Join(s.root, tmpDir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
 }
 
 // Open implements storage.Store.

@@ -185,7 +185,23 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts storage.P
 	default:
 		body = io.MultiReader(bytes.NewReader(head), storage.ContextReader(ctx, r))
 	}
+	if opts.Conditional() {
+		if size < 0 {
+			return storage.ObjectInfo{}, fmt.Errorf("s3: put %s: a conditional object must fit in one part (%d bytes)", key, s.partSize)
+		}
+		if opts.IfAbsent {
+			po.SetMatchETagExcept("*")
+		}
+		if opts.IfMatch != "" {
+			po.SetMatchETag(opts.IfMatch)
+		}
+	}
 	if _, err := s.client.PutObject(ctx, s.bucket, key, body, size, po); err != nil {
+		// If-Match on a missing object is NoSuchKey here: it has no such
+		// ETag either.
+		if code := minio.ToErrorResponse(err).Code; opts.Conditional() && code == "PreconditionFailed" || opts.IfMatch != "" && code == "NoSuchKey" {
+			return storage.ObjectInfo{}, fmt.Errorf("s3: put %s: %w", key, storage.ErrPrecondition)
+		}
 		return storage.ObjectInfo{}, fmt.Errorf("s3: put %s: %w", key, s.mapErr(err))
 	}
 	return s.Stat(ctx, key)

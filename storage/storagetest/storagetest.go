@@ -229,6 +229,54 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store, opts Options) 
 			}
 		}
 	})
+	t.Run("Conditional", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		ctx := t.Context()
+		put := func(data string, o storage.PutOptions) (storage.ObjectInfo, error) {
+			return s.Put(ctx, "c/manifest.json", strings.NewReader(data), o)
+		}
+		first, err := put("v1", storage.PutOptions{IfAbsent: true})
+		if err != nil {
+			t.Fatalf("if absent, on no object: %v", err)
+		}
+		if _, err := put("stale", storage.PutOptions{IfAbsent: true}); !errors.Is(err, storage.ErrPrecondition) {
+			t.Fatalf("if absent, on an object: %v, want ErrPrecondition", err)
+		}
+		second, err := put("v2", storage.PutOptions{IfMatch: first.ETag})
+		if err != nil {
+			t.Fatalf("if match, the current ETag: %v", err)
+		}
+		if _, err := put("stale", storage.PutOptions{IfMatch: first.ETag}); !errors.Is(err, storage.ErrPrecondition) {
+			t.Fatalf("if match, a superseded ETag: %v, want ErrPrecondition", err)
+		}
+		if _, err := s.Put(ctx, "c/missing", strings.NewReader("x"), storage.PutOptions{IfMatch: second.ETag}); !errors.Is(err, storage.ErrPrecondition) {
+			t.Fatalf("if match on no object: %v, want ErrPrecondition", err)
+		}
+		if got := string(readAll(t, s, "c/manifest.json", nil)); got != "v2" {
+			t.Fatalf("after refused puts the object holds %q, want v2", got)
+		}
+		// Writers racing to commit the same key: exactly one wins.
+		const n = 8
+		var mu sync.Mutex
+		won := 0
+		parallel(t, n, n, func(i int) error {
+			_, err := s.Put(ctx, "c/race", strings.NewReader(fmt.Sprint("writer ", i)), storage.PutOptions{IfAbsent: true})
+			if err == nil {
+				mu.Lock()
+				won++
+				mu.Unlock()
+				return nil
+			}
+			if errors.Is(err, storage.ErrPrecondition) {
+				return nil
+			}
+			return err
+		})
+		if won != 1 {
+			t.Fatalf("%d of %d racing writers committed, want exactly 1", won, n)
+		}
+	})
 	t.Run("FailingReaderLeavesNothing", func(t *testing.T) {
 		t.Parallel()
 		s := newStore(t)
