@@ -232,6 +232,20 @@ func Prefix(assetID string) string { return assetsDir + "/" + assetID + "/" }
 // ManifestKey is the key of an asset's manifest, its commit point.
 func ManifestKey(assetID string) string { return ManifestRef().Key(assetID) }
 
+// runsDir holds, under an asset's prefix, the objects of each run of its
+// job when runs are kept apart (runs/<run>/<path>); the manifest, the
+// commit point, names the run whose objects it uses.
+const runsDir = "runs"
+
+// RunKey is the key of r written by run (Key itself for run ""; the
+// manifest always stays at ManifestKey).
+func (r Ref) RunKey(assetID, run string) string {
+	if run == "" || r.Kind == KindManifest {
+		return r.Key(assetID)
+	}
+	return Prefix(assetID) + runsDir + "/" + run + "/" + r.Path()
+}
+
 // Parse reads an asset-relative path back into the object it names; it
 // accepts exactly the paths Ref.Path makes (Parse(r.Path()) == r).
 func Parse(p string) (Ref, error) {
@@ -296,10 +310,10 @@ const AudioRung = "audio"
 
 // ValidRung reports whether a rendition name can stand in a path without
 // being mistaken for another part of the layout (hls, dash, assets and
-// master, WMPaceInfo are taken).
+// master, WMPaceInfo, runs are taken).
 func ValidRung(name string) bool {
 	return ValidID(name) && name != hlsDir && name != dashDir && name != assetsDir && name != manifestFile &&
-		name != paceInfoDir && name+hlsExt != masterFile
+		name != paceInfoDir && name+hlsExt != masterFile && name != runsDir
 }
 
 func segmentNumber(file string) (int, bool) {

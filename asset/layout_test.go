@@ -59,10 +59,29 @@ func TestLayoutParseRefuses(t *testing.T) {
 	if _, err := asset.ParseKey("film", "assets/other/720p/init.mp4"); !errors.Is(err, asset.ErrNotInLayout) {
 		t.Errorf("another asset's key: %v", err)
 	}
-	for _, name := range []string{"hls", "dash", "assets", "master"} {
+	for _, name := range []string{"hls", "dash", "assets", "master", "runs", "WMPaceInfo"} {
 		if asset.ValidRung(name) {
 			t.Errorf("rung name %q is taken by the layout", name)
 		}
+	}
+}
+
+// A run's objects sit under runs/<run>/; the manifest stays the one
+// commit point, and a manifest finds its objects under the run it names.
+func TestRunKeys(t *testing.T) {
+	seg := asset.Segment("720p", "b", 9)
+	if got := seg.RunKey("film", "r-2"); got != "assets/film/runs/r-2/720p/b/seg-00009.m4s" {
+		t.Errorf("run key %s", got)
+	}
+	if seg.RunKey("film", "") != seg.Key("film") || asset.ManifestRef().RunKey("film", "r-2") != asset.ManifestKey("film") {
+		t.Error("no run, or the manifest: the plain key")
+	}
+	m := &asset.Manifest{AssetID: "film", Run: "r-2"}
+	if m.Key(asset.PaceInfo("720p", 3)) != "assets/film/runs/r-2/720p/WMPaceInfo/seg-00003.m4s" || m.Key(asset.HLSMaster()) != "assets/film/runs/r-2/hls/master.m3u8" {
+		t.Error("manifest keys under its run")
+	}
+	if (&asset.Manifest{AssetID: "film"}).Key(asset.HLSMaster()) != "assets/film/hls/master.m3u8" {
+		t.Error("a manifest without a run: the plain keys")
 	}
 }
 

@@ -29,7 +29,15 @@ type Manifest struct {
 	Audio     *Rendition     `json:"audio,omitempty"`
 	HLS       string         `json:"hls"`  // key of the multivariant playlist
 	DASH      string         `json:"dash"` // key of the MPD
+	// Run names the run of the job whose objects this manifest uses, when
+	// runs write apart (Ref.RunKey); empty: the objects are at Ref.Key.
+	Run string `json:"run,omitempty"`
 }
+
+// Key is where the object r of this manifest's asset is stored: under its
+// run when it names one. Readers take every key from here (or from the
+// objects the manifest lists), never from the layout alone.
+func (m *Manifest) Key(r Ref) string { return r.RunKey(m.AssetID, m.Run) }
 
 // SourceInfo identifies the source an asset was made from.
 type SourceInfo struct {
@@ -122,6 +130,9 @@ func DecodeManifest(data []byte) (*Manifest, error) {
 	// encoding refuses; no writer makes such a manifest.
 	if _, err := m.CreatedAt.MarshalText(); err != nil {
 		return nil, fmt.Errorf("asset: manifest: created_at: %w", err)
+	}
+	if m.Run != "" && !ValidID(m.Run) {
+		return nil, fmt.Errorf("asset: manifest: run %q is not a valid id", m.Run)
 	}
 	if w := m.Watermark; w != nil {
 		if w.Code != CodeConvolutional && w.Code != CodeTardos {

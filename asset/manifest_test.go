@@ -27,3 +27,15 @@ func TestManifestSessionCode(t *testing.T) {
 		}
 	}
 }
+
+// A manifest's run names a directory of keys: it must be an id, never a
+// path that leaves the asset's prefix.
+func TestManifestRun(t *testing.T) {
+	for run, ok := range map[string]bool{"": true, "r1-9f3a": true, "../other": false, "a/b": false, ".hidden": false} {
+		doc := `{"schema":1,"asset_id":"a","created_at":"2026-01-01T00:00:00Z","run":"` + run + `"}`
+		m, err := asset.DecodeManifest([]byte(doc))
+		if ok != (err == nil) || ok && m.Run != run {
+			t.Errorf("run %q: %v", run, err)
+		}
+	}
+}

@@ -65,8 +65,8 @@ func (s *Server) dek(m *asset.Manifest, r *asset.Rendition) (*envelope.DEK, erro
 
 // pace reads a segment's WMPaceInfo sidecar (cached). A segment without
 // one cannot be sequenced: 400.
-func (s *Server) pace(ctx context.Context, assetID string, ref asset.Ref) (cmaf.PaceInfo, error) {
-	key := ref.Key(assetID)
+func (s *Server) pace(ctx context.Context, m *asset.Manifest, ref asset.Ref) (cmaf.PaceInfo, error) {
+	key := m.Key(ref)
 	if p, ok := get(s, s.paces, key); ok {
 		return p, nil
 	}

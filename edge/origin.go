@@ -129,7 +129,7 @@ func (s *Server) originObject(w http.ResponseWriter, r *http.Request, rest strin
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	switch ref.Kind {
 	case asset.KindHLS, asset.KindDASH, asset.KindPaceInfo:
-		data, err := storage.ReadAll(r.Context(), s.cfg.Store, ref.Key(assetID))
+		data, err := storage.ReadAll(r.Context(), s.cfg.Store, m.Key(ref))
 		if errors.Is(err, storage.ErrNotFound) {
 			return 0, fail(http.StatusNotFound, "no such object")
 		}
@@ -168,7 +168,7 @@ func (s *Server) originObject(w http.ResponseWriter, r *http.Request, rest strin
 		if rend.Kind != "video" {
 			place = asset.Segment(ref.Rung, "", ref.Number)
 		} else {
-			pace, err := s.pace(r.Context(), assetID, asset.PaceInfo(ref.Rung, ref.Number))
+			pace, err := s.pace(r.Context(), m, asset.PaceInfo(ref.Rung, ref.Number))
 			if err != nil {
 				return 0, inStage("pace_info", err)
 			}

@@ -359,7 +359,7 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, token, asse
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	switch ref.Kind {
 	case asset.KindHLS, asset.KindDASH:
-		data, err := storage.ReadAll(r.Context(), s.cfg.Store, ref.Key(assetID))
+		data, err := storage.ReadAll(r.Context(), s.cfg.Store, m.Key(ref))
 		if errors.Is(err, storage.ErrNotFound) {
 			return 0, fail(http.StatusNotFound, "no such object")
 		}
@@ -380,7 +380,7 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, token, asse
 		}
 		obj, size = seg.Variants[asset.VariantA], seg.Size
 		if rend.Kind == "video" {
-			pace, err := s.pace(r.Context(), assetID, asset.PaceInfo(ref.Rung, ref.Number))
+			pace, err := s.pace(r.Context(), m, asset.PaceInfo(ref.Rung, ref.Number))
 			if err != nil {
 				return 0, inStage("pace_info", err)
 			}

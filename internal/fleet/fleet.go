@@ -523,7 +523,7 @@ func (f *Fleet) CheckAsset(assetID string) *asset.Manifest {
 				f.t.Fatalf("%s segment %d: %d variants, want a and b", r.Name, s.Number, len(s.Variants))
 			}
 			if r.Kind == "video" {
-				key := asset.PaceInfo(r.Name, s.Number).Key(assetID)
+				key := m.Key(asset.PaceInfo(r.Name, s.Number))
 				b, err := storage.ReadAll(ctx, f.Out, key)
 				if err != nil {
 					f.t.Fatalf("WMPaceInfo: %v", err)
