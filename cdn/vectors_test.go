@@ -415,10 +415,10 @@ func makeVectors() (*Vectors, error) {
 		v.Paces = append(v.Paces, PaceVector{Hex: hex.EncodeToString(b), Egress: cmaf.PaceInfoEgress(b), OK: true, Position: pos})
 	}
 	for _, h := range []string{
-		"a20102063a", // version 2
-		"a2010106390000", // position -1 as a 2-byte negative: still -1
-		"a20101061a00010000", // position 65536
-		"a201010620",         // position -1... encoded as simple negative 0x20 = -1
+		"a20102063a",                 // version 2
+		"a2010106390000",             // position -1 as a 2-byte negative: still -1
+		"a20101061a00010000",         // position 65536
+		"a201010620",                 // position -1 in its one-byte form
 		"a1", "", "ff", "a201010101", // truncated, empty, break, duplicate key
 		"a2010106f5", // position true
 	} {

@@ -96,7 +96,7 @@ type Fleet struct {
 	// a stopped node is nil.
 	Nodes []*devenv.NATS
 	// NATSURL is the servers' client URLs, comma-separated.
-	NATSURL string
+	NATSURL  string
 	NATS     *devenv.NATS
 	minioCfg devenv.MinIOConfig
 	MinIO    *devenv.MinIO
