@@ -194,11 +194,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 	}
 	var kv jetstream.KeyValue
 	if cfg.KeepConsumer {
-		if kv, err = js.KeyValue(ctx, StateBucket); errors.Is(err, jetstream.ErrBucketNotFound) {
-			if kv, err = js.CreateKeyValue(ctx, kvc); errors.Is(err, jetstream.ErrBucketExists) {
-				kv, err = js.KeyValue(ctx, StateBucket)
-			}
-		}
+		kv, err = ensureKeyValue(ctx, js, kvc)
 	} else {
 		kv, err = js.CreateOrUpdateKeyValue(ctx, kvc)
 	}
@@ -210,31 +206,41 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Queue, error) {
 	// updated here: its records are forensic evidence, which workers may
 	// not change or age out (deploy/nats.conf).
 	sc, kc := registryConfigs(cfg.SessionRetention, cfg.Replicas)
-	if _, err := js.Stream(ctx, SessionsStream); errors.Is(err, jetstream.ErrStreamNotFound) {
-		if _, err = js.CreateStream(ctx, sc); err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			return nil, fmt.Errorf("queue: stream %s: %w", SessionsStream, err)
-		}
-	} else if err != nil {
+	if _, err := ensureStream(ctx, js, sc); err != nil {
 		return nil, fmt.Errorf("queue: stream %s: %w", SessionsStream, err)
 	}
-	if _, err := js.KeyValue(ctx, WMIDBucket); errors.Is(err, jetstream.ErrBucketNotFound) {
-		if _, err = js.CreateKeyValue(ctx, kc); err != nil && !errors.Is(err, jetstream.ErrBucketExists) {
-			return nil, fmt.Errorf("queue: bucket %s: %w", WMIDBucket, err)
-		}
-	} else if err != nil {
+	if _, err := ensureKeyValue(ctx, js, kc); err != nil {
 		return nil, fmt.Errorf("queue: bucket %s: %w", WMIDBucket, err)
 	}
 	// The deny-list is created once and never updated here: workers may
 	// not change it (deploy/nats.conf), only read that it exists.
-	if _, err := js.KeyValue(ctx, RevokedBucket); errors.Is(err, jetstream.ErrBucketNotFound) {
-		_, err = js.CreateKeyValue(ctx, revokedConfig(cfg.Replicas))
-		if err != nil && !errors.Is(err, jetstream.ErrBucketExists) {
-			return nil, fmt.Errorf("queue: bucket %s: %w", RevokedBucket, err)
-		}
-	} else if err != nil {
+	if _, err := ensureKeyValue(ctx, js, revokedConfig(cfg.Replicas)); err != nil {
 		return nil, fmt.Errorf("queue: bucket %s: %w", RevokedBucket, err)
 	}
 	return q, nil
+}
+
+// ensureStream opens stream sc.Name, creating it if it is missing (a
+// concurrent creator is tolerated); one that exists is never changed.
+func ensureStream(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) (jetstream.Stream, error) {
+	s, err := js.Stream(ctx, sc.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		if s, err = js.CreateStream(ctx, sc); errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			s, err = js.Stream(ctx, sc.Name)
+		}
+	}
+	return s, err
+}
+
+// ensureKeyValue is ensureStream for a key-value bucket.
+func ensureKeyValue(ctx context.Context, js jetstream.JetStream, kc jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, kc.Bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		if kv, err = js.CreateKeyValue(ctx, kc); errors.Is(err, jetstream.ErrBucketExists) {
+			kv, err = js.KeyValue(ctx, kc.Bucket)
+		}
+	}
+	return kv, err
 }
 
 // stream creates or updates a stream (setup, the owner of the streams'
@@ -245,13 +251,7 @@ func (q *Queue) stream(ctx context.Context, sc jetstream.StreamConfig) (jetstrea
 	if !q.cfg.KeepConsumer {
 		return q.js.CreateOrUpdateStream(ctx, sc)
 	}
-	s, err := q.js.Stream(ctx, sc.Name)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		if s, err = q.js.CreateStream(ctx, sc); errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			s, err = q.js.Stream(ctx, sc.Name)
-		}
-	}
-	return s, err
+	return ensureStream(ctx, q.js, sc)
 }
 
 // consumer creates or updates the worker consumer (the owner), or with
