@@ -52,6 +52,7 @@ func FuzzDecodeJob(f *testing.F) {
 // the supported schema whose encoding decodes again into the same
 // encoding, and whose lookups do not panic and find what they return.
 func FuzzDecodeManifest(f *testing.F) {
+	f.Add([]byte(`{"schema":2,"run":"r1","asset_id":"a","video":[{"name":"720p","segments":[{"number":1,"variants":{"a":{"key":"k"}}}]}]}`))
 	f.Add([]byte(`{"schema":1,"asset_id":"a","video":[{"name":"720p","segments":[{"number":1,"variants":{"a":{"key":"k"}}}]}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := asset.DecodeManifest(data)
@@ -61,8 +62,8 @@ func FuzzDecodeManifest(f *testing.F) {
 			}
 			return
 		}
-		if m.Schema != asset.ManifestVersion {
-			t.Fatalf("schema %d accepted", m.Schema)
+		if m.Schema != asset.ManifestVersion && m.Schema != 1 || (m.Schema == asset.ManifestVersion) != (m.Run != "") {
+			t.Fatalf("schema %d with run %q accepted", m.Schema, m.Run)
 		}
 		enc, err := json.Marshal(m)
 		if err != nil {

@@ -246,6 +246,33 @@ func (r Ref) RunKey(assetID, run string) string {
 	return Prefix(assetID) + runsDir + "/" + run + "/" + r.Path()
 }
 
+// RunsPrefix is the key prefix under which an asset's runs write apart.
+func RunsPrefix(assetID string) string { return Prefix(assetID) + runsDir + "/" }
+
+// RunPrefix is the key prefix of one run's objects.
+func RunPrefix(assetID, run string) string { return RunsPrefix(assetID) + run + "/" }
+
+// runMarkerFile is a run's first object (RunMarker), beside its paths.
+const runMarkerFile = "run.json"
+
+// RunMarkerKey is the key of a run's marker: written before any other
+// object of the run, deleted after all of them.
+func RunMarkerKey(assetID, run string) string { return RunPrefix(assetID, run) + runMarkerFile }
+
+// RunOf returns the run whose prefix holds key, or "" when key is not
+// under assetID's runs.
+func RunOf(assetID, key string) string {
+	rest, ok := strings.CutPrefix(key, RunsPrefix(assetID))
+	if !ok {
+		return ""
+	}
+	run, _, ok := strings.Cut(rest, "/")
+	if !ok || !ValidID(run) {
+		return ""
+	}
+	return run
+}
+
 // Parse reads an asset-relative path back into the object it names; it
 // accepts exactly the paths Ref.Path makes (Parse(r.Path()) == r).
 func Parse(p string) (Ref, error) {

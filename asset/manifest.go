@@ -6,8 +6,13 @@ import (
 	"time"
 )
 
-// ManifestVersion is the schema version of Manifest.
-const ManifestVersion = 1
+// ManifestVersion is the schema version of the manifests abseal writes:
+// 2 names the run whose objects the manifest uses (Run). Schema 1 (no run,
+// objects at Ref.Key) is still read.
+const ManifestVersion = 2
+
+// manifestV1 is the schema of manifests written before runs wrote apart.
+const manifestV1 = 1
 
 // WatermarkScheme names abseal's A/B watermark in asset manifests.
 const WatermarkScheme = "abseal-luma-ab"
@@ -123,8 +128,13 @@ func DecodeManifest(data []byte) (*Manifest, error) {
 	if err := json.Unmarshal(data, &m); err != nil {
 		return nil, fmt.Errorf("asset: manifest: %w", err)
 	}
-	if m.Schema != ManifestVersion {
-		return nil, fmt.Errorf("asset: manifest: schema %d is not supported (want %d)", m.Schema, ManifestVersion)
+	switch {
+	case m.Schema != ManifestVersion && m.Schema != manifestV1:
+		return nil, fmt.Errorf("asset: manifest: schema %d is not supported (want %d or %d)", m.Schema, manifestV1, ManifestVersion)
+	case m.Schema == ManifestVersion && m.Run == "":
+		return nil, fmt.Errorf("asset: manifest: schema %d names no run", m.Schema)
+	case m.Schema == manifestV1 && m.Run != "":
+		return nil, fmt.Errorf("asset: manifest: schema %d cannot name a run", m.Schema)
 	}
 	// RFC 3339 parsing accepts zone offsets (such as +24:00) that JSON
 	// encoding refuses; no writer makes such a manifest.

@@ -72,7 +72,26 @@ type Runner struct {
 	// PutRetry bounds how long a failing put is retried before the job
 	// fails transiently (default 2 minutes).
 	PutRetry time.Duration
-	Log      *slog.Logger
+	// Stall, when set, is called at each fencing point of a run:
+	// StallTranscode (the run's marker is written, rendering starts),
+	// StallPut (the run's first segment is stored) and StallManifest
+	// (everything is stored, the commit is next). Fault tests stop the
+	// process there.
+	Stall func(point string)
+	Log   *slog.Logger
+}
+
+// Fencing points (Runner.Stall).
+const (
+	StallTranscode = "transcode"
+	StallPut       = "put"
+	StallManifest  = "manifest"
+)
+
+func (r *Runner) stall(point string) {
+	if r.Stall != nil {
+		r.Stall(point)
+	}
 }
 
 // Progress reports a running job's stage and completion.
@@ -86,8 +105,11 @@ type Result struct {
 	Manifest    *asset.Manifest
 	ManifestKey string
 	// Skipped is true when the asset was already complete for the same
-	// source digest and profile: nothing was redone.
-	Skipped  bool
+	// source digest and profile: nothing was redone (or another run of
+	// the job committed first and this run's output was dropped).
+	Skipped bool
+	// Run is the run whose objects the manifest uses.
+	Run      string
 	Objects  int
 	BytesIn  int64 // source bytes
 	BytesOut int64 // bytes stored (ciphertext and playlists)
@@ -130,10 +152,12 @@ func (r *Runner) Run(ctx context.Context, job *asset.Job, progress func(Progress
 	stage("fetch", t0)
 	log.Info("source fetched", "bytes", src.Size, "took", time.Since(t0).Round(time.Millisecond).String())
 
-	if m, err := r.existing(ctx, job, src); err != nil {
+	b, err := r.current(ctx, job.AssetID)
+	if err != nil {
 		return nil, err
-	} else if m != nil {
-		res.Manifest, res.Skipped = m, true
+	}
+	if r.satisfies(b.m, job, src) {
+		res.Manifest, res.Skipped, res.Run = b.m, true, b.m.Run
 		return res, nil
 	}
 
@@ -181,8 +205,31 @@ func (r *Runner) Run(ctx context.Context, job *asset.Job, progress func(Progress
 			progress(Progress{Stage: "transcode", Percent: 5 + 90*min(1, done.Seconds()/total.Seconds())})
 		}
 	}
-	sw := newSealWriter(ctx, r, job.AssetID)
+	// This run writes apart (fence.go): its marker first, then every
+	// object under its prefix; whatever ends the run before it commits
+	// deletes them.
+	run := asset.NewRunID(time.Now())
+	res.Run = run
+	sw := newSealWriter(ctx, r, job.AssetID, run)
 	defer sw.cancel()
+	log = log.With("run", run)
+	committed := false
+	defer func() {
+		if committed {
+			return
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer cancel()
+		if n, err := r.dropRun(cctx, job.AssetID, run); err != nil {
+			log.Warn("the run's objects were not deleted; the next commit collects them", "err", err)
+		} else {
+			log.Debug("run objects deleted", "objects", n)
+		}
+	}()
+	if err := r.startRun(sw, job, b); err != nil {
+		return nil, err
+	}
+	r.stall(StallTranscode)
 	rr, err := Render(ctx, src.Path, p, ropts, sw)
 	if err == nil {
 		err = writePaceInfo(ctx, sw, rr)
@@ -212,8 +259,9 @@ func (r *Runner) Run(ctx context.Context, job *asset.Job, progress func(Progress
 		Source: asset.SourceInfo{Source: job.Source, Size: src.Size, SHA256: src.SHA256}, Profile: job.Profile,
 		CreatedAt: time.Now().UTC(), Duration: rr.Duration.Seconds(),
 		SegDur: time.Duration(p.SegmentDuration).Seconds(), Watermark: wm,
-		HLS: asset.HLSMaster().Key(job.AssetID), DASH: asset.DASH().Key(job.AssetID),
+		Run: run,
 	}
+	m.HLS, m.DASH = m.Key(asset.HLSMaster()), m.Key(asset.DASH())
 	for _, cr := range rr.Renditions {
 		mr, err := sw.rendition(cr, rr.Positions)
 		if err != nil {
@@ -232,9 +280,23 @@ func (r *Runner) Run(ctx context.Context, job *asset.Job, progress func(Progress
 	if err != nil {
 		return nil, err
 	}
-	if err := sw.putRetry(res.ManifestKey, data, asset.ManifestRef().ContentType()); err != nil {
+	r.stall(StallManifest)
+	etag, other, err := r.commit(ctx, sw, b, data)
+	if err != nil {
 		return nil, err
 	}
+	if other != nil {
+		// Another run committed first (this one stalled past its lease,
+		// or raced it): its output stands and this run's is deleted.
+		if !r.satisfies(other, job, src) {
+			return nil, fmt.Errorf("pipeline: %w: run %s of job %s committed first; the job runs again", ErrSuperseded, other.Run, other.JobID)
+		}
+		log.Info("another run of the job committed first; this run's objects are deleted", "committed_run", other.Run)
+		res.Manifest, res.Skipped, res.Run = other, true, other.Run
+		return res, nil
+	}
+	committed = true
+	r.collect(ctx, job.AssetID, run, etag, b.m, log)
 	stage("manifest", t0)
 	res.Manifest = m
 	res.Objects = int(sw.objects.Load())
@@ -294,26 +356,6 @@ func (r *Runner) fetch(ctx context.Context, s asset.Source, dir string) (*localS
 		return nil, Permanent(fmt.Errorf("pipeline: %w: %s is over %d bytes", ErrSourceTooLarge, s, limit))
 	}
 	return &localSource{Path: f.Name(), Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
-}
-
-// existing returns the asset's manifest when the asset is already complete
-// for the same source digest and profile.
-func (r *Runner) existing(ctx context.Context, job *asset.Job, src *localSource) (*asset.Manifest, error) {
-	data, err := storage.ReadAll(ctx, r.Out, asset.ManifestKey(job.AssetID))
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("pipeline: read manifest: %w", err)
-	}
-	m, err := asset.DecodeManifest(data)
-	if err != nil {
-		return nil, nil // unreadable: redo and overwrite it
-	}
-	if m.Source.SHA256 == src.SHA256 && m.Profile == job.Profile && (m.Watermark != nil) == (r.WatermarkKey != nil) {
-		return m, nil
-	}
-	return nil, nil
 }
 
 // writePaceInfo writes the WMPaceInfo sidecar of every video segment:

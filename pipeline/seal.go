@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -27,6 +28,7 @@ type sealWriter struct {
 	cancel  context.CancelFunc
 	r       *Runner
 	assetID string
+	run     string // the run's objects go under asset.RunPrefix
 	queue   chan upload
 	wg      sync.WaitGroup
 
@@ -37,21 +39,23 @@ type sealWriter struct {
 
 	objects atomic.Int64
 	bytes   atomic.Int64
+	stored  sync.Once // the first segment (Runner.Stall)
 }
 
 type upload struct {
-	key   string // full key
-	data  []byte
-	ctype string
+	key     string // full key
+	data    []byte
+	ctype   string
+	segment bool
 }
 
-func newSealWriter(ctx context.Context, r *Runner, assetID string) *sealWriter {
+func newSealWriter(ctx context.Context, r *Runner, assetID, run string) *sealWriter {
 	ctx, cancel := context.WithCancel(ctx)
 	n := r.Uploads
 	if n <= 0 {
 		n = 4
 	}
-	w := &sealWriter{ctx: ctx, cancel: cancel, r: r, assetID: assetID, queue: make(chan upload, n),
+	w := &sealWriter{ctx: ctx, cancel: cancel, r: r, assetID: assetID, run: run, queue: make(chan upload, n),
 		deks: map[string]*envelope.DEK{}, objs: map[asset.Ref]asset.Object{}}
 	for range n {
 		w.wg.Add(1)
@@ -61,8 +65,10 @@ func newSealWriter(ctx context.Context, r *Runner, assetID string) *sealWriter {
 				if w.failed() != nil {
 					continue
 				}
-				if err := w.putRetry(u.key, u.data, u.ctype); err != nil {
+				if _, err := w.putRetry(u.key, u.data, storage.PutOptions{ContentType: u.ctype}); err != nil {
 					w.fail(err)
+				} else if u.segment {
+					w.stored.Do(func() { w.r.stall(StallPut) })
 				}
 			}
 		}()
@@ -98,7 +104,7 @@ func (w *sealWriter) WriteObject(ctx context.Context, ref asset.Ref, data []byte
 	if err := w.failed(); err != nil {
 		return err
 	}
-	key := ref.Key(w.assetID)
+	key := ref.RunKey(w.assetID, w.run)
 	if !ref.Sealed() {
 		return w.enqueue(ctx, upload{key: key, data: data, ctype: ref.ContentType()})
 	}
@@ -123,7 +129,7 @@ func (w *sealWriter) WriteObject(ctx context.Context, ref asset.Ref, data []byte
 	w.mu.Lock()
 	w.objs[ref] = asset.Object{Key: key, Size: int64(buf.Len()), SHA256: hex.EncodeToString(sum[:])}
 	w.mu.Unlock()
-	return w.enqueue(ctx, upload{key: key, data: buf.Bytes(), ctype: ref.ContentType()})
+	return w.enqueue(ctx, upload{key: key, data: buf.Bytes(), ctype: ref.ContentType(), segment: ref.Kind == asset.KindSegment})
 }
 
 func (w *sealWriter) enqueue(ctx context.Context, u upload) error {
@@ -156,8 +162,10 @@ func (w *sealWriter) dek(rung string) (*envelope.DEK, error) {
 }
 
 // putRetry stores an object, retrying transient failures with backoff for
-// up to PutRetry, so a short S3 outage does not cost the transcode.
-func (w *sealWriter) putRetry(key string, data []byte, ctype string) error {
+// up to PutRetry, so a short S3 outage does not cost the transcode. A
+// failed precondition is not retried: it is returned at once
+// (storage.ErrPrecondition).
+func (w *sealWriter) putRetry(key string, data []byte, opts storage.PutOptions) (storage.ObjectInfo, error) {
 	limit := w.r.PutRetry
 	if limit <= 0 {
 		limit = 2 * time.Minute
@@ -165,14 +173,17 @@ func (w *sealWriter) putRetry(key string, data []byte, ctype string) error {
 	deadline := time.Now().Add(limit)
 	delay := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		_, err := w.r.Out.Put(w.ctx, key, bytes.NewReader(data), storage.PutOptions{ContentType: ctype})
+		info, err := w.r.Out.Put(w.ctx, key, bytes.NewReader(data), opts)
 		if err == nil {
 			w.objects.Add(1)
 			w.bytes.Add(int64(len(data)))
-			return nil
+			return info, nil
+		}
+		if errors.Is(err, storage.ErrPrecondition) {
+			return info, err
 		}
 		if w.ctx.Err() != nil || time.Now().Add(delay).After(deadline) {
-			return fmt.Errorf("pipeline: put %s (attempt %d): %w", key, attempt, err)
+			return info, fmt.Errorf("pipeline: put %s (attempt %d): %w", key, attempt, err)
 		}
 		if w.r.Log != nil {
 			w.r.Log.Warn("put failed, retrying", "key", key, "attempt", attempt, "in", delay, "err", err)
@@ -180,7 +191,7 @@ func (w *sealWriter) putRetry(key string, data []byte, ctype string) error {
 		select {
 		case <-time.After(delay):
 		case <-w.ctx.Done():
-			return fmt.Errorf("pipeline: put %s: %w", key, w.ctx.Err())
+			return info, fmt.Errorf("pipeline: put %s: %w", key, w.ctx.Err())
 		}
 		delay = min(2*delay, 5*time.Second)
 	}

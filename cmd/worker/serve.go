@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -150,6 +153,19 @@ func newService(ctx context.Context, cfg *config, log *slog.Logger) (*service, f
 		},
 		Out: out, KEK: kek, Profiles: profile.Registry{Dir: cfg.ProfilesDir}.Lookup, WatermarkKey: wmKey, WatermarkIDBits: cfg.WMIDBits, SessionCode: sessionCode(cfg.SessionCode), TempDir: cfg.TempDir,
 		MaxSourceBytes: cfg.MaxSourceBytes, Threads: cfg.Threads, Limits: transcode.Limits{MaxMemory: cfg.MaxMemory}, Log: log,
+	}
+	if point := os.Getenv("ABSEAL_TEST_STALL_AT"); point != "" {
+		// Fault injection for the fencing tests: the first run to reach
+		// the point stops the whole process (SIGSTOP) until SIGCONT.
+		var once sync.Once
+		runner.Stall = func(p string) {
+			if p == point {
+				once.Do(func() {
+					log.Warn("stopping at a fault-injection point (ABSEAL_TEST_STALL_AT)", "point", p)
+					_ = syscall.Kill(os.Getpid(), syscall.SIGSTOP)
+				})
+			}
+		}
 	}
 	s := &service{cfg: cfg, log: log, nc: nc, q: q, out: out, runner: runner, m: newMetrics()}
 	return s, func() { nc.Drain(); nc.Close() }, nil

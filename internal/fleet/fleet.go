@@ -536,16 +536,26 @@ func (f *Fleet) CheckAsset(assetID string) *asset.Manifest {
 			}
 		}
 	}
+	// The run's playlists and marker are not in the manifest's object
+	// list; every other object of the asset is, and no other run's
+	// objects are left (a stale run deletes its own, a commit collects
+	// the runs it superseded).
+	if m.Run == "" {
+		f.t.Fatalf("manifest schema %d names no run", m.Schema)
+	}
+	named[m.HLS], named[m.DASH], named[asset.RunMarkerKey(assetID, m.Run)] = true, true, true
+	for _, r := range m.Video {
+		named[m.Key(asset.HLSMedia(r.Name))] = true
+	}
+	for _, r := range audio(m) {
+		named[m.Key(asset.HLSMedia(r.Name))] = true
+	}
 	for oi, err := range f.Out.List(ctx, asset.Prefix(assetID)) {
 		if err != nil {
 			f.t.Fatal(err)
 		}
-		rel := strings.TrimPrefix(oi.Key, asset.Prefix(assetID))
-		if strings.HasPrefix(rel, "hls/") || strings.HasPrefix(rel, "dash/") {
-			continue
-		}
 		if !named[oi.Key] {
-			f.t.Errorf("object %s is not in the manifest", oi.Key)
+			f.t.Errorf("object %s is not the manifest's (its run is %s)", oi.Key, m.Run)
 		}
 	}
 	return m
