@@ -150,7 +150,7 @@ func TestRunFencing(t *testing.T) {
 			rig := newFenceRig(t)
 			reached, release := make(chan struct{}), make(chan struct{})
 			stale := rig.runner
-			stale.Stall = func(p string) {
+			stale.Stall = func(p, _ string) {
 				if p == point {
 					close(reached)
 					<-release
@@ -206,7 +206,7 @@ func TestRunFencingReprocess(t *testing.T) {
 	// third source and commits.
 	reached, release := make(chan struct{}), make(chan struct{})
 	stale := rig.runner
-	stale.Stall = func(p string) {
+	stale.Stall = func(p, _ string) {
 		if p == pipeline.StallManifest {
 			close(reached)
 			<-release

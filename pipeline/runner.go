@@ -77,7 +77,7 @@ type Runner struct {
 	// StallPut (the run's first segment is stored) and StallManifest
 	// (everything is stored, the commit is next). Fault tests stop the
 	// process there.
-	Stall func(point string)
+	Stall func(point, run string)
 	Log   *slog.Logger
 }
 
@@ -88,9 +88,9 @@ const (
 	StallManifest  = "manifest"
 )
 
-func (r *Runner) stall(point string) {
+func (r *Runner) stall(point, run string) {
 	if r.Stall != nil {
-		r.Stall(point)
+		r.Stall(point, run)
 	}
 }
 
@@ -229,7 +229,7 @@ func (r *Runner) Run(ctx context.Context, job *asset.Job, progress func(Progress
 	if err := r.startRun(sw, job, b); err != nil {
 		return nil, err
 	}
-	r.stall(StallTranscode)
+	r.stall(StallTranscode, run)
 	rr, err := Render(ctx, src.Path, p, ropts, sw)
 	if err == nil {
 		err = writePaceInfo(ctx, sw, rr)
@@ -280,7 +280,7 @@ func (r *Runner) Run(ctx context.Context, job *asset.Job, progress func(Progress
 	if err != nil {
 		return nil, err
 	}
-	r.stall(StallManifest)
+	r.stall(StallManifest, run)
 	etag, other, err := r.commit(ctx, sw, b, data)
 	if err != nil {
 		return nil, err

@@ -68,7 +68,7 @@ func newSealWriter(ctx context.Context, r *Runner, assetID, run string) *sealWri
 				if _, err := w.putRetry(u.key, u.data, storage.PutOptions{ContentType: u.ctype}); err != nil {
 					w.fail(err)
 				} else if u.segment {
-					w.stored.Do(func() { w.r.stall(StallPut) })
+					w.stored.Do(func() { w.r.stall(StallPut, w.run) })
 				}
 			}
 		}()

@@ -158,10 +158,10 @@ func newService(ctx context.Context, cfg *config, log *slog.Logger) (*service, f
 		// Fault injection for the fencing tests: the first run to reach
 		// the point stops the whole process (SIGSTOP) until SIGCONT.
 		var once sync.Once
-		runner.Stall = func(p string) {
+		runner.Stall = func(p, run string) {
 			if p == point {
 				once.Do(func() {
-					log.Warn("stopping at a fault-injection point (ABSEAL_TEST_STALL_AT)", "point", p)
+					log.Warn("stopping at a fault-injection point (ABSEAL_TEST_STALL_AT)", "point", p, "run", run)
 					_ = syscall.Kill(os.Getpid(), syscall.SIGSTOP)
 				})
 			}

@@ -284,7 +284,7 @@ func (s *service) handle(ctx context.Context, m *queue.Msg) {
 	st.Status, st.Stage, st.Percent, st.Reason = asset.StatusDone, "done", 100, ""
 	st.Manifest = s.cfg.OutputBucket + "/" + res.ManifestKey
 	st.Stages, st.Objects, st.BytesOut = stageSeconds(res.Stages), res.Objects, res.BytesOut
-	log.Info("job done", "skipped", res.Skipped, "objects", res.Objects, "bytes_out", res.BytesOut,
+	log.Info("job done", "skipped", res.Skipped, "run", res.Run, "objects", res.Objects, "bytes_out", res.BytesOut,
 		"manifest", st.Manifest, "stages", st.Stages)
 	s.putState(st)
 	if err := m.Ack(pctx); err != nil {

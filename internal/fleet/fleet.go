@@ -334,6 +334,13 @@ func (w *Worker) Lines(msg string) []map[string]any {
 // startWorker runs a worker process on the fleet.
 func (f *Fleet) StartWorker(name string, extra ...string) *Worker {
 	f.t.Helper()
+	return f.StartWorkerEnv(name, nil, extra...)
+}
+
+// StartWorkerEnv is StartWorker with extra environment variables
+// (NAME=value).
+func (f *Fleet) StartWorkerEnv(name string, env []string, extra ...string) *Worker {
+	f.t.Helper()
 	args := append([]string{
 		"--nats-url", f.NATSURL, "--s3-endpoint", f.MinIO.Endpoint, "--s3-access-key", f.MinIO.AccessKey,
 		"--kek-uri", f.KEKPath, "--watermark-key-file", f.WMKey, "--profiles-dir", f.Profiles,
@@ -341,7 +348,7 @@ func (f *Fleet) StartWorker(name string, extra ...string) *Worker {
 		"--threads", "1", "--shutdown-grace", "5s", "--name", name, "--log-level", "debug",
 	}, extra...)
 	cmd := exec.Command(WorkerBin(f.t), args...)
-	cmd.Env = append(os.Environ(), "ABSEAL_S3_SECRET_KEY="+f.MinIO.SecretKey)
+	cmd.Env = append(append(os.Environ(), "ABSEAL_S3_SECRET_KEY="+f.MinIO.SecretKey), env...)
 	w := &Worker{Name: name, cmd: cmd, Logs: &LockedBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = w.Logs, w.Logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -357,6 +364,26 @@ func (f *Fleet) StartWorker(name string, extra ...string) *Worker {
 
 // PID is the worker process's id.
 func (w *Worker) PID() int { return w.cmd.Process.Pid }
+
+// Signal sends sig to the worker process.
+func (w *Worker) Signal(t testing.TB, sig syscall.Signal) {
+	t.Helper()
+	if err := w.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("worker %s: %v: %v", w.Name, sig, err)
+	}
+}
+
+// Stopped reports whether the worker process is stopped (SIGSTOP): its
+// state in /proc is T.
+func (w *Worker) Stopped() bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", w.PID()))
+	if err != nil {
+		return false
+	}
+	// pid (comm) state ...: the state follows the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	return i >= 0 && i+2 < len(b) && b[i+2] == 'T'
+}
 
 // stop sends sig and waits for the worker to exit.
 func (w *Worker) Stop(t testing.TB, sig syscall.Signal) {
