@@ -19,8 +19,13 @@ import (
 //	assets/<asset>/<rung>/WMPaceInfo/seg-00001.m4s  position sidecar (CBOR)
 //	assets/<asset>/audio/seg-00001.m4s           sealed, no variants
 //
-// Every key is built by Ref.Key and read back by Parse; nothing else
-// spells a path.
+// A run of the job writes every path but the manifest under its own
+// prefix, assets/<asset>/runs/<run>/<path> (Ref.RunKey, with its marker
+// run.json), and the manifest names the run (Manifest.Key); manifests of
+// schema 1 name none and their objects are at the paths above.
+//
+// Every key is built by Ref.Key or Ref.RunKey and read back by Parse;
+// nothing else spells a path.
 const (
 	assetsDir    = "assets"
 	manifestFile = "manifest.json"
