@@ -49,6 +49,16 @@ func (s *Server) manifest(ctx context.Context, assetID string) (*asset.Manifest,
 	return m, nil
 }
 
+// forgetManifest drops the cached manifest of assetID; it reports
+// whether one was cached.
+func (s *Server) forgetManifest(assetID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.manifests[assetID]
+	delete(s.manifests, assetID)
+	return ok
+}
+
 // dek unwraps a rendition's DEK once and keeps it in memory.
 func (s *Server) dek(m *asset.Manifest, r *asset.Rendition) (*envelope.DEK, error) {
 	key := m.AssetID + "/" + r.Name + "/" + string(r.DEK.Wrapped[:min(16, len(r.DEK.Wrapped))])
@@ -72,7 +82,7 @@ func (s *Server) pace(ctx context.Context, m *asset.Manifest, ref asset.Ref) (cm
 	}
 	data, err := storage.ReadAll(ctx, s.cfg.Store, key)
 	if errors.Is(err, storage.ErrNotFound) {
-		return cmaf.PaceInfo{}, fail(http.StatusBadRequest, "no WMPaceInfo for this segment")
+		return cmaf.PaceInfo{}, missing(http.StatusBadRequest, "no WMPaceInfo for this segment")
 	}
 	if err != nil {
 		return cmaf.PaceInfo{}, err

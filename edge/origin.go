@@ -94,7 +94,9 @@ func (s *Server) serveOrigin(w http.ResponseWriter, r *http.Request, rest string
 	if !s.originAllowed(r) {
 		err = fail(http.StatusNotFound, "not found")
 	} else {
-		n, err = s.originObject(w, r, rest)
+		after, _ := strings.CutPrefix(rest, "assets/")
+		assetID, _, _ := strings.Cut(after, "/")
+		n, err = s.retryStale(assetID, func() (int, error) { return s.originObject(w, r, rest) })
 	}
 	if err != nil {
 		var he *httpError
@@ -131,7 +133,7 @@ func (s *Server) originObject(w http.ResponseWriter, r *http.Request, rest strin
 	case asset.KindHLS, asset.KindDASH, asset.KindPaceInfo:
 		data, err := storage.ReadAll(r.Context(), s.cfg.Store, m.Key(ref))
 		if errors.Is(err, storage.ErrNotFound) {
-			return 0, fail(http.StatusNotFound, "no such object")
+			return 0, missing(http.StatusNotFound, "no such object")
 		}
 		if err != nil {
 			return 0, inStage("playlist", err)
@@ -186,7 +188,7 @@ func (s *Server) originObject(w http.ResponseWriter, r *http.Request, rest strin
 	}
 	data, err := sealed.OpenObjectFast(r.Context(), s.cfg.Store, dek, assetID, place, obj)
 	if errors.Is(err, storage.ErrNotFound) {
-		return 0, fail(http.StatusNotFound, "no such object")
+		return 0, missing(http.StatusNotFound, "no such object")
 	}
 	if err != nil {
 		return 0, inStage("open", err)

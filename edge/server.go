@@ -271,6 +271,27 @@ func (s *Server) revocationState() (serve, ready bool, why string) {
 type httpError struct {
 	code int
 	msg  string
+	// stale: an object the manifest names is missing. The cached
+	// manifest may be one a newer commit replaced (its run's objects are
+	// collected after the switch): the request is served once more from
+	// a fresh manifest.
+	stale bool
+}
+
+// missing is the error for an object the manifest names but the store
+// does not have.
+func missing(code int, msg string) error { return &httpError{code: code, msg: msg, stale: true} }
+
+// retryStale runs serve, and once more with a fresh manifest of assetID
+// when it failed on an object its cached manifest named but the store no
+// longer has.
+func (s *Server) retryStale(assetID string, serve func() (int, error)) (int, error) {
+	n, err := serve()
+	var he *httpError
+	if err != nil && errors.As(err, &he) && he.stale && s.forgetManifest(assetID) {
+		return serve()
+	}
+	return n, err
 }
 
 func (h *httpError) Error() string { return h.msg }
@@ -283,7 +304,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, token, assetID, o
 	start := time.Now()
 	ref, perr := asset.Parse(object)
 	kind := objectKind(ref, perr)
-	n, err := s.serveObject(w, r, token, assetID, ref, perr)
+	n, err := s.retryStale(assetID, func() (int, error) { return s.serveObject(w, r, token, assetID, ref, perr) })
 	code := http.StatusOK
 	if err != nil {
 		var he *httpError
@@ -361,7 +382,7 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, token, asse
 	case asset.KindHLS, asset.KindDASH:
 		data, err := storage.ReadAll(r.Context(), s.cfg.Store, m.Key(ref))
 		if errors.Is(err, storage.ErrNotFound) {
-			return 0, fail(http.StatusNotFound, "no such object")
+			return 0, missing(http.StatusNotFound, "no such object")
 		}
 		if err != nil {
 			return 0, inStage("playlist", err)
@@ -403,7 +424,7 @@ func (s *Server) serveObject(w http.ResponseWriter, r *http.Request, token, asse
 	// decrypted once and the ranges (at most MaxRangeParts) cut from it.
 	data, err := sealed.OpenObjectFast(r.Context(), s.cfg.Store, dek, assetID, place, obj)
 	if errors.Is(err, storage.ErrNotFound) {
-		return 0, fail(http.StatusNotFound, "no such object")
+		return 0, missing(http.StatusNotFound, "no such object")
 	}
 	if err != nil {
 		return 0, inStage("open", err)
@@ -432,7 +453,7 @@ func (s *Server) rendition(m *asset.Manifest, rung string) (*asset.Rendition, *e
 func (s *Server) stream(w http.ResponseWriter, r *http.Request, dek *envelope.DEK, assetID string, place asset.Ref, obj asset.Object, size int64, ctype string) (int, error) {
 	rc, err := s.cfg.Store.Open(r.Context(), obj.Key, nil)
 	if errors.Is(err, storage.ErrNotFound) {
-		return 0, fail(http.StatusNotFound, "no such segment")
+		return 0, missing(http.StatusNotFound, "no such segment")
 	}
 	if err != nil {
 		return 0, inStage("open", err)

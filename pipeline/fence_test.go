@@ -3,7 +3,11 @@ package pipeline_test
 import (
 	"crypto/rand"
 	"errors"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +15,8 @@ import (
 	"time"
 
 	"github.com/abseal/abseal/asset"
+	"github.com/abseal/abseal/delivery"
+	"github.com/abseal/abseal/edge"
 	"github.com/abseal/abseal/envelope"
 	"github.com/abseal/abseal/internal/devenv"
 	"github.com/abseal/abseal/internal/testmedia"
@@ -202,6 +208,11 @@ func TestRunFencingReprocess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// An edge serves the asset and caches its manifest.
+	play := rig.edge(t, "film")
+	if n := play(); n != len(first.Manifest.Video[0].Segments) {
+		t.Fatalf("the edge served %d segments of %d", n, len(first.Manifest.Video[0].Segments))
+	}
 	// Job two stalls before its commit while job one runs again from a
 	// third source and commits.
 	reached, release := make(chan struct{}), make(chan struct{})
@@ -230,6 +241,11 @@ func TestRunFencingReprocess(t *testing.T) {
 	m := rig.check("film")
 	if m.Run != third.Run || m.Duration > 5 {
 		t.Fatalf("manifest run %s duration %.1f, want run %s of the 4 s source", m.Run, m.Duration, third.Run)
+	}
+	// The first run's objects are gone; the edge, its manifest cached
+	// from before the switch, serves the new asset at once.
+	if n := play(); n != len(m.Video[0].Segments) {
+		t.Fatalf("after the switch the edge served %d segments, the new manifest has %d", n, len(m.Video[0].Segments))
 	}
 	// Run again, job two now commits over the third run and collects it.
 	again, err := rig.runner.Run(t.Context(), fenceJob("film", "two.mp4"), nil)
@@ -285,4 +301,59 @@ func TestRunFencingLegacyAsset(t *testing.T) {
 		t.Fatalf("%+v %v", res, err)
 	}
 	rig.check("fixture-v1")
+}
+
+// edge starts an edge over the rig's store and returns a player: it
+// fetches the first rendition's playlist, init and every segment as one
+// session and returns the number of segments (any answer but 200 fails).
+func (r *fenceRig) edge(t *testing.T, assetID string) func() int {
+	key, err := delivery.NewHMACKey([]byte("t1"), []byte("TestRunFencing token key, 32 bytes"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := edge.New(t.Context(), edge.Config{Store: r.out, KEK: r.kek, Tokens: delivery.NewKeys(key),
+		WatermarkMaster: r.runner.WatermarkKey, ManifestTTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close)
+	get := func(u string) []byte {
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %v %s", u, resp.StatusCode, err, b)
+		}
+		return b
+	}
+	return func() int {
+		m, err := sealed.ReadManifest(t.Context(), r.out, assetID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := edge.MintToken(edge.Session{Asset: assetID, WMID: 9, TTL: time.Hour}, edge.TokenOptions{Manifest: m}, key, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		base, _ := url.Parse(hs.URL + "/t/" + tok + "/assets/" + assetID + "/" + asset.HLSMedia(m.Video[0].Name).Path())
+		n := 0
+		for _, line := range strings.Split(string(get(base.String())), "\n") {
+			line = strings.TrimSpace(line)
+			switch {
+			case strings.HasPrefix(line, "#EXT-X-MAP:URI="):
+				u, _ := base.Parse(strings.Trim(strings.TrimPrefix(line, "#EXT-X-MAP:URI="), `"`))
+				get(u.String())
+			case line != "" && !strings.HasPrefix(line, "#"):
+				u, _ := base.Parse(line)
+				get(u.String())
+				n++
+			}
+		}
+		return n
+	}
 }
