@@ -122,6 +122,17 @@ make_clip() {
 		ff -f lavfi -i "$(picture 480 270 30 6)" $(x264) -movflags +faststart "$out/.cut-src.mp4"
 		head -c $(($(stat -c %s "$out/.cut-src.mp4") / 2)) "$out/.cut-src.mp4" >"$f"
 		rm -f "$out/.cut-src.mp4" ;;
+	chunk-bframes.mp4) # 480x270, 30 fps, 20 s: 3 B-frames (pyramid), a keyframe every 2.5 s, off a 2 s segment grid
+		ff -f lavfi -i "$(picture 480 270 30 20)" -c:v libx264 -preset veryfast -crf 23 -pix_fmt yuv420p -bf 3 -g 75 -keyint_min 75 -sc_threshold 0 "$f" ;;
+	chunk-opengop.mp4) # the same with open GOPs: the I-frames are recovery points, B-frames before them refer across
+		ff -f lavfi -i "$(picture 480 270 30 20)" -c:v libx264 -preset veryfast -crf 23 -pix_fmt yuv420p -bf 3 -g 75 -keyint_min 75 -sc_threshold 0 \
+			-x264-params open_gop=1 "$f" ;;
+	chunk-vfr.mkv) # 480x270, 20 s, variable frame rate: runs of frames missing, B-frames
+		ff -f lavfi -i "$(picture 480 270 30 20),select='not(between(mod(n\,23)\,5\,11))'" -fps_mode vfr \
+			-c:v libx264 -preset veryfast -crf 23 -pix_fmt yuv420p -bf 2 "$f" ;;
+	chunk-editlist.mp4) # an MP4 cut without re-encoding 1.3 s into a GOP: its edit list hides the frames before the cut
+		make_clip chunk-bframes.mp4
+		ff -ss 1.3 -i "$out/chunk-bframes.mp4" -c copy "$f" ;;
 	notvideo.txt)
 		printf 'this is a text file, not a video\n%.0s' {1..50} >"$f" ;;
 	huge-16000x16000.mkv) # declares 16000x16000 (a single tiny frame; FFV1 keeps it small)

@@ -64,7 +64,27 @@ type Options struct {
 	// Progress, when set, is called as media time advances (at most once per
 	// segment) with the time done and the input's duration.
 	Progress func(done, total time.Duration)
+	// Window, when set, encodes only some of the segments (a chunk of the
+	// input), numbered and timed as in a run over the whole input.
+	Window *Window
 }
+
+// Window selects the segments [From, To) of a run (To 0: to the end of the
+// input). The run seeks to the keyframe at or before the window's start,
+// decodes from there and encodes the frames from segment From's first
+// frame on: every segment of the window has the frames, timestamps and
+// segment index it has in a run over the whole input, so windows of one
+// input can be encoded apart and put side by side. A window has no audio
+// (Options.Audio must be nil) and needs an input whose video stream
+// declares its start time.
+type Window struct {
+	From, To int
+}
+
+// windowSeekMargin is how far before a window's start the run seeks, so
+// that a keyframe whose timestamp is a little late (reordered frames,
+// rounding) still comes before the window's first frame.
+const windowSeekMargin = time.Second
 
 // Frame is what a FrameHook sees: the picture's 8-bit luma plane, in place.
 type Frame struct {
@@ -194,6 +214,14 @@ func (o *Options) validate() error {
 	if o.Variants < 1 || o.Variants > 2 {
 		return fmt.Errorf("transcode: %d variants (want 1 or 2)", o.Variants)
 	}
+	if w := o.Window; w != nil {
+		switch {
+		case w.From < 0 || w.To < 0 || w.To != 0 && w.To <= w.From:
+			return fmt.Errorf("transcode: window [%d, %d) is empty or negative", w.From, w.To)
+		case o.Audio != nil:
+			return errors.New("transcode: a window has no audio (encode the audio apart)")
+		}
+	}
 	for i, rd := range o.Renditions {
 		if rd.Width <= 0 || rd.Height <= 0 || rd.Width%2 != 0 || rd.Height%2 != 0 {
 			return fmt.Errorf("transcode: rendition %d (%s): size %dx%d must be positive and even", i, rd.Name, rd.Width, rd.Height)
@@ -248,6 +276,8 @@ type run struct {
 	// genPTS makes the frames' timestamps from their index and the frame
 	// rate: raw elementary streams have none of their own.
 	genPTS bool
+	// windowDone: every frame of the window has been encoded (Options.Window).
+	windowDone bool
 }
 
 func (r *run) close() {
@@ -278,6 +308,16 @@ func (r *run) setup() error {
 	}
 	r.budget = newBudget(r.limits)
 	r.genPTS = rawVideo(in.info.Container)
+	if w := r.opts.Window; w != nil && w.From > 0 {
+		if r.t0 < 0 || r.genPTS {
+			return fmt.Errorf("transcode: window: the video stream declares no start time, so a window cannot be placed (encode it whole)")
+		}
+		start := r.t0 + int64(w.From)*r.segTicks - int64(windowSeekMargin)*VideoTimescale/int64(time.Second)
+		ts := astiav.RescaleQ(max(start, r.t0), astiav.NewRational(1, VideoTimescale), in.vs.TimeBase())
+		if err := in.fc.SeekFrame(in.vs.Index(), ts, astiav.NewSeekFlags(astiav.SeekFlagBackward)); err != nil {
+			return fmt.Errorf("transcode: window: seek to segment %d: %w", w.From, err)
+		}
+	}
 	if r.sizer = newSizer(in.vdec); r.sizer != nil {
 		r.frees = append(r.frees, r.sizer.free)
 	}
@@ -439,6 +479,9 @@ func (r *run) loop() (*Result, error) {
 		if err != nil {
 			return fail(err)
 		}
+		if r.windowDone {
+			break // the rest of the input is after the window
+		}
 	}
 	// Flush the decoders, the graphs, then the encoders.
 	if err := r.decodeVideo(nil); err != nil {
@@ -462,7 +505,7 @@ func (r *run) loop() (*Result, error) {
 	if r.decoded == 0 {
 		return nil, inputErr(ErrCorrupt, nil, "corrupt: no video frame could be decoded")
 	}
-	if d := r.in.info.Duration; d > 2*time.Second && r.mediaTime() < d*9/10-time.Second {
+	if d := r.in.info.Duration; d > 2*time.Second && r.mediaTime() < d*9/10-time.Second && !r.windowDone {
 		return nil, inputErr(ErrCorrupt, nil, "corrupt at %s: the video ends early (declared duration %s)", clock(r.mediaTime()), clock(d))
 	}
 	if r.opts.Progress != nil {
@@ -612,6 +655,15 @@ func (r *run) encodeFrame(ri int, tb astiav.Rational) error {
 		dur = r.nominalDur
 	}
 	seg := r.segmentOf(pts)
+	if w := r.opts.Window; w != nil {
+		if seg < w.From {
+			return nil // decoded on the way to the window
+		}
+		if w.To > 0 && seg >= w.To {
+			r.windowDone = true
+			return nil
+		}
+	}
 	idr := seg != r.lastSeg[ri]
 	if idr {
 		r.lastSeg[ri], r.segIndex[ri] = seg, 0

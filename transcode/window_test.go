@@ -1,0 +1,86 @@
+package transcode_test
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/abseal/abseal/internal/testmedia"
+	"github.com/abseal/abseal/transcode"
+)
+
+// frames lists a track's frames per segment as "pts/duration" (90 kHz),
+// in presentation order, and whether each segment starts with a keyframe.
+func frames(t *testing.T, pk []transcode.Packet) map[int][]string {
+	t.Helper()
+	out := map[int][]string{}
+	byPTS := slices.Clone(pk)
+	for i, p := range pk {
+		first := i == 0 || p.Segment != pk[i-1].Segment
+		if first && !p.Keyframe {
+			t.Errorf("segment %d starts without a keyframe", p.Segment)
+		}
+	}
+	slices.SortFunc(byPTS, func(a, b transcode.Packet) int { return int(a.PTS - b.PTS) })
+	for _, p := range byPTS {
+		out[p.Segment] = append(out[p.Segment], fmt.Sprintf("%d/%d", p.PTS, p.Duration))
+	}
+	return out
+}
+
+// TestWindows: a source encoded whole and as three windows of segments
+// gives, segment by segment, the same frames with the same timestamps and
+// durations, every segment starting with a keyframe — for sources with
+// B-frames and keyframes off the segment grid, open GOPs, a variable frame
+// rate, and an MP4 edit list that hides the first frames of its first GOP.
+func TestWindows(t *testing.T) {
+	for _, clip := range []string{"chunk-bframes.mp4", "chunk-opengop.mp4", "chunk-vfr.mkv", "chunk-editlist.mp4"} {
+		t.Run(clip, func(t *testing.T) {
+			src := testmedia.Clip(t, clip)
+			opts := transcode.Options{Renditions: []transcode.Rendition{rend("180p", 320, 180)}, SegmentDuration: 2 * time.Second, Threads: 2}
+			var whole collect
+			res, err := transcode.Run(t.Context(), src, opts, &whole)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := frames(t, whole.packets[0])
+			got := map[int][]string{}
+			var decoded, encoded int64
+			windows := []transcode.Window{{From: 0, To: 3}, {From: 3, To: 7}, {From: 7}}
+			for _, w := range windows {
+				var part collect
+				opts.Window = &w
+				wres, err := transcode.Run(t.Context(), src, opts, &part)
+				if err != nil {
+					t.Fatalf("window %+v: %v", w, err)
+				}
+				decoded += wres.FramesDecoded
+				encoded += wres.FramesEncoded
+				for seg, fs := range frames(t, part.packets[0]) {
+					if seg < w.From || w.To > 0 && seg >= w.To {
+						t.Errorf("window %+v encoded segment %d", w, seg)
+					}
+					got[seg] = fs
+				}
+				if w.To == 0 && (wres.Segments != res.Segments || wres.Duration != res.Duration) {
+					t.Errorf("last window: %d segments, %s; whole: %d, %s", wres.Segments, wres.Duration, res.Segments, res.Duration)
+				}
+			}
+			if len(got) != len(want) || len(want) != res.Segments {
+				t.Fatalf("windows gave %d segments, whole %d (result %d)", len(got), len(want), res.Segments)
+			}
+			for seg, fs := range want {
+				if strings.Join(got[seg], " ") != strings.Join(fs, " ") {
+					t.Errorf("segment %d: windows %v\nwhole %v", seg, got[seg], fs)
+				}
+			}
+			if encoded != res.FramesEncoded {
+				t.Errorf("windows encoded %d frames, whole %d", encoded, res.FramesEncoded)
+			}
+			t.Logf("%d segments, %d frames; decoded whole %d, in windows %d (%.1f %% more)", res.Segments, res.FramesEncoded,
+				res.FramesDecoded, decoded, 100*float64(decoded-res.FramesDecoded)/float64(res.FramesDecoded))
+		})
+	}
+}
