@@ -74,9 +74,12 @@ type Options struct {
 // decodes from there and encodes the frames from segment From's first
 // frame on: every segment of the window has the frames, timestamps and
 // segment index it has in a run over the whole input, so windows of one
-// input can be encoded apart and put side by side. A window has no audio
-// (Options.Audio must be nil) and needs an input whose video stream
-// declares its start time.
+// input can be encoded apart and put side by side. Only a window from
+// the start may have Options.Audio, and then it encodes the whole input's
+// audio in one piece (no boundaries in it: no gaps, no priming at chunk
+// starts), reading on past the window without decoding the video. A
+// window after the start needs an input whose video stream declares its
+// start time.
 type Window struct {
 	From, To int
 }
@@ -218,8 +221,8 @@ func (o *Options) validate() error {
 		switch {
 		case w.From < 0 || w.To < 0 || w.To != 0 && w.To <= w.From:
 			return fmt.Errorf("transcode: window [%d, %d) is empty or negative", w.From, w.To)
-		case o.Audio != nil:
-			return errors.New("transcode: a window has no audio (encode the audio apart)")
+		case o.Audio != nil && w.From > 0:
+			return errors.New("transcode: only a window from the start encodes the audio (all of it)")
 		}
 	}
 	for i, rd := range o.Renditions {
@@ -471,7 +474,9 @@ func (r *run) loop() (*Result, error) {
 		}
 		switch r.pkt.StreamIndex() {
 		case in.vs.Index():
-			err = r.decodeVideo(r.pkt)
+			if !r.windowDone {
+				err = r.decodeVideo(r.pkt)
+			}
 		case r.audioIndex():
 			err = r.audio.decode(r.pkt, r)
 		}
@@ -479,7 +484,7 @@ func (r *run) loop() (*Result, error) {
 		if err != nil {
 			return fail(err)
 		}
-		if r.windowDone {
+		if r.windowDone && r.audio == nil {
 			break // the rest of the input is after the window
 		}
 	}

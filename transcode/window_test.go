@@ -1,6 +1,7 @@
 package transcode_test
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"strings"
@@ -82,5 +83,39 @@ func TestWindows(t *testing.T) {
 			t.Logf("%d segments, %d frames; decoded whole %d, in windows %d (%.1f %% more)", res.Segments, res.FramesEncoded,
 				res.FramesDecoded, decoded, 100*float64(decoded-res.FramesDecoded)/float64(res.FramesDecoded))
 		})
+	}
+}
+
+// TestWindowAudio: the first window encodes all of the input's audio, the
+// same packets as a whole run, and only its own video; a later window may
+// not have audio.
+func TestWindowAudio(t *testing.T) {
+	src := testmedia.Clip(t, "sample.mp4")
+	opts := transcode.Options{Renditions: []transcode.Rendition{rend("180p", 320, 180)}, SegmentDuration: 2 * time.Second, Threads: 2,
+		Audio: &transcode.AudioSettings{Bitrate: 96000, SampleRate: 48000}}
+	var whole, first collect
+	if _, err := transcode.Run(t.Context(), src, opts, &whole); err != nil {
+		t.Fatal(err)
+	}
+	opts.Window = &transcode.Window{From: 0, To: 2}
+	res, err := transcode.Run(t.Context(), src, opts, &first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Segments != 2 || len(first.packets[0]) != 120 {
+		t.Fatalf("first window: %d segments, %d video packets, want 2 and 120", res.Segments, len(first.packets[0]))
+	}
+	wa, fa := whole.packets[1], first.packets[1]
+	if len(wa) != len(fa) || len(wa) < 500 {
+		t.Fatalf("audio packets: window %d, whole %d", len(fa), len(wa))
+	}
+	for i := range wa {
+		if wa[i].PTS != fa[i].PTS || wa[i].Duration != fa[i].Duration || !bytes.Equal(wa[i].Data, fa[i].Data) {
+			t.Fatalf("audio packet %d differs: %+v vs %+v", i, fa[i].PTS, wa[i].PTS)
+		}
+	}
+	opts.Window = &transcode.Window{From: 2}
+	if _, err := transcode.Run(t.Context(), src, opts, &collect{}); err == nil || !strings.Contains(err.Error(), "only a window from the start encodes the audio") {
+		t.Fatalf("a later window with audio: %v", err)
 	}
 }
