@@ -31,6 +31,10 @@ type Job struct {
 	Profile     string    `json:"profile"`
 	RequestedBy string    `json:"requested_by,omitempty"`
 	CreatedAt   time.Time `json:"created_at"`
+	// Chunk, when set, makes this a chunk task of the job ParentID: one
+	// window of segments of a run that a long job was split into
+	// (chunk.go).
+	Chunk *ChunkTask `json:"chunk,omitempty"`
 }
 
 // Source names the uploaded object a job reads.
@@ -153,6 +157,18 @@ func (j *Job) Validate() error {
 	// encoding refuses; such a job could not be written again.
 	if _, err := j.CreatedAt.MarshalText(); err != nil {
 		return bad("created_at: %v", err)
+	}
+	if c := j.Chunk; c != nil {
+		switch {
+		case !ValidID(c.Run) || !ValidID(c.ParentID):
+			return bad("chunk: run %q or parent job %q is not an id", c.Run, c.ParentID)
+		case c.Count < 1 || c.Count > MaxChunks || c.Index < 0 || c.Index >= c.Count:
+			return bad("chunk: index %d of %d", c.Index, c.Count)
+		case c.From < 0 || c.To < 0 || c.To != 0 && c.To <= c.From:
+			return bad("chunk: segments [%d, %d)", c.From, c.To)
+		case j.JobID != ChunkJobID(c.ParentID, c.Run, c.Index):
+			return bad("chunk: job_id %q is not the chunk's id", j.JobID)
+		}
 	}
 	return nil
 }

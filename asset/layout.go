@@ -342,10 +342,10 @@ const AudioRung = "audio"
 
 // ValidRung reports whether a rendition name can stand in a path without
 // being mistaken for another part of the layout (hls, dash, assets and
-// master, WMPaceInfo, runs are taken).
+// master, WMPaceInfo, runs, chunks, run.json and plan.json are taken).
 func ValidRung(name string) bool {
 	return ValidID(name) && name != hlsDir && name != dashDir && name != assetsDir && name != manifestFile &&
-		name != paceInfoDir && name+hlsExt != masterFile && name != runsDir
+		name != paceInfoDir && name+hlsExt != masterFile && name != runsDir && name != chunksDir && name != runMarkerFile && name != planFile
 }
 
 func segmentNumber(file string) (int, bool) {

@@ -53,6 +53,10 @@ type RenderOptions struct {
 	Threads  int
 	Limits   transcode.Limits
 	Progress func(done, total time.Duration)
+	// Window, when set, renders one chunk: its segments only (and all of
+	// the audio in the chunk from the start), without playlists, which
+	// the run writes once every chunk is done (chunk.go).
+	Window *transcode.Window
 }
 
 // WatermarkOptions configure the A/B forensic watermark of a render.
@@ -104,6 +108,7 @@ func Render(ctx context.Context, src string, p *profile.Profile, opts RenderOpti
 		Threads:         opts.Threads,
 		Limits:          opts.Limits,
 		Progress:        opts.Progress,
+		Window:          opts.Window,
 	}
 	for _, o := range ladder {
 		topts.Renditions = append(topts.Renditions, transcode.Rendition{
@@ -112,7 +117,7 @@ func Render(ctx context.Context, src string, p *profile.Profile, opts RenderOpti
 			Preset: o.Preset, Profile: o.H264Profile,
 		})
 	}
-	if p.Audio.Bitrate > 0 {
+	if p.Audio.Bitrate > 0 && (opts.Window == nil || opts.Window.From == 0) {
 		topts.Audio = &transcode.AudioSettings{Bitrate: p.Audio.Bitrate, SampleRate: p.Audio.SampleRate}
 	}
 	w := &trackWriter{ctx: ctx, out: out, variants: variants, pending: map[segKey]pendingSegment{}, sizes: map[segKey]int64{}}
@@ -154,27 +159,35 @@ func Render(ctx context.Context, src string, p *profile.Profile, opts RenderOpti
 			rr.Positions = append(rr.Positions, asset.Position(seg.Index, unmarked))
 		}
 	}
-	for _, r := range append(append([]cmaf.Rendition{}, rr.Renditions...), deref(rr.Audio)...) {
-		pl, err := cmaf.HLSMediaPlaylist(r)
-		if err != nil {
-			return nil, packaging(err)
-		}
-		if err := w.put(asset.HLSMedia(r.Name), pl); err != nil {
+	if opts.Window == nil {
+		if err := writePlaylists(rr.Renditions, rr.Audio, w.put); err != nil {
 			return nil, err
 		}
 	}
-	mpd, err := cmaf.DASHManifest(rr.Renditions, rr.Audio)
-	if err != nil {
-		return nil, packaging(err)
-	}
-	if err := w.put(asset.DASH(), mpd); err != nil {
-		return nil, err
-	}
-	if err := w.put(asset.HLSMaster(), cmaf.HLSMultivariant(rr.Renditions, rr.Audio)); err != nil {
-		return nil, err
-	}
 	rr.Objects, rr.Bytes = int(w.objects.Load()), w.bytes.Load()
 	return rr, nil
+}
+
+// writePlaylists writes the neutral HLS media playlists, the DASH MPD and,
+// last, the HLS multivariant playlist of the renditions.
+func writePlaylists(video []cmaf.Rendition, audio *cmaf.Rendition, put func(asset.Ref, []byte) error) error {
+	for _, r := range append(append([]cmaf.Rendition{}, video...), deref(audio)...) {
+		pl, err := cmaf.HLSMediaPlaylist(r)
+		if err != nil {
+			return packaging(err)
+		}
+		if err := put(asset.HLSMedia(r.Name), pl); err != nil {
+			return err
+		}
+	}
+	mpd, err := cmaf.DASHManifest(video, audio)
+	if err != nil {
+		return packaging(err)
+	}
+	if err := put(asset.DASH(), mpd); err != nil {
+		return err
+	}
+	return put(asset.HLSMaster(), cmaf.HLSMultivariant(video, audio))
 }
 
 func deref(r *cmaf.Rendition) []cmaf.Rendition {

@@ -166,39 +166,9 @@ func (r *Runner) Run(ctx context.Context, job *asset.Job, progress func(Progress
 	if ropts.Limits == (transcode.Limits{}) {
 		ropts.Limits = transcode.DefaultLimits()
 	}
-	unmarked := asset.DefaultUnmarked
-	if r.Unmarked != nil {
-		unmarked = *r.Unmarked
-	}
 	var wm *asset.WatermarkInfo
-	if r.WatermarkKey != nil {
-		key, err := watermark.DeriveAssetKey(r.WatermarkKey, job.AssetID)
-		if err != nil {
-			return nil, Permanent(err)
-		}
-		emb, err := watermark.NewEmbedder(key, watermark.DefaultParams(time.Duration(p.SegmentDuration)))
-		if err != nil {
-			return nil, Permanent(err)
-		}
-		idBits := r.WatermarkIDBits
-		if idBits == 0 {
-			idBits = watermark.DefaultIDBits
-		}
-		code, err := watermark.SessionCode(r.WatermarkKey, job.AssetID, idBits, 0)
-		if err != nil {
-			return nil, Permanent(err)
-		}
-		ropts.Watermark = &WatermarkOptions{Embedder: emb, Unmarked: unmarked}
-		kid := sha256.Sum256(append([]byte("abseal.watermark.keyid.v1:"), r.WatermarkKey...))
-		wm = &asset.WatermarkInfo{Scheme: asset.WatermarkScheme, Version: 1, PatternLen: code.PatternLen(), IDBits: idBits,
-			KeyID: hex.EncodeToString(kid[:8]), Unmarked: unmarked, Code: r.SessionCode}
-		switch r.SessionCode {
-		case asset.CodeConvolutional:
-		case asset.CodeTardos:
-			wm.IDBits = 0 // wmids are the registry's; the pattern length is set after rendering
-		default:
-			return nil, Permanent(fmt.Errorf("session code %q is not supported", r.SessionCode))
-		}
+	if ropts.Watermark, wm, err = r.watermark(job.AssetID, p); err != nil {
+		return nil, err
 	}
 	ropts.Progress = func(done, total time.Duration) {
 		if total > 0 {
@@ -241,27 +211,14 @@ func (r *Runner) Run(ctx context.Context, job *asset.Job, progress func(Progress
 		return nil, err
 	}
 	stage("transcode", t0)
-	if wm != nil && wm.Code == asset.CodeTardos {
-		// One codeword bit per marked segment, no repetition.
-		wm.PatternLen = 0
-		for _, p := range rr.Positions {
-			wm.PatternLen = max(wm.PatternLen, p+1)
-		}
-		if wm.PatternLen < 1 || wm.PatternLen > forensic.MaxPositions {
-			return nil, Permanent(fmt.Errorf("%d marked segments: the session code needs 1 to %d", wm.PatternLen, forensic.MaxPositions))
-		}
+	if err := tardosLength(wm, rr.Positions); err != nil {
+		return nil, err
 	}
 
 	t0 = time.Now()
 	progress(Progress{Stage: "manifest", Percent: 96})
-	m := &asset.Manifest{
-		Schema: asset.ManifestVersion, AssetID: job.AssetID, JobID: job.JobID,
-		Source: asset.SourceInfo{Source: job.Source, Size: src.Size, SHA256: src.SHA256}, Profile: job.Profile,
-		CreatedAt: time.Now().UTC(), Duration: rr.Duration.Seconds(),
-		SegDur: time.Duration(p.SegmentDuration).Seconds(), Watermark: wm,
-		Run: run,
-	}
-	m.HLS, m.DASH = m.Key(asset.HLSMaster()), m.Key(asset.DASH())
+	m := newManifest(job, asset.SourceInfo{Source: job.Source, Size: src.Size, SHA256: src.SHA256}, run, rr.Duration.Seconds(),
+		time.Duration(p.SegmentDuration).Seconds(), wm)
 	for _, cr := range rr.Renditions {
 		mr, err := sw.rendition(cr, rr.Positions)
 		if err != nil {
@@ -303,6 +260,72 @@ func (r *Runner) Run(ctx context.Context, job *asset.Job, progress func(Progress
 	res.BytesOut = sw.bytes.Load()
 	progress(Progress{Stage: "manifest", Percent: 100})
 	return res, nil
+}
+
+// watermark sets up the asset's watermark: the embedder and the manifest's
+// description (nil, nil without a watermark key).
+func (r *Runner) watermark(assetID string, p *profile.Profile) (*WatermarkOptions, *asset.WatermarkInfo, error) {
+	if r.WatermarkKey == nil {
+		return nil, nil, nil
+	}
+	unmarked := asset.DefaultUnmarked
+	if r.Unmarked != nil {
+		unmarked = *r.Unmarked
+	}
+	key, err := watermark.DeriveAssetKey(r.WatermarkKey, assetID)
+	if err != nil {
+		return nil, nil, Permanent(err)
+	}
+	emb, err := watermark.NewEmbedder(key, watermark.DefaultParams(time.Duration(p.SegmentDuration)))
+	if err != nil {
+		return nil, nil, Permanent(err)
+	}
+	idBits := r.WatermarkIDBits
+	if idBits == 0 {
+		idBits = watermark.DefaultIDBits
+	}
+	code, err := watermark.SessionCode(r.WatermarkKey, assetID, idBits, 0)
+	if err != nil {
+		return nil, nil, Permanent(err)
+	}
+	kid := sha256.Sum256(append([]byte("abseal.watermark.keyid.v1:"), r.WatermarkKey...))
+	wm := &asset.WatermarkInfo{Scheme: asset.WatermarkScheme, Version: 1, PatternLen: code.PatternLen(), IDBits: idBits,
+		KeyID: hex.EncodeToString(kid[:8]), Unmarked: unmarked, Code: r.SessionCode}
+	switch r.SessionCode {
+	case asset.CodeConvolutional:
+	case asset.CodeTardos:
+		wm.IDBits = 0 // wmids are the registry's; the pattern length is set after rendering
+	default:
+		return nil, nil, Permanent(fmt.Errorf("session code %q is not supported", r.SessionCode))
+	}
+	return &WatermarkOptions{Embedder: emb, Unmarked: unmarked}, wm, nil
+}
+
+// tardosLength sets a tardos-v1 asset's pattern length from the
+// positions rendered: one codeword bit per marked segment, no repetition.
+func tardosLength(wm *asset.WatermarkInfo, positions []int) error {
+	if wm == nil || wm.Code != asset.CodeTardos {
+		return nil
+	}
+	wm.PatternLen = 0
+	for _, p := range positions {
+		wm.PatternLen = max(wm.PatternLen, p+1)
+	}
+	if wm.PatternLen < 1 || wm.PatternLen > forensic.MaxPositions {
+		return Permanent(fmt.Errorf("%d marked segments: the session code needs 1 to %d", wm.PatternLen, forensic.MaxPositions))
+	}
+	return nil
+}
+
+// newManifest starts the manifest of a run (renditions are added by the
+// caller).
+func newManifest(job *asset.Job, src asset.SourceInfo, run string, duration, segDur float64, wm *asset.WatermarkInfo) *asset.Manifest {
+	m := &asset.Manifest{
+		Schema: asset.ManifestVersion, AssetID: job.AssetID, JobID: job.JobID, Source: src, Profile: job.Profile,
+		CreatedAt: time.Now().UTC(), Duration: duration, SegDur: segDur, Watermark: wm, Run: run,
+	}
+	m.HLS, m.DASH = m.Key(asset.HLSMaster()), m.Key(asset.DASH())
+	return m
 }
 
 // localSource is a fetched source file.
