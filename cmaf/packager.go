@@ -78,7 +78,7 @@ type trackState struct {
 	Track
 	init     *mp4.InitSegment
 	codec    string // RFC 6381 codecs string
-	shift    int64  // added to DTS so decode times start at 0
+	shift    int64  // added to DTS: video, the first sample's reorder delay; audio, so decode times start at 0
 	started  bool
 	cur      int // current segment index
 	pending  []Sample
@@ -173,7 +173,13 @@ func (p *Packager) Write(id int, s Sample) error {
 	if !ts.started {
 		ts.started = true
 		ts.cur = s.Segment
-		if s.DTS < 0 {
+		switch {
+		case ts.Kind == "video" && s.PTS > s.DTS:
+			// The encoder's reorder delay: decode times move up by it, so
+			// a stream whose first picture is not at 0 (a chunk of a longer
+			// run) gets the decode times it has in the whole run.
+			ts.shift = s.PTS - s.DTS
+		case ts.Kind != "video" && s.DTS < 0:
 			ts.shift = -s.DTS
 		}
 		if ts.Kind == "video" && !s.Keyframe {

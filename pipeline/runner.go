@@ -78,6 +78,12 @@ type Runner struct {
 	// (everything is stored, the commit is next). Fault tests stop the
 	// process there.
 	Stall func(point, run string)
+	// ChunkLength splits a job whose source is longer than 1.5 ×
+	// ChunkLength into chunk tasks of about ChunkLength each (whole
+	// segments), handed to SubmitChunks; any worker runs them
+	// (RunChunk). 0 or a nil SubmitChunks: jobs are never split.
+	ChunkLength  time.Duration
+	SubmitChunks func(ctx context.Context, tasks []*asset.Job) error
 	Log   *slog.Logger
 }
 
@@ -109,7 +115,11 @@ type Result struct {
 	// the job committed first and this run's output was dropped).
 	Skipped bool
 	// Run is the run whose objects the manifest uses.
-	Run      string
+	Run string
+	// Chunks is the number of chunks the job was split into (0: not
+	// split; Manifest is then nil until the last chunk commits), and
+	// ChunksDone how many of them are stored (RunChunk).
+	Chunks, ChunksDone int
 	Objects  int
 	BytesIn  int64 // source bytes
 	BytesOut int64 // bytes stored (ciphertext and playlists)
@@ -165,6 +175,15 @@ func (r *Runner) Run(ctx context.Context, job *asset.Job, progress func(Progress
 	ropts := RenderOptions{Threads: r.Threads, Limits: r.Limits}
 	if ropts.Limits == (transcode.Limits{}) {
 		ropts.Limits = transcode.DefaultLimits()
+	}
+	if r.SubmitChunks != nil && r.ChunkLength > 0 {
+		info, err := transcode.Probe(ctx, src.Path, ropts.Limits)
+		if err != nil {
+			return nil, err
+		}
+		if spans := r.chunkSpans(info.Duration, time.Duration(p.SegmentDuration)); spans != nil {
+			return r.plan(ctx, job, p, src, info, spans, b, res, log)
+		}
 	}
 	var wm *asset.WatermarkInfo
 	if ropts.Watermark, wm, err = r.watermark(job.AssetID, p); err != nil {

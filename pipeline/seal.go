@@ -29,6 +29,8 @@ type sealWriter struct {
 	r       *Runner
 	assetID string
 	run     string // the run's objects go under asset.RunPrefix
+	// keyOf is where an object goes (default: ref.RunKey under run).
+	keyOf func(asset.Ref) string
 	queue   chan upload
 	wg      sync.WaitGroup
 
@@ -105,6 +107,9 @@ func (w *sealWriter) WriteObject(ctx context.Context, ref asset.Ref, data []byte
 		return err
 	}
 	key := ref.RunKey(w.assetID, w.run)
+	if w.keyOf != nil && ref.Sealed() {
+		key = w.keyOf(ref)
+	}
 	if !ref.Sealed() {
 		return w.enqueue(ctx, upload{key: key, data: data, ctype: ref.ContentType()})
 	}
