@@ -84,7 +84,7 @@ type Runner struct {
 	// (RunChunk). 0 or a nil SubmitChunks: jobs are never split.
 	ChunkLength  time.Duration
 	SubmitChunks func(ctx context.Context, tasks []*asset.Job) error
-	Log   *slog.Logger
+	Log          *slog.Logger
 }
 
 // Fencing points (Runner.Stall).
@@ -120,10 +120,10 @@ type Result struct {
 	// split; Manifest is then nil until the last chunk commits), and
 	// ChunksDone how many of them are stored (RunChunk).
 	Chunks, ChunksDone int
-	Objects  int
-	BytesIn  int64 // source bytes
-	BytesOut int64 // bytes stored (ciphertext and playlists)
-	Stages   map[string]time.Duration
+	Objects            int
+	BytesIn            int64 // source bytes
+	BytesOut           int64 // bytes stored (ciphertext and playlists)
+	Stages             map[string]time.Duration
 }
 
 // Run runs job. Its errors are classified by IsPermanent.

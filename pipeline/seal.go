@@ -31,8 +31,8 @@ type sealWriter struct {
 	run     string // the run's objects go under asset.RunPrefix
 	// keyOf is where an object goes (default: ref.RunKey under run).
 	keyOf func(asset.Ref) string
-	queue   chan upload
-	wg      sync.WaitGroup
+	queue chan upload
+	wg    sync.WaitGroup
 
 	mu   sync.Mutex
 	deks map[string]*envelope.DEK
