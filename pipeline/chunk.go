@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -15,6 +16,7 @@ import (
 	"github.com/abseal/abseal/cmaf"
 	"github.com/abseal/abseal/envelope"
 	"github.com/abseal/abseal/profile"
+	"github.com/abseal/abseal/sealed"
 	"github.com/abseal/abseal/storage"
 	"github.com/abseal/abseal/transcode"
 )
@@ -89,7 +91,7 @@ func (r *Runner) chunkSpans(duration time.Duration, segDur time.Duration) []tran
 
 // plan writes a chunked run's marker and plan and submits its chunks.
 func (r *Runner) plan(ctx context.Context, job *asset.Job, p *profile.Profile, src *localSource, info *transcode.Info,
-	spans []transcode.Window, b base, res *Result, log *slog.Logger) (*Result, error) {
+	spans []transcode.Window, b base, res *Result, progress func(Progress), log *slog.Logger) (*Result, error) {
 	run := asset.NewRunID(time.Now())
 	sw := newSealWriter(ctx, r, job.AssetID, run)
 	defer sw.cancel()
@@ -140,6 +142,8 @@ func (r *Runner) plan(ctx context.Context, job *asset.Job, p *profile.Profile, s
 		}
 		tasks[i] = &t
 	}
+	// The job's state says it is split before any chunk can move it on.
+	progress(Progress{Stage: fmt.Sprintf("split into %d chunks", len(tasks)), Percent: 5})
 	if err := r.SubmitChunks(ctx, tasks); err != nil {
 		return nil, fmt.Errorf("pipeline: submit %d chunks: %w", len(tasks), err)
 	}
@@ -396,6 +400,12 @@ func (r *Runner) assembleIfLast(ctx context.Context, task *asset.Job, pl *ChunkP
 	if err != nil {
 		return nil, err
 	}
+	// Every chunk's encoders were set up alike: their init segments must
+	// be the same bytes as chunk 0's, which the manifest names; the
+	// others are deleted once the run is committed.
+	if err := r.sameInits(ctx, task.AssetID, pl, results); err != nil {
+		return nil, err
+	}
 	// The renditions, chunk after chunk.
 	video := slices.Clone(results[0].Video)
 	for _, cr := range results[1:] {
@@ -462,6 +472,15 @@ func (r *Runner) assembleIfLast(ctx context.Context, task *asset.Job, pl *ChunkP
 		replaced = &asset.Manifest{} // schema 1: no run
 	}
 	r.collect(ctx, task.AssetID, c.Run, etag, replaced, log)
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	for _, cr := range results[1:] {
+		for _, rd := range append(slices.Clone(cr.Video), derefRendition(cr.Audio)...) {
+			if err := r.Out.Delete(cctx, rd.Init.Key); err != nil {
+				log.Warn("a chunk's init segment was not deleted", "chunk", cr.Index, "rendition", rd.Name, "err", err)
+			}
+		}
+	}
 	res.Stages["manifest"] = time.Since(t0)
 	res.Manifest = m
 	log.Info("run assembled and committed", "chunks", len(results), "segments", len(video[0].Segments))
@@ -477,4 +496,42 @@ func cmafRendition(r asset.Rendition) cmaf.Rendition {
 		out.Segments = append(out.Segments, cmaf.Segment{Index: s.Index, Number: s.Number, Start: s.Time, Duration: s.Duration, Size: s.Size})
 	}
 	return out
+}
+
+func derefRendition(r *asset.Rendition) []asset.Rendition {
+	if r == nil {
+		return nil
+	}
+	return []asset.Rendition{*r}
+}
+
+// sameInits checks that every chunk's init segments open to the same
+// bytes as chunk 0's.
+func (r *Runner) sameInits(ctx context.Context, assetID string, pl *ChunkPlan, results []*ChunkResult) error {
+	want := map[string][]byte{}
+	for i, cr := range results {
+		for _, rd := range append(slices.Clone(cr.Video), derefRendition(cr.Audio)...) {
+			d, ok := pl.DEKs[rd.Name]
+			if !ok {
+				return Permanent(fmt.Errorf("pipeline: chunk %d has rendition %s, which the plan does not", cr.Index, rd.Name))
+			}
+			if i > 0 && rd.Name == asset.AudioRung {
+				continue
+			}
+			dek, err := r.KEK.UnwrapDEK(d.Wrapped, envelope.RenditionAD(assetID, rd.Name))
+			if err != nil {
+				return err
+			}
+			plain, err := sealed.OpenObject(ctx, r.Out, dek, assetID, asset.Init(rd.Name), rd.Init)
+			if err != nil {
+				return fmt.Errorf("pipeline: chunk %d's %s init segment: %w", cr.Index, rd.Name, err)
+			}
+			if i == 0 {
+				want[rd.Name] = plain
+			} else if !bytes.Equal(plain, want[rd.Name]) {
+				return Permanent(fmt.Errorf("pipeline: chunk %d's %s init segment differs from chunk 0's: the encoders were not set up alike", cr.Index, rd.Name))
+			}
+		}
+	}
+	return nil
 }

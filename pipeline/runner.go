@@ -182,7 +182,7 @@ func (r *Runner) Run(ctx context.Context, job *asset.Job, progress func(Progress
 			return nil, err
 		}
 		if spans := r.chunkSpans(info.Duration, time.Duration(p.SegmentDuration)); spans != nil {
-			return r.plan(ctx, job, p, src, info, spans, b, res, log)
+			return r.plan(ctx, job, p, src, info, spans, b, res, progress, log)
 		}
 	}
 	var wm *asset.WatermarkInfo

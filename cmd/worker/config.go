@@ -37,6 +37,7 @@ type config struct {
 	MaxDeliver    int
 	Replicas      int
 	ShutdownGrace time.Duration
+	ChunkLength   time.Duration
 	Intake        bool
 	Name          string
 	LogLevel      string
@@ -72,6 +73,7 @@ func (c *config) flags(fl *flag.FlagSet) {
 	fl.DurationVar(&c.AckWait, "ack-wait", envDur("ABSEAL_ACK_WAIT", 60*time.Second), "redeliver a job after this long without a heartbeat")
 	fl.IntVar(&c.MaxDeliver, "max-deliver", envInt("ABSEAL_MAX_DELIVER", 5), "deliveries of a job before it is dead-lettered")
 	fl.IntVar(&c.Replicas, "replicas", envInt("ABSEAL_NATS_REPLICAS", 1), "replicas of abseal's streams and buckets (3 on a JetStream cluster); set by worker setup, used by a worker only for what is missing")
+	fl.DurationVar(&c.ChunkLength, "chunk-length", envDur("ABSEAL_CHUNK_LENGTH", 3*time.Minute), "split a job whose source is longer than 1.5 × this into chunk tasks of about this length (whole segments) that any worker runs (0: never split)")
 	fl.DurationVar(&c.ShutdownGrace, "shutdown-grace", envDur("ABSEAL_SHUTDOWN_GRACE", 30*time.Second), "on SIGTERM, let running jobs finish this long, then hand them back")
 	fl.BoolVar(&c.Intake, "intake", envBool("ABSEAL_INTAKE", true), "turn upload events into jobs")
 	host, _ := os.Hostname()

@@ -154,6 +154,15 @@ func newService(ctx context.Context, cfg *config, log *slog.Logger) (*service, f
 		Out: out, KEK: kek, Profiles: profile.Registry{Dir: cfg.ProfilesDir}.Lookup, WatermarkKey: wmKey, WatermarkIDBits: cfg.WMIDBits, SessionCode: sessionCode(cfg.SessionCode), TempDir: cfg.TempDir,
 		MaxSourceBytes: cfg.MaxSourceBytes, Threads: cfg.Threads, Limits: transcode.Limits{MaxMemory: cfg.MaxMemory}, Log: log,
 	}
+	runner.ChunkLength = cfg.ChunkLength
+	runner.SubmitChunks = func(ctx context.Context, tasks []*asset.Job) error {
+		for _, t := range tasks {
+			if _, err := q.Submit(ctx, "", t.JobID, t.Encode()); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	if point := os.Getenv("ABSEAL_TEST_STALL_AT"); point != "" {
 		// Fault injection for the fencing tests: the first run to reach
 		// the point stops the whole process (SIGSTOP) until SIGCONT.

@@ -159,6 +159,25 @@ func (s *service) jobForUpload(u queue.Upload) (string, []byte, error) {
 	return j.JobID, j.Encode(), nil
 }
 
+// runChunk runs a chunk task unless the job it belongs to has failed, and
+// moves that job's progress on.
+func (s *service) runChunk(ctx context.Context, runner *pipeline.Runner, job *asset.Job, log *slog.Logger, progress func(pipeline.Progress)) (*pipeline.Result, error) {
+	c := job.Chunk
+	if data, err := s.q.GetState(ctx, c.ParentID); err == nil {
+		var parent asset.State
+		if json.Unmarshal(data, &parent) == nil && parent.Status == asset.StatusFailed {
+			log.Info("the chunk's job has failed; the chunk is not run", "parent", c.ParentID)
+			return &pipeline.Result{Skipped: true, Run: c.Run}, nil
+		}
+	}
+	res, err := runner.RunChunk(ctx, job, progress)
+	if err == nil && res.Manifest == nil && res.Chunks > 0 {
+		s.putState(&asset.State{JobID: c.ParentID, AssetID: job.AssetID, Source: job.Source.String(), Status: asset.StatusRunning,
+			Stage: fmt.Sprintf("chunks: %d of %d done", res.ChunksDone, res.Chunks), Percent: 5 + 90*float64(res.ChunksDone)/float64(res.Chunks), Attempt: 1})
+	}
+	return res, err
+}
+
 // bg is a short context for queue bookkeeping that must happen even when
 // the job's context was cancelled.
 func bg() (context.Context, context.CancelFunc) {
@@ -228,9 +247,19 @@ func (s *service) handle(ctx context.Context, m *queue.Msg) {
 	}
 	runner := *s.runner
 	runner.Log = log
-	res, err := runner.Run(jctx, job, progress)
+	var res *pipeline.Result
+	if job.Chunk != nil {
+		res, err = s.runChunk(jctx, &runner, job, log, progress)
+	} else {
+		res, err = runner.Run(jctx, job, progress)
+	}
 	mu.Lock()
 	defer mu.Unlock()
+	if err != nil && job.Chunk != nil && (pipeline.IsPermanent(err) || m.Attempt() >= s.q.Config().MaxDeliver) && ctx.Err() == nil {
+		// The job the chunk belongs to fails with it.
+		s.putState(&asset.State{JobID: job.Chunk.ParentID, AssetID: job.AssetID, Source: job.Source.String(), Status: asset.StatusFailed,
+			Reason: fmt.Sprintf("chunk %d of %d: %v", job.Chunk.Index+1, job.Chunk.Count, err)})
+	}
 	if err != nil {
 		switch {
 		case ctx.Err() != nil:
@@ -262,6 +291,29 @@ func (s *service) handle(ctx context.Context, m *queue.Msg) {
 	}
 	s.m.bytesIn.Add(float64(res.BytesIn))
 	s.m.bytesOut.Add(float64(res.BytesOut))
+	if res.Manifest == nil {
+		// Split into chunks (the job's state follows them), or a chunk
+		// stored that was not the last.
+		if job.Chunk != nil {
+			st.Status, st.Stage, st.Percent, st.Reason = asset.StatusDone, "done", 100, ""
+			s.putState(st)
+		} // a split job's state was set before its chunks were submitted; they move it on
+		log.Info("job done", "skipped", res.Skipped, "run", res.Run, "chunks", res.Chunks, "chunks_done", res.ChunksDone)
+		s.m.jobs.WithLabelValues("done").Inc()
+		if err := m.Ack(context.Background()); err != nil {
+			log.Warn("ack failed (a redelivery finds the work done)", "err", err)
+		}
+		return
+	}
+	if job.Chunk != nil {
+		// The last chunk committed the run: the chunk is done, and so is
+		// the job.
+		st.Status, st.Stage, st.Percent, st.Reason = asset.StatusDone, "done", 100, ""
+		s.putState(st)
+		job = &asset.Job{V: job.V, JobID: job.Chunk.ParentID, AssetID: job.AssetID, Source: job.Source, Profile: job.Profile,
+			RequestedBy: job.RequestedBy, CreatedAt: job.CreatedAt}
+		st = &asset.State{JobID: job.JobID, AssetID: job.AssetID, Source: job.Source.String(), Attempt: 1}
+	}
 	ev, _ := json.Marshal(asset.ReadyEvent{V: asset.ReadyEventVersion, AssetID: job.AssetID, JobID: job.JobID, Bucket: s.cfg.OutputBucket,
 		Manifest: res.ManifestKey, HLS: res.Manifest.HLS, DASH: res.Manifest.DASH, Source: job.Source.String(),
 		Duration: res.Manifest.Duration})

@@ -378,3 +378,41 @@ func TestFleetThreeWorkersSixJobs(t *testing.T) {
 		t.Fatalf("done %d, manifests %d, ready events %d; want 6 each", done, f.Manifests(), len(f.ReadyEvents()))
 	}
 }
+
+// TestFleetChunkedJob: with --chunk-length 4s a 12 s upload (2 s
+// segments) is split into three chunk tasks on the jobs stream; two
+// workers take them, the last chunk commits the manifest once, the job's
+// state is done and one asset-ready event announces it; a chunk's own
+// state says done too.
+func TestFleetChunkedJob(t *testing.T) {
+	f := fleet.New(t)
+	ws := []*fleet.Worker{f.StartWorker("w1", "--chunk-length", "4s"), f.StartWorker("w2", "--chunk-length", "4s")}
+	job, assetID := f.Upload("uploads/chunked.mp4", testmedia.Clip(t, "sample.mp4"))
+	st := f.WaitState(job, 4*time.Minute, fleet.Final)
+	if st.Status != asset.StatusDone || st.Manifest != "assets/"+asset.ManifestKey(assetID) {
+		t.Fatalf("state %+v", st)
+	}
+	m := f.CheckAsset(assetID)
+	if m.JobID != job || m.Audio == nil || len(m.Video[0].Segments) != 6 {
+		t.Fatalf("manifest job %s, audio %v, %d segments", m.JobID, m.Audio != nil, len(m.Video[0].Segments))
+	}
+	if n := f.Manifests(); n != 1 {
+		t.Fatalf("%d manifests", n)
+	}
+	stored, split := 0, 0
+	for _, w := range ws {
+		stored += len(w.Lines("chunk stored"))
+		split += len(w.Lines("job split into chunks"))
+	}
+	if stored != 3 || split != 1 {
+		t.Fatalf("%d chunks stored, %d splits; want 3 and 1", stored, split)
+	}
+	evs := f.ReadyEvents()
+	if len(evs) != 1 || evs[0]["job_id"] != job || evs[0]["asset_id"] != assetID {
+		t.Fatalf("ready events %+v", evs)
+	}
+	cs := f.WaitState(asset.ChunkJobID(job, m.Run, 2), time.Second, fleet.Final)
+	if cs.Status != asset.StatusDone {
+		t.Fatalf("chunk 3's state %+v", cs)
+	}
+}

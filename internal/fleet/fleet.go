@@ -563,8 +563,9 @@ func (f *Fleet) CheckAsset(assetID string) *asset.Manifest {
 			}
 		}
 	}
-	// The run's playlists and marker are not in the manifest's object
-	// list; every other object of the asset is, and no other run's
+	// The run's playlists and marker (and a chunked run's plan and chunk
+	// results) are not in the manifest's object list; every other object
+	// of the asset is, and no other run's
 	// objects are left (a stale run deletes its own, a commit collects
 	// the runs it superseded).
 	if m.Run == "" {
@@ -581,7 +582,7 @@ func (f *Fleet) CheckAsset(assetID string) *asset.Manifest {
 		if err != nil {
 			f.t.Fatal(err)
 		}
-		if !named[oi.Key] {
+		if _, result := asset.ChunkOfResult(assetID, m.Run, oi.Key); !named[oi.Key] && !result && oi.Key != asset.RunPlanKey(assetID, m.Run) {
 			f.t.Errorf("object %s is not the manifest's (its run is %s)", oi.Key, m.Run)
 		}
 	}
