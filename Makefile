@@ -71,7 +71,7 @@ cgo-free: ## build the edge, enqueue and kek with CGO_ENABLED=0 and check none d
 # detect/ and cmd/detect start no goroutines): under the race detector they
 # ran 7x slower (21 of make test's 28 minutes) and checked nothing more, so
 # they run once without it; everything else runs with it.
-SLOW_DETECT := ^(TestDetect|TestDetectLeak|TestDetectFromBucket|TestRegistration|TestTiming|TestHandheld|TestAccuseFromBucket|TestFourColluders|TestStalledWorker)$$
+SLOW_DETECT := ^(TestDetect|TestDetectLeak|TestDetectFromBucket|TestRegistration|TestTiming|TestHandheld|TestAccuseFromBucket|TestFourColluders|TestStalledWorker|TestChunkedDetect)$$
 unit: ## the test suite (real NATS, MinIO and FFmpeg), with the race detector
 	go test -race -count=1 -timeout 25m -skip '$(SLOW_DETECT)' $(GO_TEST_FLAGS) ./...
 	go test -count=1 -timeout 25m -run '$(SLOW_DETECT)' $(GO_TEST_FLAGS) ./watermark ./cmd/detect
