@@ -181,7 +181,9 @@ func (r *Runner) Run(ctx context.Context, job *asset.Job, progress func(Progress
 		if err != nil {
 			return nil, err
 		}
-		if spans := r.chunkSpans(info.Duration, time.Duration(p.SegmentDuration)); spans != nil {
+		if !info.Video.Windowable {
+			log.Info("the source's video declares no start time: it is rendered whole, not split")
+		} else if spans := r.chunkSpans(info.Duration, time.Duration(p.SegmentDuration)); spans != nil {
 			return r.plan(ctx, job, p, src, info, spans, b, res, progress, log)
 		}
 	}

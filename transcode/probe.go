@@ -114,6 +114,10 @@ type VideoInfo struct {
 	// Frames is the declared frame count (0 when the container does not say).
 	Frames      int64
 	PixelFormat string
+	// Windowable: the stream declares its start time and has timestamps
+	// of its own, so a window after the start can be placed
+	// (Options.Window).
+	Windowable bool
 }
 
 // AudioInfo describes the audio stream.
@@ -377,6 +381,7 @@ func openInput(ctx context.Context, path string, limits Limits) (_ *input, err e
 	vdec.SetTimeBase(in.vs.TimeBase())
 	in.vdec = vdec
 	v.Interlaced = fieldOrderInterlaced(vdec)
+	v.Windowable = in.vs.StartTime() != astiav.NoPtsValue && !rawVideo(in.info.Container)
 	in.info.Video = v
 
 	if in.as != nil {
