@@ -78,13 +78,14 @@ unit: ## the test suite (real NATS, MinIO and FFmpeg), with the race detector
 
 test: deps vet cgo-free unit ## install what is missing, vet, build the cgo-free commands, and run all tests
 
-bench: deps ## benchmarks (envelope vs raw AES-GCM, MinIO, ladder vs ffmpeg CLI, marked A/B job vs ffmpeg CLI, job overhead, jobs/hour, edge load, accusing 10⁶ sessions); writes bench/out/report.md
+bench: deps ## benchmarks (envelope vs raw AES-GCM, MinIO, ladder vs ffmpeg CLI, marked A/B job vs ffmpeg CLI, job overhead, jobs/hour, chunked jobs, edge load, accusing 10⁶ sessions); writes bench/out/report.md
 	@mkdir -p $(BENCH_OUT)
 	go test -run '^$$' -bench . -benchtime 3s -count 3 ./envelope ./storage/... | tee $(BENCH_OUT)/bench.txt
 	go test -run '^$$' -bench LadderVsFFmpeg -benchtime 1x -timeout 60m ./transcode | tee -a $(BENCH_OUT)/bench.txt
 	go test -run '^$$' -bench EmbedShareOfEncode -benchtime 1x -timeout 30m ./pipeline | tee -a $(BENCH_OUT)/bench.txt
 	go test -run '^$$' -bench MarkedVsFFmpeg -benchtime 1x -timeout 60m -v ./cmd/worker | tee -a $(BENCH_OUT)/bench.txt
 	go test -run '^$$' -bench 'JobOverhead|JobsPerHour' -benchtime 1x -timeout 60m ./cmd/worker | tee -a $(BENCH_OUT)/bench.txt
+	go test -run '^$$' -bench Chunked -benchtime 1x -timeout 90m -v ./cmd/worker | tee -a $(BENCH_OUT)/bench.txt
 	go test -run '^$$' -bench 'EdgeLoad|CDNShape' -benchtime 1x -timeout 10m ./cmd/edge | tee -a $(BENCH_OUT)/bench.txt
 	go test -run '^$$' -bench Accuse -benchtime 1x -timeout 10m ./forensic | tee -a $(BENCH_OUT)/bench.txt
 	@scripts/bench-report.sh $(BENCH_OUT)/bench.txt | tee $(BENCH_OUT)/report.md

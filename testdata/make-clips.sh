@@ -73,6 +73,8 @@ make_clip() {
 		ff -f lavfi -i "$(picture 640 360 30 6)" -f lavfi -i "$(tone 6)" -ac 2 $(x264) -c:a aac -shortest -movflags +faststart "$f" ;;
 	hd-1080p30.mp4) # 1920x1080, 30 fps, 30 s: the benchmark's source
 		ff -f lavfi -i "$(picture 1920 1080 30 30)" -f lavfi -i "$(tone 30)" -ac 2 $(x264) -c:a aac -shortest "$f" ;;
+	hd-1080p30-120s.mp4) # 1920x1080, 30 fps, 2 min, stereo audio: the chunking benchmark's source
+		ff -f lavfi -i "$(picture 1920 1080 30 120)" -f lavfi -i "$(tone 120)" -ac 2 $(x264) -c:a aac -shortest "$f" ;;
 	natural-1080p30.mp4) # 1920x1080, 30 fps, 20 s, stereo audio: camera-like (smooth, moving, low noise)
 		ff -filter_complex "$(natural 20)" -f lavfi -i "$(tone 20)" -ac 2 -c:v libx264 -preset fast -crf 16 -pix_fmt yuv420p -c:a aac -shortest "$f" ;;
 	natural-360p.mp4) # natural-1080p30.mp4's picture at 640x360, 30 fps, 6 s, stereo audio

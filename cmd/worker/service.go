@@ -298,7 +298,8 @@ func (s *service) handle(ctx context.Context, m *queue.Msg) {
 			st.Status, st.Stage, st.Percent, st.Reason = asset.StatusDone, "done", 100, ""
 			s.putState(st)
 		} // a split job's state was set before its chunks were submitted; they move it on
-		log.Info("job done", "skipped", res.Skipped, "run", res.Run, "chunks", res.Chunks, "chunks_done", res.ChunksDone)
+		log.Info("job done", "skipped", res.Skipped, "run", res.Run, "chunks", res.Chunks, "chunks_done", res.ChunksDone,
+			"stages", stageSeconds(res.Stages))
 		s.m.jobs.WithLabelValues("done").Inc()
 		if err := m.Ack(context.Background()); err != nil {
 			log.Warn("ack failed (a redelivery finds the work done)", "err", err)

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -371,6 +372,26 @@ func (w *Worker) Signal(t testing.TB, sig syscall.Signal) {
 	if err := w.cmd.Process.Signal(sig); err != nil {
 		t.Fatalf("worker %s: %v: %v", w.Name, sig, err)
 	}
+}
+
+// CPU is the CPU time (user + system) the worker process has used so
+// far, from /proc (clock ticks of 1/100 s).
+func (w *Worker) CPU() time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", w.PID()))
+	if err != nil {
+		return 0
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
 }
 
 // Stopped reports whether the worker process is stopped (SIGSTOP): its
