@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"testing"
 	"time"
 
 	"github.com/abseal/abseal/asset"
 	"github.com/abseal/abseal/internal/testmedia"
-	"github.com/abseal/abseal/watermark"
 )
 
 // TestChunkedDetect: a job split into five chunks (--chunk-length 12s on
@@ -31,17 +29,7 @@ func TestChunkedDetect(t *testing.T) {
 	}
 	const wmid = 0x6B1D
 	leak := testmedia.Reencode(t, edgeSession(t, f, m, wmid), testmedia.CRF28At360p...)
-	t.Setenv("ABSEAL_S3_SECRET_KEY", f.MinIO.SecretKey)
-	var out bytes.Buffer
-	if err := run(t.Context(), []string{"--bucket", "assets", "--asset-id", assetID, "--s3-endpoint", f.MinIO.Endpoint,
-		"--s3-access-key", f.MinIO.AccessKey, "--kek-uri", f.KEKPath, "--watermark-key", f.WMKey,
-		"--suspect", leak, "--json"}, &out); err != nil {
-		t.Fatal(err)
-	}
-	var r watermark.Result
-	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
-		t.Fatalf("%v\n%s", err, out.String())
-	}
+	r := detectFromBucket(t, f, assetID, leak)
 	if r.Verdict != "identified" || r.WMID == nil || *r.WMID != wmid {
 		t.Fatalf("verdict %s wmid %v, want %d", r.Verdict, r.WMID, wmid)
 	}

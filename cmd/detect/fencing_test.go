@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -24,7 +23,6 @@ import (
 	"github.com/abseal/abseal/internal/testmedia"
 	"github.com/abseal/abseal/pipeline"
 	"github.com/abseal/abseal/sealed"
-	"github.com/abseal/abseal/watermark"
 )
 
 // TestStalledWorker: two live workers on one job, with real processes.
@@ -78,17 +76,7 @@ func TestStalledWorker(t *testing.T) {
 			// A session through the edge, re-encoded, identified.
 			const wmid = 0x2C5A
 			leak := testmedia.Reencode(t, edgeSession(t, f, m, wmid), testmedia.CRF28At360p...)
-			t.Setenv("ABSEAL_S3_SECRET_KEY", f.MinIO.SecretKey)
-			var out bytes.Buffer
-			if err := run(t.Context(), []string{"--bucket", "assets", "--asset-id", assetID, "--s3-endpoint", f.MinIO.Endpoint,
-				"--s3-access-key", f.MinIO.AccessKey, "--kek-uri", f.KEKPath, "--watermark-key", f.WMKey,
-				"--suspect", leak, "--json"}, &out); err != nil {
-				t.Fatal(err)
-			}
-			var r watermark.Result
-			if err := json.Unmarshal(out.Bytes(), &r); err != nil {
-				t.Fatalf("%v\n%s", err, out.String())
-			}
+			r := detectFromBucket(t, f, assetID, leak)
 			if r.Verdict != "identified" || r.WMID == nil || *r.WMID != wmid {
 				t.Fatalf("verdict %s wmid %v, want %d", r.Verdict, r.WMID, wmid)
 			}

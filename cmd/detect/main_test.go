@@ -173,6 +173,24 @@ func sealWithWorker(t *testing.T, height int, clip string, timeout time.Duration
 	return f, assetID, f.CheckAsset(assetID)
 }
 
+// detectFromBucket runs detect --bucket --json on leak against the fleet's
+// sealed asset and returns its result.
+func detectFromBucket(t *testing.T, f *fleet.Fleet, assetID, leak string) watermark.Result {
+	t.Helper()
+	t.Setenv("ABSEAL_S3_SECRET_KEY", f.MinIO.SecretKey)
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"--bucket", "assets", "--asset-id", assetID, "--s3-endpoint", f.MinIO.Endpoint,
+		"--s3-access-key", f.MinIO.AccessKey, "--kek-uri", f.KEKPath, "--watermark-key", f.WMKey,
+		"--suspect", leak, "--json"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	var r watermark.Result
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	return r
+}
+
 // TestDetectFromBucket: the real worker seals a watermarked asset into
 // MinIO; a session's stream (assembled from the sealed objects through the
 // KEK) is re-encoded, and detect --bucket names the session from the
@@ -195,22 +213,12 @@ func TestDetectFromBucket(t *testing.T) {
 	}
 	fh.Close()
 	leak := testmedia.Reencode(t, sess, testmedia.CRF28At360p...)
-	t.Setenv("ABSEAL_S3_SECRET_KEY", f.MinIO.SecretKey)
-	var out bytes.Buffer
-	err = run(t.Context(), []string{"--bucket", "assets", "--asset-id", assetID, "--s3-endpoint", f.MinIO.Endpoint,
-		"--s3-access-key", f.MinIO.AccessKey, "--kek-uri", f.KEKPath, "--watermark-key", f.WMKey,
-		"--suspect", leak, "--json"}, &out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r watermark.Result
-	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
-		t.Fatalf("%v\n%s", err, out.String())
-	}
+	r := detectFromBucket(t, f, assetID, leak)
 	if r.Verdict != "identified" || r.WMID == nil || *r.WMID != wmid {
 		t.Fatalf("verdict %s wmid %v, want %d", r.Verdict, r.WMID, wmid)
 	}
 	// Without the KEK the sealed asset cannot be read.
+	var out bytes.Buffer
 	err = run(t.Context(), []string{"--bucket", "assets", "--asset-id", assetID, "--s3-endpoint", f.MinIO.Endpoint,
 		"--s3-access-key", f.MinIO.AccessKey, "--watermark-key", f.WMKey, "--suspect", leak}, &out)
 	if err == nil || !strings.Contains(err.Error(), "--kek-uri") {
