@@ -335,7 +335,7 @@ func TestForensicLoop(t *testing.T) {
 
 	// A segment without its WMPaceInfo cannot be sequenced: 400 (a fresh
 	// edge, so nothing is cached).
-	if err := f.Out.Delete(t.Context(), asset.Prefix(assetID)+"360p/WMPaceInfo/seg-00009.m4s"); err != nil {
+	if err := f.Out.Delete(t.Context(), m.Key(asset.PaceInfo("360p", 9))); err != nil {
 		t.Fatal(err)
 	}
 	e2, close2, err := newEdgeFromSettings(t.Context(), &v.s, slog.New(slog.NewTextHandler(io.Discard, nil)))
