@@ -118,6 +118,13 @@ func TestSingleLeaker(t *testing.T) {
 // random evidence, the share of innocent sessions whose score passes a
 // function's threshold stays at or below the bound that threshold claims.
 func TestBoundHolds(t *testing.T) {
+	total := 0.0
+	for _, s := range Scores {
+		total += s.Share
+	}
+	if math.Abs(total-1) > 1e-12 {
+		t.Fatalf("the score functions' shares of ε sum to %g, want 1", total)
+	}
 	r := rand.New(rand.NewPCG(3, 4))
 	c, _ := NewCode(testKey, 200, 0)
 	for trial := range 5 {
@@ -150,8 +157,8 @@ func TestBoundHolds(t *testing.T) {
 			if slack := 3 * math.Sqrt(th.Bound/innocents); got > th.Bound+slack {
 				t.Errorf("%s: %.4f of innocents pass, bound %.4f", th.Name, got, th.Bound)
 			}
-			if th.Bound > 0.05/nf*1.0001 {
-				t.Errorf("%s: bound %.4g above ε/F", th.Name, th.Bound)
+			if th.Bound > 0.05*th.Share*1.0001 {
+				t.Errorf("%s: bound %.4g above its share of ε (%.4g)", th.Name, th.Bound, 0.05*th.Share)
 			}
 		}
 	}
