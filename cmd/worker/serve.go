@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -171,7 +172,13 @@ func newService(ctx context.Context, cfg *config, log *slog.Logger) (*service, f
 			if p == point {
 				once.Do(func() {
 					log.Warn("stopping at a fault-injection point (ABSEAL_TEST_STALL_AT)", "point", p, "run", run)
-					_ = syscall.Kill(os.Getpid(), syscall.SIGSTOP)
+					// The signal goes to this thread, which stops on its way
+					// back from the call, before the run goes on (a SIGSTOP
+					// to the process may be taken by another thread first
+					// and let this one reach its next request).
+					runtime.LockOSThread()
+					_ = syscall.Tgkill(os.Getpid(), syscall.Gettid(), syscall.SIGSTOP)
+					runtime.UnlockOSThread()
 				})
 			}
 		}
