@@ -3,9 +3,7 @@ package pipeline_test
 import (
 	"crypto/rand"
 	"errors"
-	"io"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -19,6 +17,7 @@ import (
 	"github.com/abseal/abseal/edge"
 	"github.com/abseal/abseal/envelope"
 	"github.com/abseal/abseal/internal/devenv"
+	"github.com/abseal/abseal/internal/testenv"
 	"github.com/abseal/abseal/internal/testmedia"
 	"github.com/abseal/abseal/pipeline"
 	"github.com/abseal/abseal/profile"
@@ -319,18 +318,7 @@ func (r *fenceRig) edge(t *testing.T, assetID string) func() int {
 	t.Cleanup(srv.Close)
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
-	get := func(u string) []byte {
-		resp, err := http.Get(u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil || resp.StatusCode != 200 {
-			t.Fatalf("%s: %d %v %s", u, resp.StatusCode, err, b)
-		}
-		return b
-	}
+	get := func(u string) []byte { return testenv.Get200(t, u) }
 	return func() int {
 		m, err := sealed.ReadManifest(t.Context(), r.out, assetID)
 		if err != nil {

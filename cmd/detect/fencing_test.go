@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -20,6 +18,7 @@ import (
 	"github.com/abseal/abseal/edge"
 	"github.com/abseal/abseal/envelope"
 	"github.com/abseal/abseal/internal/fleet"
+	"github.com/abseal/abseal/internal/testenv"
 	"github.com/abseal/abseal/internal/testmedia"
 	"github.com/abseal/abseal/pipeline"
 	"github.com/abseal/abseal/sealed"
@@ -129,18 +128,7 @@ func edgeSession(t *testing.T, f *fleet.Fleet, m *asset.Manifest, wmid uint64) s
 	if err != nil {
 		t.Fatal(err)
 	}
-	get := func(u string) []byte {
-		resp, err := http.Get(u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil || resp.StatusCode != 200 {
-			t.Fatalf("%s: %d %v", u, resp.StatusCode, err)
-		}
-		return b
-	}
+	get := func(u string) []byte { return testenv.Get200(t, u) }
 	base, _ := url.Parse(hs.URL + "/t/" + tok + "/assets/" + m.AssetID + "/" + asset.HLSMedia(m.Video[0].Name).Path())
 	var stream bytes.Buffer
 	segs := 0

@@ -8,6 +8,8 @@ package testenv
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
 	"testing"
 	"time"
 
@@ -65,4 +67,20 @@ func Bucket(t testing.TB, m *devenv.MinIO, bucket string, partSize int64) *s3.St
 		t.Fatalf("testenv: %v", err)
 	}
 	return st
+}
+
+// Get200 fetches url and returns its body; any answer but 200 fails the
+// test.
+func Get200(t testing.TB, url string) []byte {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s: %d %v %s", url, resp.StatusCode, err, b)
+	}
+	return b
 }
