@@ -36,11 +36,15 @@ import (
 
 // ChunkPlan is a chunked run's plan (asset.RunPlanKey).
 type ChunkPlan struct {
-	JobID     string           `json:"job_id"`
-	Run       string           `json:"run"`
-	Source    asset.SourceInfo `json:"source"`
-	Profile   string           `json:"profile"`
-	CreatedAt time.Time        `json:"created_at"`
+	JobID  string           `json:"job_id"`
+	Run    string           `json:"run"`
+	Source asset.SourceInfo `json:"source"`
+	// SourceETag is the store's tag of the source version planned: chunks
+	// read that version in ranges (a plan without it has them fetch and
+	// hash the whole source).
+	SourceETag string    `json:"source_etag,omitempty"`
+	Profile    string    `json:"profile"`
+	CreatedAt  time.Time `json:"created_at"`
 	// Base is the ETag of the asset manifest the run started from; Exists
 	// is false when there was none.
 	Base   string `json:"base_etag"`
@@ -115,7 +119,7 @@ func (r *Runner) plan(ctx context.Context, job *asset.Job, p *profile.Profile, s
 	if p.Audio.Bitrate > 0 && info.Audio != nil {
 		rungs = append(rungs, asset.AudioRung)
 	}
-	pl := ChunkPlan{JobID: job.JobID, Run: run, Source: asset.SourceInfo{Source: job.Source, Size: src.Size, SHA256: src.SHA256},
+	pl := ChunkPlan{JobID: job.JobID, Run: run, Source: asset.SourceInfo{Source: job.Source, Size: src.Size, SHA256: src.SHA256}, SourceETag: src.ETag,
 		Profile: job.Profile, CreatedAt: time.Now().UTC(), Base: b.etag, Exists: b.exists, Legacy: b.m != nil && b.m.Run == "", Chunks: spans, DEKs: map[string]asset.DEKInfo{}}
 	for _, rung := range rungs {
 		d, err := sw.dek(rung)
@@ -254,16 +258,29 @@ func (r *Runner) RunChunk(ctx context.Context, task *asset.Job, progress func(Pr
 		return nil, err
 	}
 	defer jd.remove()
+	// The source: read in ranges when the plan names its version (a
+	// chunk fetches its window, not the whole file); a plan without one
+	// (written by an older worker) has the whole file fetched and hashed.
 	t0 := time.Now()
 	progress(Progress{Stage: "fetch"})
-	src, err := r.fetch(ctx, task.Source, jd.path)
-	if err != nil {
-		return nil, err
-	}
-	res.BytesIn = src.Size
-	res.Stages["fetch"] = time.Since(t0)
-	if src.SHA256 != pl.Source.SHA256 {
-		return nil, Permanent(fmt.Errorf("pipeline: the source %s changed since the job was split (sha256 %s, planned %s)", task.Source, src.SHA256[:12], pl.Source.SHA256[:12]))
+	var (
+		src     *localSource
+		ranged  *storage.RangeReader
+		recheck func(context.Context) error
+	)
+	if pl.SourceETag != "" {
+		if ranged, recheck, err = r.openRanged(ctx, pl.Source, pl.SourceETag); err != nil {
+			return nil, err
+		}
+	} else {
+		if src, err = r.fetch(ctx, task.Source, jd.path); err != nil {
+			return nil, err
+		}
+		res.BytesIn = src.Size
+		res.Stages["fetch"] = time.Since(t0)
+		if src.SHA256 != pl.Source.SHA256 {
+			return nil, Permanent(fmt.Errorf("pipeline: the source %s changed since the job was split (sha256 %s, planned %s)", task.Source, src.SHA256[:12], pl.Source.SHA256[:12]))
+		}
 	}
 
 	t0 = time.Now()
@@ -303,7 +320,18 @@ func (r *Runner) RunChunk(ctx context.Context, task *asset.Job, progress func(Pr
 			r.dropPrefix(ctx, asset.ChunkAttemptPrefix(task.AssetID, c.Run, c.Index, attempt), log)
 		}
 	}()
-	rr, err := Render(ctx, src.Path, p, ropts, sw)
+	var rr *RenderResult
+	if ranged != nil {
+		rr, err = RenderInput(ctx, ranged, p, ropts, sw)
+		n, reqs, wait := ranged.Fetched()
+		res.BytesIn, res.Stages["fetch"] = n, wait
+		log.Debug("chunk source read in ranges", "bytes", n, "requests", reqs, "of", ranged.Size())
+		if err == nil {
+			err = recheck(ctx)
+		}
+	} else {
+		rr, err = Render(ctx, src.Path, p, ropts, sw)
+	}
 	if werr := sw.wait(); err == nil {
 		err = werr
 	}

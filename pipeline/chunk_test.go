@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/abseal/abseal/asset"
+	"github.com/abseal/abseal/internal/testmedia"
 	"github.com/abseal/abseal/pipeline"
 	"github.com/abseal/abseal/sealed"
 )
@@ -116,4 +117,64 @@ func TestChunkedRun(t *testing.T) {
 		t.Fatalf("chunk 1 after the commit: %+v %v", r, err)
 	}
 	rig.check("split")
+}
+
+// TestChunkReadsWindow: a chunk reads the source in ranges: the last of
+// five chunks of a source with a keyframe every 2.5 s reads the file's
+// index and its window (from the keyframe before it), not the whole file.
+func TestChunkReadsWindow(t *testing.T) {
+	rig := newFenceRig(t)
+	rig.upload("kf.mp4", testmedia.Clip(t, "chunk-bframes.mp4"))
+	var tasks []*asset.Job
+	chunked := rig.runner
+	chunked.ChunkLength = 4 * time.Second
+	chunked.SourceBlock = 16 << 10
+	chunked.SubmitChunks = func(_ context.Context, ts []*asset.Job) error {
+		tasks = append(tasks, ts...)
+		return nil
+	}
+	if _, err := chunked.Run(t.Context(), fenceJob("kf", "kf.mp4"), nil); err != nil || len(tasks) != 5 {
+		t.Fatalf("split: %v, %d tasks", err, len(tasks))
+	}
+	src, err := rig.ingest.Stat(t.Context(), "kf.mp4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := chunked.RunChunk(t.Context(), tasks[4], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.BytesIn <= 0 || r.BytesIn > src.Size*2/5 {
+		t.Fatalf("the last of 5 chunks read %d bytes of the %d-byte source", r.BytesIn, src.Size)
+	}
+	t.Logf("the last of 5 chunks read %d of %d bytes", r.BytesIn, src.Size)
+}
+
+// TestChunkSourceChanged: a source replaced after its job was split fails
+// the chunks that read it with the reason, and nothing of theirs is kept.
+func TestChunkSourceChanged(t *testing.T) {
+	rig := newFenceRig(t)
+	var tasks []*asset.Job
+	chunked := rig.runner
+	chunked.ChunkLength = 4 * time.Second
+	chunked.SubmitChunks = func(_ context.Context, ts []*asset.Job) error {
+		tasks = append(tasks, ts...)
+		return nil
+	}
+	if _, err := chunked.Run(t.Context(), fenceJob("changed", "one.mp4"), nil); err != nil || len(tasks) != 3 {
+		t.Fatalf("split: %v, %d tasks", err, len(tasks))
+	}
+	rig.upload("one.mp4", testmedia.Clip(t, "main.mp4"))
+	_, err := chunked.RunChunk(t.Context(), tasks[1], nil)
+	if err == nil || !pipeline.IsPermanent(err) || !strings.Contains(err.Error(), "changed since the job was split") {
+		t.Fatalf("chunk of a replaced source: %v (permanent %v)", err, pipeline.IsPermanent(err))
+	}
+	for info, err := range rig.out.List(t.Context(), asset.RunsPrefix("changed")) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(info.Key, "/chunks/") {
+			t.Fatalf("a failed chunk left %s", info.Key)
+		}
+	}
 }

@@ -84,7 +84,25 @@ type RenderResult struct {
 // packages CMAF and writes the tracks and the neutral HLS and DASH
 // manifests to out. Manifests are written last.
 func Render(ctx context.Context, src string, p *profile.Profile, opts RenderOptions, out ObjectWriter) (*RenderResult, error) {
-	info, err := transcode.Probe(ctx, src, opts.Limits)
+	return render(ctx, p, opts, out,
+		func() (*transcode.Info, error) { return transcode.Probe(ctx, src, opts.Limits) },
+		func(o transcode.Options, s transcode.Sink) (*transcode.Result, error) {
+			return transcode.Run(ctx, src, o, s)
+		})
+}
+
+// RenderInput is Render on a transcode.Input (a source read in ranges).
+func RenderInput(ctx context.Context, src transcode.Input, p *profile.Profile, opts RenderOptions, out ObjectWriter) (*RenderResult, error) {
+	return render(ctx, p, opts, out,
+		func() (*transcode.Info, error) { return transcode.ProbeInput(ctx, src, opts.Limits) },
+		func(o transcode.Options, s transcode.Sink) (*transcode.Result, error) {
+			return transcode.RunInput(ctx, src, o, s)
+		})
+}
+
+func render(ctx context.Context, p *profile.Profile, opts RenderOptions, out ObjectWriter,
+	probe func() (*transcode.Info, error), run func(transcode.Options, transcode.Sink) (*transcode.Result, error)) (*RenderResult, error) {
+	info, err := probe()
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +140,7 @@ func Render(ctx context.Context, src string, p *profile.Profile, opts RenderOpti
 	}
 	w := &trackWriter{ctx: ctx, out: out, variants: variants, pending: map[segKey]pendingSegment{}, sizes: map[segKey]int64{}}
 	s := &packagerSink{pk: cmaf.NewPackager(w)}
-	res, err := transcode.Run(ctx, src, topts, s)
+	res, err := run(topts, s)
 	if err != nil {
 		return nil, err
 	}

@@ -84,6 +84,9 @@ type Runner struct {
 	// (RunChunk). 0 or a nil SubmitChunks: jobs are never split.
 	ChunkLength  time.Duration
 	SubmitChunks func(ctx context.Context, tasks []*asset.Job) error
+	// SourceBlock is the size of one ranged read of a chunk's source
+	// (0: storage.DefaultRangeBlock).
+	SourceBlock int
 	Log          *slog.Logger
 }
 
@@ -354,6 +357,7 @@ type localSource struct {
 	Path   string
 	Size   int64
 	SHA256 string
+	ETag   string
 }
 
 // fetch streams the source into a private temp file, bounded by
@@ -399,7 +403,41 @@ func (r *Runner) fetch(ctx context.Context, s asset.Source, dir string) (*localS
 	if n > limit {
 		return nil, Permanent(fmt.Errorf("pipeline: %w: %s is over %d bytes", ErrSourceTooLarge, s, limit))
 	}
-	return &localSource{Path: f.Name(), Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+	// The bytes read are the version stat saw (its ETag names them) unless
+	// the object was replaced meanwhile.
+	if after, err := st.Stat(ctx, s.Key); err != nil || after.ETag != info.ETag || n != info.Size {
+		return nil, fmt.Errorf("pipeline: source %s changed while it was fetched", s)
+	}
+	return &localSource{Path: f.Name(), Size: n, SHA256: hex.EncodeToString(h.Sum(nil)), ETag: info.ETag}, nil
+}
+
+// openRanged opens the version of a run's source its plan names, to be
+// read in ranges (storage.RangeReader): a chunk reads its window and the
+// file's index, not the whole source.
+func (r *Runner) openRanged(ctx context.Context, want asset.SourceInfo, etag string) (*storage.RangeReader, func(context.Context) error, error) {
+	s := want.Source
+	st, err := r.Sources(s.Bucket)
+	if err != nil {
+		return nil, nil, Permanent(fmt.Errorf("pipeline: source %s: %w", s, err))
+	}
+	info, err := st.Stat(ctx, s.Key)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return nil, nil, Permanent(fmt.Errorf("pipeline: %w: %s", ErrSourceMissing, s))
+	case err != nil:
+		return nil, nil, fmt.Errorf("pipeline: source %s: %w", s, err)
+	case info.ETag != etag || info.Size != want.Size:
+		return nil, nil, Permanent(fmt.Errorf("pipeline: the source %s changed since the job was split (%d bytes, planned %d)", s, info.Size, want.Size))
+	}
+	// check tells whether the object is still the version read.
+	check := func(ctx context.Context) error {
+		after, err := st.Stat(ctx, s.Key)
+		if err == nil && (after.ETag != info.ETag || after.Size != info.Size) {
+			return Permanent(fmt.Errorf("pipeline: the source %s changed while the chunk read it", s))
+		}
+		return err
+	}
+	return storage.NewRangeReader(ctx, st, info, r.SourceBlock, 0), check, nil
 }
 
 // writePaceInfo writes the WMPaceInfo sidecar of every video segment:

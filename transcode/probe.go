@@ -139,6 +139,28 @@ func Probe(ctx context.Context, path string, limits Limits) (*Info, error) {
 	return in.info, nil
 }
 
+// Input is what a probe or a run reads: bytes at offsets, of a known size,
+// named in errors. Probe and Run read a file by path; ProbeInput and
+// RunInput read any Input, such as a source in an object store fetched in
+// ranges as the demuxer asks for them (a chunk of a long source reads the
+// index and its window, not the whole file). An Input is read from one
+// goroutine at a time.
+type Input interface {
+	io.ReaderAt
+	Size() int64
+	Name() string
+}
+
+// ProbeInput is Probe on an Input.
+func ProbeInput(ctx context.Context, src Input, limits Limits) (*Info, error) {
+	in, err := openFrom(ctx, src, limits.withDefaults(), nil)
+	if err != nil {
+		return nil, err
+	}
+	defer in.close()
+	return in.info, nil
+}
+
 // input is an opened and validated file with its decoders.
 type input struct {
 	fc    *astiav.FormatContext
@@ -155,12 +177,12 @@ type input struct {
 // opened file, nested opens refused, no protocol, only the allowed
 // containers. The caller has checked name against Containers; the
 // sandbox's own layers hold even if it has not.
-func (in *input) openDemuxer(ctx context.Context, f *os.File, size int64, name string, limits Limits) error {
+func (in *input) openDemuxer(ctx context.Context, src Input, name string, limits Limits) error {
 	ifmt := astiav.FindInputFormat(name)
 	if ifmt == nil {
 		return fmt.Errorf("transcode: FFmpeg has no demuxer %q", name)
 	}
-	ioc, err := fileIO(f, size)
+	ioc, err := inputIO(src)
 	if err != nil {
 		return err
 	}
@@ -219,40 +241,60 @@ func (in *input) close() {
 	in.frees = nil
 }
 
-func openInput(ctx context.Context, path string, limits Limits) (_ *input, err error) {
+// fileInput is an opened regular file as an Input.
+type fileInput struct {
+	*os.File
+	size int64
+}
+
+func (f fileInput) Size() int64 { return f.size }
+
+func openInput(ctx context.Context, path string, limits Limits) (*input, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("transcode: %w", err)
 	}
-	in := &input{frees: []func(){func() { f.Close() }}}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("transcode: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, inputErr(ErrNotVideo, nil, "not a video: not a regular file")
+	}
+	return openFrom(ctx, fileInput{f, fi.Size()}, limits, func() { f.Close() })
+}
+
+// openFrom opens and validates src; done, when set, is called when the
+// input is closed (or fails to open).
+func openFrom(ctx context.Context, src Input, limits Limits, done func()) (_ *input, err error) {
+	in := &input{}
+	if done != nil {
+		in.frees = append(in.frees, done)
+	}
 	defer func() {
 		if err != nil {
 			in.close()
 		}
 	}()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("transcode: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, inputErr(ErrNotVideo, nil, "not a video: not a regular file")
-	}
-	if fi.Size() == 0 {
+	size := src.Size()
+	if size == 0 {
 		return nil, inputErr(ErrEmpty, nil, "empty file (0 bytes)")
 	}
-	if fi.Size() > limits.MaxFileSize {
-		return nil, inputErr(ErrOverLimit, nil, "file size %d bytes over limit %d", fi.Size(), limits.MaxFileSize)
+	if size > limits.MaxFileSize {
+		return nil, inputErr(ErrOverLimit, nil, "file size %d bytes over limit %d", size, limits.MaxFileSize)
 	}
-	in.info = &Info{Size: fi.Size()}
+	in.info = &Info{Size: size}
 
 	// The container is told from the content and must be on the list;
-	// the demuxer then reads the opened file through custom I/O.
-	name, err := probeContainer(f, fi.Size())
+	// the demuxer then reads the input through custom I/O.
+	name, err := probeContainer(src)
 	if err != nil {
 		return nil, err
 	}
 	if name == "" {
-		if looksLikeMedia(f) {
+		if looksLikeMedia(src) {
 			return nil, inputErr(ErrCorrupt, nil, "corrupt: the container cannot be read")
 		}
 		return nil, inputErr(ErrNotVideo, nil, "not a video: unrecognised file format")
@@ -260,7 +302,7 @@ func openInput(ctx context.Context, path string, limits Limits) (_ *input, err e
 	if !containerAllowed(name) {
 		return nil, inputErr(ErrNotVideo, nil, "not a video: container %q not allowed", name)
 	}
-	if err := in.openDemuxer(ctx, f, fi.Size(), name, limits); err != nil {
+	if err := in.openDemuxer(ctx, src, name, limits); err != nil {
 		return nil, err
 	}
 	fc := in.fc
@@ -413,7 +455,7 @@ func checkStreams(fc *astiav.FormatContext, limits Limits) error {
 
 // looksLikeMedia sniffs the first bytes for common media containers, to tell
 // a damaged video from a file that is not one at all.
-func looksLikeMedia(f *os.File) bool {
+func looksLikeMedia(f io.ReaderAt) bool {
 	head := make([]byte, 16)
 	n, _ := io.ReadFull(io.NewSectionReader(f, 0, 16), head)
 	head = head[:n]

@@ -182,13 +182,26 @@ type Result struct {
 // every rendition's variants and the audio into sink. A cancelled ctx stops
 // it promptly; everything allocated is freed on every return path.
 func Run(ctx context.Context, path string, opts Options, sink Sink) (*Result, error) {
+	return run1(ctx, opts, sink, func(ctx context.Context, limits Limits) (*input, error) {
+		return openInput(ctx, path, limits)
+	})
+}
+
+// RunInput is Run on an Input.
+func RunInput(ctx context.Context, src Input, opts Options, sink Sink) (*Result, error) {
+	return run1(ctx, opts, sink, func(ctx context.Context, limits Limits) (*input, error) {
+		return openFrom(ctx, src, limits, nil)
+	})
+}
+
+func run1(ctx context.Context, opts Options, sink Sink, open func(context.Context, Limits) (*input, error)) (*Result, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	limits := opts.Limits.withDefaults()
-	in, err := openInput(ctx, path, limits)
+	in, err := open(ctx, limits)
 	if err != nil {
 		return nil, err
 	}

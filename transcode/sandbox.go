@@ -3,7 +3,6 @@ package transcode
 import (
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -61,19 +60,23 @@ const (
 	avseekForce = 0x20000
 )
 
-// probeContainer names the demuxer FFmpeg would pick for f from its content
-// alone (as av_probe_input_buffer2 does: growing reads until the score is
-// sure, up to formatProbeMax), or "" when none fits. The file name is not
-// used: an upload's name says nothing reliable.
-func probeContainer(f *os.File, size int64) (string, error) {
-	limit := int(min(size, formatProbeMax))
-	buf := make([]byte, limit)
-	n, err := io.ReadFull(io.NewSectionReader(f, 0, int64(limit)), buf)
-	if err != nil {
-		return "", fmt.Errorf("transcode: read %s: %w", f.Name(), err)
-	}
-	buf = buf[:n]
+// probeContainer names the demuxer FFmpeg would pick for in from its
+// content alone (as av_probe_input_buffer2 does: growing reads until the
+// score is sure, up to formatProbeMax), or "" when none fits. The file name
+// is not used: an upload's name says nothing reliable.
+func probeContainer(in Input) (string, error) {
+	n := int(min(in.Size(), formatProbeMax))
+	var buf []byte
 	for probe := min(2048, n); ; probe = min(probe*2, n) {
+		// The prefix is read as the probe grows (a source read in ranges
+		// fetches only what is looked at).
+		if len(buf) < probe {
+			more := make([]byte, probe-len(buf))
+			if _, err := io.ReadFull(io.NewSectionReader(in, int64(len(buf)), int64(len(more))), more); err != nil {
+				return "", fmt.Errorf("transcode: read %s: %w", in.Name(), err)
+			}
+			buf = append(buf, more...)
+		}
 		name, score := probeFormat(buf[:probe])
 		// Below the last read a weak guess waits for more data.
 		if score > probeScoreRetry || (probe == n && score > 0) {
@@ -85,10 +88,12 @@ func probeContainer(f *os.File, size int64) (string, error) {
 	}
 }
 
-// fileIO feeds a demuxer from an opened file through a custom AVIOContext:
-// the demuxer gets bytes, never a path or URL, so no FFmpeg protocol is
+// inputIO feeds a demuxer from an input through a custom AVIOContext: the
+// demuxer gets bytes, never a path or URL, so no FFmpeg protocol is
 // reachable from an upload.
-func fileIO(f *os.File, size int64) (*astiav.IOContext, error) {
+func inputIO(in Input) (*astiav.IOContext, error) {
+	size := in.Size()
+	f := io.NewSectionReader(in, 0, size)
 	read := func(b []byte) (int, error) {
 		n, err := f.Read(b)
 		if n > 0 {

@@ -58,7 +58,7 @@ func openDASH(t *testing.T, path string, deny bool, opts map[string]string) (int
 	if err != nil {
 		t.Fatal(err)
 	}
-	ioc, err := fileIO(f, fi.Size())
+	ioc, err := inputIO(fileInput{f, fi.Size()})
 	if err != nil {
 		t.Fatal(err)
 	}

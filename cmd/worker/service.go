@@ -299,7 +299,7 @@ func (s *service) handle(ctx context.Context, m *queue.Msg) {
 			s.putState(st)
 		} // a split job's state was set before its chunks were submitted; they move it on
 		log.Info("job done", "skipped", res.Skipped, "run", res.Run, "chunks", res.Chunks, "chunks_done", res.ChunksDone,
-			"stages", stageSeconds(res.Stages))
+			"bytes_in", res.BytesIn, "stages", stageSeconds(res.Stages))
 		s.m.jobs.WithLabelValues("done").Inc()
 		if err := m.Ack(context.Background()); err != nil {
 			log.Warn("ack failed (a redelivery finds the work done)", "err", err)
@@ -337,7 +337,7 @@ func (s *service) handle(ctx context.Context, m *queue.Msg) {
 	st.Status, st.Stage, st.Percent, st.Reason = asset.StatusDone, "done", 100, ""
 	st.Manifest = s.cfg.OutputBucket + "/" + res.ManifestKey
 	st.Stages, st.Objects, st.BytesOut = stageSeconds(res.Stages), res.Objects, res.BytesOut
-	log.Info("job done", "skipped", res.Skipped, "run", res.Run, "objects", res.Objects, "bytes_out", res.BytesOut,
+	log.Info("job done", "skipped", res.Skipped, "run", res.Run, "objects", res.Objects, "bytes_in", res.BytesIn, "bytes_out", res.BytesOut,
 		"manifest", st.Manifest, "stages", st.Stages)
 	s.putState(st)
 	if err := m.Ack(pctx); err != nil {

@@ -47,6 +47,52 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store, opts Options) 
 			}
 		}
 	})
+	t.Run("RangeReader", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		const block = 64 << 10
+		data := randomBytes(5*block+777, 11)
+		info := put(t, s, "rr/src", bytes.NewReader(data))
+		rr := storage.NewRangeReader(t.Context(), s, info, block, 2)
+		if rr.Size() != int64(len(data)) || rr.Name() != "rr/src" {
+			t.Fatalf("size %d name %q", rr.Size(), rr.Name())
+		}
+		// Reads across block edges, at the end, and past it.
+		for _, c := range []struct{ off, n int }{{0, 10}, {block - 5, 10}, {3*block + 1, 2 * block}, {len(data) - 3, 3}, {len(data) - 3, 10}, {len(data), 1}} {
+			p := make([]byte, c.n)
+			n, err := rr.ReadAt(p, int64(c.off))
+			want := data[min(c.off, len(data)):min(c.off+c.n, len(data))]
+			if !bytes.Equal(p[:n], want) {
+				t.Fatalf("ReadAt(%d, %d): %d bytes that differ from the object's", c.off, c.n, n)
+			}
+			if short := len(want) < c.n; short != (err == io.EOF) || !short && err != nil {
+				t.Fatalf("ReadAt(%d, %d) = %d, %v", c.off, c.n, n, err)
+			}
+		}
+		// A sequential read of a window fetches that window's blocks once:
+		// not the whole object.
+		rr = storage.NewRangeReader(t.Context(), s, info, block, 2)
+		got, err := io.ReadAll(io.NewSectionReader(rr, 2*block, 2*block))
+		if err != nil || !bytes.Equal(got, data[2*block:4*block]) {
+			t.Fatalf("window read: %d bytes, %v", len(got), err)
+		}
+		if fetched, reqs, _ := rr.Fetched(); reqs != 2 || fetched != 2*block {
+			t.Fatalf("a two-block window made %d requests for %d bytes, want 2 for %d", reqs, fetched, 2*block)
+		}
+		// The object shrinks under the reader: a clear error, not short data.
+		put(t, s, "rr/src", bytes.NewReader(data[:block]))
+		if _, err := rr.ReadAt(make([]byte, 10), 4*block+5); err == nil {
+			t.Fatal("a read past the object's new end succeeded")
+		}
+		// A missing object is ErrNotFound.
+		if err := s.Delete(t.Context(), "rr/src"); err != nil {
+			t.Fatal(err)
+		}
+		rr = storage.NewRangeReader(t.Context(), s, info, block, 2)
+		if _, err := rr.ReadAt(make([]byte, 10), 0); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("read of a deleted object: %v, want ErrNotFound", err)
+		}
+	})
 	t.Run("UnknownLengthStream", func(t *testing.T) {
 		t.Parallel()
 		s := newStore(t)
