@@ -46,6 +46,9 @@ type ChunkTask struct {
 	// From and To are the segments [From, To) (To 0: to the end).
 	From int `json:"from"`
 	To   int `json:"to"`
+	// Audio: the task encodes the run's audio, all of it in one piece,
+	// and no video (From and To are 0).
+	Audio bool `json:"audio,omitempty"`
 }
 
 // ChunkJobID is the job id of a run's chunk task.

@@ -164,7 +164,7 @@ func (j *Job) Validate() error {
 			return bad("chunk: run %q or parent job %q is not an id", c.Run, c.ParentID)
 		case c.Count < 1 || c.Count > MaxChunks || c.Index < 0 || c.Index >= c.Count:
 			return bad("chunk: index %d of %d", c.Index, c.Count)
-		case c.From < 0 || c.To < 0 || c.To != 0 && c.To <= c.From:
+		case c.From < 0 || c.To < 0 || c.To != 0 && c.To <= c.From || c.Audio && (c.From != 0 || c.To != 0):
 			return bad("chunk: segments [%d, %d)", c.From, c.To)
 		case j.JobID != ChunkJobID(c.ParentID, c.Run, c.Index):
 			return bad("chunk: job_id %q is not the chunk's id", j.JobID)

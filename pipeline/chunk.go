@@ -54,8 +54,19 @@ type ChunkPlan struct {
 	Legacy bool `json:"base_legacy,omitempty"`
 	// Chunks are the windows, in order; the last runs to the end.
 	Chunks []transcode.Window `json:"chunks"`
+	// AudioTask: the audio is a task of its own, numbered after the
+	// windows (which then have no audio); otherwise chunk 0 encodes it.
+	AudioTask bool `json:"audio_task,omitempty"`
 	// DEKs are the renditions' wrapped data keys, by rendition name.
 	DEKs map[string]asset.DEKInfo `json:"deks"`
+}
+
+// tasks is how many chunk tasks the run has.
+func (pl *ChunkPlan) tasks() int {
+	if pl.AudioTask {
+		return len(pl.Chunks) + 1
+	}
+	return len(pl.Chunks)
 }
 
 // ChunkResult is what a chunk's winning attempt stored
@@ -116,11 +127,12 @@ func (r *Runner) plan(ctx context.Context, job *asset.Job, p *profile.Profile, s
 	for _, o := range ladder {
 		rungs = append(rungs, o.Name)
 	}
-	if p.Audio.Bitrate > 0 && info.Audio != nil {
+	audio := p.Audio.Bitrate > 0 && info.Audio != nil
+	if audio {
 		rungs = append(rungs, asset.AudioRung)
 	}
 	pl := ChunkPlan{JobID: job.JobID, Run: run, Source: asset.SourceInfo{Source: job.Source, Size: src.Size, SHA256: src.SHA256}, SourceETag: src.ETag,
-		Profile: job.Profile, CreatedAt: time.Now().UTC(), Base: b.etag, Exists: b.exists, Legacy: b.m != nil && b.m.Run == "", Chunks: spans, DEKs: map[string]asset.DEKInfo{}}
+		Profile: job.Profile, CreatedAt: time.Now().UTC(), Base: b.etag, Exists: b.exists, Legacy: b.m != nil && b.m.Run == "", Chunks: spans, AudioTask: audio, DEKs: map[string]asset.DEKInfo{}}
 	for _, rung := range rungs {
 		d, err := sw.dek(rung)
 		if err != nil {
@@ -135,16 +147,27 @@ func (r *Runner) plan(ctx context.Context, job *asset.Job, p *profile.Profile, s
 	if _, err := sw.putRetry(asset.RunPlanKey(job.AssetID, run), data, storage.PutOptions{ContentType: asset.TypeManifest, IfAbsent: true}); err != nil {
 		return nil, err
 	}
-	tasks := make([]*asset.Job, len(spans))
-	for i, w := range spans {
+	// The audio's task comes first in the queue: it reads the whole
+	// source, and its encode is the longest single piece of a long title.
+	tasks := make([]*asset.Job, 0, pl.tasks())
+	for i := range pl.tasks() {
 		t := *job
 		t.JobID = asset.ChunkJobID(job.JobID, run, i)
 		t.CreatedAt = pl.CreatedAt
-		t.Chunk = &asset.ChunkTask{ParentID: job.JobID, Run: run, Index: i, Count: len(spans), From: w.From, To: w.To}
+		t.Chunk = &asset.ChunkTask{ParentID: job.JobID, Run: run, Index: i, Count: pl.tasks()}
+		if i < len(spans) {
+			t.Chunk.From, t.Chunk.To = spans[i].From, spans[i].To
+		} else {
+			t.Chunk.Audio = true
+		}
 		if err := t.Validate(); err != nil {
 			return nil, Permanent(err)
 		}
-		tasks[i] = &t
+		if t.Chunk.Audio {
+			tasks = slices.Insert(tasks, 0, &t)
+		} else {
+			tasks = append(tasks, &t)
+		}
 	}
 	// The job's state says it is split before any chunk can move it on.
 	progress(Progress{Stage: fmt.Sprintf("split into %d chunks", len(tasks)), Percent: 5})
@@ -152,8 +175,8 @@ func (r *Runner) plan(ctx context.Context, job *asset.Job, p *profile.Profile, s
 		return nil, fmt.Errorf("pipeline: submit %d chunks: %w", len(tasks), err)
 	}
 	done = true
-	log.Info("job split into chunks", "run", run, "chunks", len(spans), "segments_per_chunk", spans[0].To-spans[0].From)
-	res.Run, res.Chunks = run, len(spans)
+	log.Info("job split into chunks", "run", run, "chunks", len(spans), "audio_task", pl.AudioTask, "segments_per_chunk", spans[0].To-spans[0].From)
+	res.Run, res.Chunks = run, len(tasks)
 	return res, nil
 }
 
@@ -240,8 +263,9 @@ func (r *Runner) RunChunk(ctx context.Context, task *asset.Job, progress func(Pr
 		log.Info("another run committed since the chunk's run started; its commit would be refused, nothing to do")
 		res.Skipped = true
 		return res, nil
-	case c.Index >= len(pl.Chunks) || pl.Chunks[c.Index] != (transcode.Window{From: c.From, To: c.To}):
-		return nil, Permanent(fmt.Errorf("pipeline: chunk %d [%d, %d) is not in the run's plan", c.Index, c.From, c.To))
+	case c.Audio != (pl.AudioTask && c.Index == len(pl.Chunks)),
+		!c.Audio && (c.Index >= len(pl.Chunks) || pl.Chunks[c.Index] != (transcode.Window{From: c.From, To: c.To})):
+		return nil, Permanent(fmt.Errorf("pipeline: chunk %d [%d, %d) (audio %v) is not in the run's plan", c.Index, c.From, c.To, c.Audio))
 	}
 	p, err := r.Profiles(task.Profile)
 	if err != nil {
@@ -284,7 +308,10 @@ func (r *Runner) RunChunk(ctx context.Context, task *asset.Job, progress func(Pr
 	}
 
 	t0 = time.Now()
-	ropts := RenderOptions{Threads: r.Threads, Limits: r.Limits, Window: &transcode.Window{From: c.From, To: c.To}}
+	ropts := RenderOptions{Threads: r.Threads, Limits: r.Limits, Window: &transcode.Window{From: c.From, To: c.To}, NoAudio: pl.AudioTask}
+	if c.Audio {
+		ropts.Window, ropts.NoAudio, ropts.AudioOnly = nil, false, true
+	}
 	if ropts.Limits == (transcode.Limits{}) {
 		ropts.Limits = transcode.DefaultLimits()
 	}
@@ -369,7 +396,7 @@ func (r *Runner) RunChunk(ctx context.Context, task *asset.Job, progress func(Pr
 	}
 	stored = true
 	res.Objects, res.BytesOut = int(sw.objects.Load()), sw.bytes.Load()
-	log.Info("chunk stored", "attempt", attempt, "segments", len(cr.Video[0].Segments))
+	log.Info("chunk stored", "attempt", attempt, "audio", c.Audio, "video_renditions", len(cr.Video))
 	return r.assembleIfLast(ctx, task, pl, p, res, log)
 }
 
@@ -382,7 +409,7 @@ func (r *Runner) readResult(ctx context.Context, assetID, run string, chunk int)
 	if err := json.Unmarshal(data, &cr); err != nil {
 		return nil, Permanent(fmt.Errorf("pipeline: chunk %d's result: %w", chunk, err))
 	}
-	if cr.Index != chunk || len(cr.Video) == 0 {
+	if cr.Index != chunk || len(cr.Video) == 0 && cr.Audio == nil {
 		return nil, Permanent(fmt.Errorf("pipeline: chunk %d's result names chunk %d with %d renditions", chunk, cr.Index, len(cr.Video)))
 	}
 	return &cr, nil
@@ -409,13 +436,13 @@ func (r *Runner) assembleIfLast(ctx context.Context, task *asset.Job, pl *ChunkP
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: count the run's chunks: %w", err)
 	}
-	res.ChunksDone, res.Chunks = n, len(pl.Chunks)
-	if n < len(pl.Chunks) {
+	res.ChunksDone, res.Chunks = n, pl.tasks()
+	if n < pl.tasks() {
 		return res, nil
 	}
 	t0 := time.Now()
 	var results []*ChunkResult
-	for i := range pl.Chunks {
+	for i := range pl.tasks() {
 		cr, err := r.readResult(ctx, task.AssetID, c.Run, i)
 		if err != nil {
 			return nil, fmt.Errorf("pipeline: read chunk %d's result: %w", i, err)
@@ -434,7 +461,17 @@ func (r *Runner) assembleIfLast(ctx context.Context, task *asset.Job, pl *ChunkP
 	if err := r.sameInits(ctx, task.AssetID, pl, results); err != nil {
 		return nil, err
 	}
-	// The renditions, chunk after chunk.
+	// The renditions, chunk after chunk; the audio of the audio task or
+	// of chunk 0.
+	audio := results[0].Audio
+	if pl.AudioTask {
+		audio = results[len(pl.Chunks)].Audio
+		if audio == nil {
+			return nil, Permanent(errors.New("pipeline: the audio task stored no audio"))
+		}
+	}
+	last := results[len(pl.Chunks)-1]
+	results = results[:len(pl.Chunks)]
 	video := slices.Clone(results[0].Video)
 	for _, cr := range results[1:] {
 		if len(cr.Video) != len(video) {
@@ -463,7 +500,6 @@ func (r *Runner) assembleIfLast(ctx context.Context, task *asset.Job, pl *ChunkP
 		video[i].PeakBitrate, video[i].Bitrate = cm.Bandwidth()
 		rr.Renditions = append(rr.Renditions, cm)
 	}
-	audio := results[0].Audio
 	if audio != nil {
 		cm := cmafRendition(*audio)
 		rr.Audio = &cm
@@ -478,7 +514,7 @@ func (r *Runner) assembleIfLast(ctx context.Context, task *asset.Job, pl *ChunkP
 	if err != nil {
 		return nil, err
 	}
-	m := newManifest(&parent, pl.Source, c.Run, results[len(results)-1].End, time.Duration(p.SegmentDuration).Seconds(), wm)
+	m := newManifest(&parent, pl.Source, c.Run, last.End, time.Duration(p.SegmentDuration).Seconds(), wm)
 	m.Video, m.Audio = video, audio
 	data, err := json.MarshalIndent(m, "", " ")
 	if err != nil {
@@ -504,6 +540,9 @@ func (r *Runner) assembleIfLast(ctx context.Context, task *asset.Job, pl *ChunkP
 	defer cancel()
 	for _, cr := range results[1:] {
 		for _, rd := range append(slices.Clone(cr.Video), derefRendition(cr.Audio)...) {
+			if audio != nil && rd.Init.Key == audio.Init.Key {
+				continue
+			}
 			if err := r.Out.Delete(cctx, rd.Init.Key); err != nil {
 				log.Warn("a chunk's init segment was not deleted", "chunk", cr.Index, "rendition", rd.Name, "err", err)
 			}

@@ -63,19 +63,27 @@ func TestChunkedRun(t *testing.T) {
 		return nil
 	}
 	res, err := chunked.Run(t.Context(), fenceJob("split", "one.mp4"), nil)
-	if err != nil || res.Chunks != 3 || len(tasks) != 3 || res.Manifest != nil {
+	if err != nil || res.Chunks != 4 || len(tasks) != 4 || res.Manifest != nil {
 		t.Fatalf("split: %+v %v, %d tasks", res, err, len(tasks))
+	}
+	// Three windows and the audio's task, queued first.
+	if c := tasks[0].Chunk; !c.Audio || c.Index != 3 {
+		t.Fatalf("first task queued: %+v, want the audio's (index 3)", c)
+	}
+	byIndex := map[int]*asset.Job{}
+	for _, task := range tasks {
+		byIndex[task.Chunk.Index] = task
 	}
 	if _, err := rig.out.Stat(t.Context(), asset.ManifestKey("split")); err == nil {
 		t.Fatal("a manifest before any chunk ran")
 	}
 	var last *pipeline.Result
-	for i, k := range []int{2, 0, 0, 1} {
-		r, err := chunked.RunChunk(t.Context(), tasks[k], nil)
+	for i, k := range []int{2, 0, 3, 0, 1} {
+		r, err := chunked.RunChunk(t.Context(), byIndex[k], nil)
 		if err != nil {
 			t.Fatalf("chunk %d: %v", k, err)
 		}
-		if (i == 2) != r.Skipped || (i == 3) != (r.Manifest != nil) {
+		if (i == 3) != r.Skipped || (i == 4) != (r.Manifest != nil) {
 			t.Fatalf("step %d, chunk %d: skipped %v, manifest %v", i, k, r.Skipped, r.Manifest != nil)
 		}
 		last = r
@@ -113,7 +121,7 @@ func TestChunkedRun(t *testing.T) {
 		t.Fatalf("the edge served %d segments of %d", n, len(m.Video[0].Segments))
 	}
 	// A chunk task delivered again after the commit does nothing.
-	if r, err := chunked.RunChunk(t.Context(), tasks[1], nil); err != nil || !r.Skipped || r.Manifest == nil {
+	if r, err := chunked.RunChunk(t.Context(), byIndex[1], nil); err != nil || !r.Skipped || r.Manifest == nil {
 		t.Fatalf("chunk 1 after the commit: %+v %v", r, err)
 	}
 	rig.check("split")
@@ -133,8 +141,8 @@ func TestChunkReadsWindow(t *testing.T) {
 		tasks = append(tasks, ts...)
 		return nil
 	}
-	if _, err := chunked.Run(t.Context(), fenceJob("kf", "kf.mp4"), nil); err != nil || len(tasks) != 5 {
-		t.Fatalf("split: %v, %d tasks", err, len(tasks))
+	if _, err := chunked.Run(t.Context(), fenceJob("kf", "kf.mp4"), nil); err != nil || len(tasks) != 5 || tasks[4].Chunk.Index != 4 {
+		t.Fatalf("split: %v, %d tasks (a silent source has no audio task)", err, len(tasks))
 	}
 	src, err := rig.ingest.Stat(t.Context(), "kf.mp4")
 	if err != nil {
@@ -161,11 +169,11 @@ func TestChunkSourceChanged(t *testing.T) {
 		tasks = append(tasks, ts...)
 		return nil
 	}
-	if _, err := chunked.Run(t.Context(), fenceJob("changed", "one.mp4"), nil); err != nil || len(tasks) != 3 {
+	if _, err := chunked.Run(t.Context(), fenceJob("changed", "one.mp4"), nil); err != nil || len(tasks) != 4 {
 		t.Fatalf("split: %v, %d tasks", err, len(tasks))
 	}
 	rig.upload("one.mp4", testmedia.Clip(t, "main.mp4"))
-	_, err := chunked.RunChunk(t.Context(), tasks[1], nil)
+	_, err := chunked.RunChunk(t.Context(), tasks[2], nil)
 	if err == nil || !pipeline.IsPermanent(err) || !strings.Contains(err.Error(), "changed since the job was split") {
 		t.Fatalf("chunk of a replaced source: %v (permanent %v)", err, pipeline.IsPermanent(err))
 	}

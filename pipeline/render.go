@@ -57,6 +57,10 @@ type RenderOptions struct {
 	// the audio in the chunk from the start), without playlists, which
 	// the run writes once every chunk is done (chunk.go).
 	Window *transcode.Window
+	// AudioOnly renders the audio alone (a chunked run's audio task, no
+	// playlists); NoAudio a window without it (the run's audio is a task
+	// of its own).
+	AudioOnly, NoAudio bool
 }
 
 // WatermarkOptions configure the A/B forensic watermark of a render.
@@ -129,13 +133,16 @@ func render(ctx context.Context, p *profile.Profile, opts RenderOptions, out Obj
 		Window:          opts.Window,
 	}
 	for _, o := range ladder {
+		if opts.AudioOnly {
+			break
+		}
 		topts.Renditions = append(topts.Renditions, transcode.Rendition{
 			Name: o.Name, Width: o.Width, Height: o.Height,
 			Bitrate: o.Bitrate, MaxRate: o.MaxRate, BufSize: o.BufSize, CRF: o.CRF,
 			Preset: o.Preset, Profile: o.H264Profile,
 		})
 	}
-	if p.Audio.Bitrate > 0 && (opts.Window == nil || opts.Window.From == 0) {
+	if p.Audio.Bitrate > 0 && !opts.NoAudio && (opts.Window == nil || opts.Window.From == 0) {
 		topts.Audio = &transcode.AudioSettings{Bitrate: p.Audio.Bitrate, SampleRate: p.Audio.SampleRate}
 	}
 	w := &trackWriter{ctx: ctx, out: out, variants: variants, pending: map[segKey]pendingSegment{}, sizes: map[segKey]int64{}}
@@ -177,7 +184,7 @@ func render(ctx context.Context, p *profile.Profile, opts RenderOptions, out Obj
 			rr.Positions = append(rr.Positions, asset.Position(seg.Index, unmarked))
 		}
 	}
-	if opts.Window == nil {
+	if opts.Window == nil && !opts.AudioOnly {
 		if err := writePlaylists(rr.Renditions, rr.Audio, w.put); err != nil {
 			return nil, err
 		}

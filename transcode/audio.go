@@ -3,6 +3,7 @@ package transcode
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/asticode/go-astiav"
 )
@@ -22,6 +23,17 @@ type audioPath struct {
 	track      int
 	sampleRate int
 	frees      []func()
+	// samples decoded so far, at the decoder's rate: how much audio the
+	// run has read (its CPU budget counts it).
+	samples int64
+}
+
+// decoded is the audio decoded so far.
+func (a *audioPath) decoded() time.Duration {
+	if rate := a.dec.SampleRate(); rate > 0 {
+		return time.Duration(a.samples * int64(time.Second) / int64(rate))
+	}
+	return 0
 }
 
 func newAudioPath(in *input, s AudioSettings) (_ *audioPath, err error) {
@@ -123,6 +135,7 @@ func (a *audioPath) decode(pkt *astiav.Packet, r *run) error {
 			return nil // concealed, as above
 		}
 		a.dframe.SetPts(bestEffortTimestamp(a.dframe))
+		a.samples += int64(a.dframe.NbSamples())
 		err = a.src.AddFrame(a.dframe, astiav.NewBuffersrcFlags())
 		a.dframe.Unref()
 		if err != nil {

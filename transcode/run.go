@@ -67,6 +67,9 @@ type Options struct {
 	// Window, when set, encodes only some of the segments (a chunk of the
 	// input), numbered and timed as in a run over the whole input.
 	Window *Window
+	// With no Renditions and Audio set, the run encodes only the audio
+	// (all of it, placed on the video's time line as in a full run): the
+	// video is neither decoded nor, where the container allows, read.
 }
 
 // Window selects the segments [From, To) of a run (To 0: to the end of the
@@ -218,7 +221,7 @@ func run1(ctx context.Context, opts Options, sink Sink, open func(context.Contex
 }
 
 func (o *Options) validate() error {
-	if len(o.Renditions) == 0 {
+	if len(o.Renditions) == 0 && o.Audio == nil {
 		return errors.New("transcode: no renditions")
 	}
 	if o.SegmentDuration < 100*time.Millisecond {
@@ -236,6 +239,8 @@ func (o *Options) validate() error {
 			return fmt.Errorf("transcode: window [%d, %d) is empty or negative", w.From, w.To)
 		case o.Audio != nil && w.From > 0:
 			return errors.New("transcode: only a window from the start encodes the audio (all of it)")
+		case len(o.Renditions) == 0:
+			return errors.New("transcode: an audio-only run has no window")
 		}
 	}
 	for i, rd := range o.Renditions {
@@ -296,6 +301,9 @@ type run struct {
 	windowDone bool
 }
 
+// audioOnly: the run encodes the audio only (Options).
+func (r *run) audioOnly() bool { return len(r.opts.Renditions) == 0 }
+
 func (r *run) close() {
 	for i := len(r.frees) - 1; i >= 0; i-- {
 		r.frees[i]()
@@ -305,9 +313,19 @@ func (r *run) close() {
 
 func (r *run) setup() error {
 	in := r.in
-	in.vdec.SetThreadType(astiav.ThreadTypeFrame)
-	if err := in.openVideoDecoder(r.threads, r.limits); err != nil {
-		return err
+	if r.audioOnly() {
+		if in.as == nil {
+			return inputErr(ErrNotVideo, nil, "an audio-only run of a source without audio")
+		}
+		// The video's packets are skipped by the demuxer (not read at all
+		// from an indexed container).
+		in.vs.SetDiscard(astiav.DiscardAll)
+		r.windowDone = true
+	} else {
+		in.vdec.SetThreadType(astiav.ThreadTypeFrame)
+		if err := in.openVideoDecoder(r.threads, r.limits); err != nil {
+			return err
+		}
 	}
 	r.segTicks = int64(r.opts.SegmentDuration) * VideoTimescale / int64(time.Second)
 	// The output's origin is the video stream's start, so audio that comes
@@ -344,10 +362,12 @@ func (r *run) setup() error {
 	r.nominalDur = int64(float64(VideoTimescale)/fps + 0.5)
 
 	var err error
-	if r.video, err = newVideoGraph(in, r.opts.Renditions, r.threads); err != nil {
-		return err
+	if !r.audioOnly() {
+		if r.video, err = newVideoGraph(in, r.opts.Renditions, r.threads); err != nil {
+			return err
+		}
+		r.frees = append(r.frees, r.video.free)
 	}
-	r.frees = append(r.frees, r.video.free)
 
 	segFrames := int(r.opts.SegmentDuration.Seconds()*fps + 0.5)
 	for ri, rd := range r.opts.Renditions {
@@ -502,14 +522,16 @@ func (r *run) loop() (*Result, error) {
 		}
 	}
 	// Flush the decoders, the graphs, then the encoders.
-	if err := r.decodeVideo(nil); err != nil {
-		return fail(err)
-	}
-	if err := r.video.src.AddFrame(nil, astiav.NewBuffersrcFlags()); err != nil {
-		return fail(fmt.Errorf("transcode: flush filters: %w", err))
-	}
-	if err := r.pullVideo(); err != nil {
-		return fail(err)
+	if !r.audioOnly() {
+		if err := r.decodeVideo(nil); err != nil {
+			return fail(err)
+		}
+		if err := r.video.src.AddFrame(nil, astiav.NewBuffersrcFlags()); err != nil {
+			return fail(fmt.Errorf("transcode: flush filters: %w", err))
+		}
+		if err := r.pullVideo(); err != nil {
+			return fail(err)
+		}
 	}
 	if r.audio != nil {
 		if err := r.audio.flush(r); err != nil {
@@ -519,6 +541,9 @@ func (r *run) loop() (*Result, error) {
 	r.stopEncoders()
 	if err := context.Cause(r.ctx); err != nil {
 		return nil, err
+	}
+	if r.audioOnly() {
+		return &Result{Info: r.in.info, Tracks: r.tracks}, nil
 	}
 	if r.decoded == 0 {
 		return nil, inputErr(ErrCorrupt, nil, "corrupt: no video frame could be decoded")
@@ -549,7 +574,11 @@ func (r *run) audioIndex() int {
 // decodedMedia is how much media has been decoded: the larger of the
 // output's timestamps and the frames' summed durations.
 func (r *run) decodedMedia() time.Duration {
-	return max(r.mediaTime(), time.Duration(r.decodedTicks*int64(time.Second)/VideoTimescale))
+	d := max(r.mediaTime(), time.Duration(r.decodedTicks*int64(time.Second)/VideoTimescale))
+	if r.audio != nil {
+		d = max(d, r.audio.decoded())
+	}
+	return d
 }
 
 // mediaTime is how far the video output has got.

@@ -118,4 +118,27 @@ func TestWindowAudio(t *testing.T) {
 	if _, err := transcode.Run(t.Context(), src, opts, &collect{}); err == nil || !strings.Contains(err.Error(), "only a window from the start encodes the audio") {
 		t.Fatalf("a later window with audio: %v", err)
 	}
+	// The audio alone (a chunked run's audio task): the whole run's audio
+	// packets, byte for byte, and no video decoded.
+	var alone collect
+	opts.Renditions, opts.Window = nil, nil
+	res, err = transcode.Run(t.Context(), src, opts, &alone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(alone.tracks) != 1 || alone.tracks[0].Kind != transcode.Audio || res.FramesDecoded != 0 {
+		t.Fatalf("audio only: %d tracks, %d video frames decoded", len(alone.tracks), res.FramesDecoded)
+	}
+	if aa := alone.packets[0]; len(aa) != len(wa) {
+		t.Fatalf("audio packets: alone %d, whole %d", len(aa), len(wa))
+	}
+	for i, p := range alone.packets[0] {
+		if p.PTS != wa[i].PTS || p.Duration != wa[i].Duration || !bytes.Equal(p.Data, wa[i].Data) {
+			t.Fatalf("audio-only packet %d differs from the whole run's", i)
+		}
+	}
+	// A source without audio has no audio-only run.
+	if _, err := transcode.Run(t.Context(), testmedia.Clip(t, "chunk-bframes.mp4"), opts, &collect{}); err == nil {
+		t.Fatal("an audio-only run of a silent source succeeded")
+	}
 }

@@ -380,7 +380,8 @@ func TestFleetThreeWorkersSixJobs(t *testing.T) {
 }
 
 // TestFleetChunkedJob: with --chunk-length 4s a 12 s upload (2 s
-// segments) is split into three chunk tasks on the jobs stream; two
+// segments) is split into three chunk tasks and the audio's on the jobs
+// stream; two
 // workers take them, the last chunk commits the manifest once, the job's
 // state is done and one asset-ready event announces it; a chunk's own
 // state says done too.
@@ -404,8 +405,8 @@ func TestFleetChunkedJob(t *testing.T) {
 		stored += len(w.Lines("chunk stored"))
 		split += len(w.Lines("job split into chunks"))
 	}
-	if stored != 3 || split != 1 {
-		t.Fatalf("%d chunks stored, %d splits; want 3 and 1", stored, split)
+	if stored != 4 || split != 1 {
+		t.Fatalf("%d chunks stored, %d splits; want 4 (3 windows and the audio) and 1", stored, split)
 	}
 	evs := f.ReadyEvents()
 	if len(evs) != 1 || evs[0]["job_id"] != job || evs[0]["asset_id"] != assetID {
