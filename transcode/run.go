@@ -69,7 +69,7 @@ type Options struct {
 	Window *Window
 	// With no Renditions and Audio set, the run encodes only the audio
 	// (all of it, placed on the video's time line as in a full run): the
-	// video is neither decoded nor, where the container allows, read.
+	// video stream is discarded, its packets not decoded.
 }
 
 // Window selects the segments [From, To) of a run (To 0: to the end of the
