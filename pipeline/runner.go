@@ -87,7 +87,7 @@ type Runner struct {
 	// SourceBlock is the size of one ranged read of a chunk's source
 	// (0: storage.DefaultRangeBlock).
 	SourceBlock int
-	Log          *slog.Logger
+	Log         *slog.Logger
 }
 
 // Fencing points (Runner.Stall).

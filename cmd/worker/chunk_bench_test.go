@@ -87,7 +87,7 @@ func BenchmarkChunked(b *testing.B) {
 			figs = append(figs, f)
 			b.Logf("%s: wall %.1f s, CPU %.1f s, %d chunks", w.name, f.wall.Seconds(), f.cpu.Seconds(), len(f.chunks))
 			for _, c := range f.chunks {
-				b.Logf("  chunk %v: stages %v", c["job_id"], c["stages"])
+				b.Logf("  chunk %v: read %.1f MB, stages %v", c["job_id"], num(c["bytes_in"])/1e6, c["stages"])
 			}
 		}
 		whole, serial, fleet2 := figs[0], figs[1], figs[2]
@@ -110,112 +110,30 @@ func BenchmarkChunked(b *testing.B) {
 			b.ReportMetric(lat[0], "first-chunk-latency-s")
 		}
 		m := measuredChunks{
-			media: 120, chunks: float64(len(serial.chunks)),
+			media: 120, tasks: float64(len(serial.chunks)),
 			whole: whole.wall.Seconds(), serial: serial.wall.Seconds(), sourceBytes: float64(fileSize(b, clip)),
 		}
 		if len(lat) > 0 {
 			m.latency = lat[0]
 		}
 		var fetchBytes, fetchWait float64
-		var others []float64
 		for _, c := range serial.chunks {
 			st, _ := c["stages"].(map[string]any)
 			fetchBytes += num(c["bytes_in"])
 			fetchWait += num(st["fetch"])
-			if strings.HasSuffix(fmt.Sprint(c["job_id"]), ".c0") {
-				m.first = num(st["transcode"])
-				m.firstBytes = num(c["bytes_in"])
-			} else {
-				others = append(others, num(st["transcode"]))
-				m.windowBytes += num(c["bytes_in"])
+			// The audio's task is numbered after the windows.
+			if strings.HasSuffix(fmt.Sprint(c["job_id"]), fmt.Sprintf(".c%d", len(serial.chunks)-1)) {
+				m.audio = num(st["transcode"])
+				b.ReportMetric(num(c["bytes_in"])/m.sourceBytes, "audio-task-read/source")
 			}
-		}
-		if len(others) > 0 {
-			m.windowBytes /= float64(len(others))
-			m.other = mean(others)
 		}
 		if fetchWait > 0 {
 			m.loopback = fetchBytes / fetchWait
 		}
-		b.ReportMetric(m.firstBytes/m.sourceBytes, "chunk0-read/source")
-		b.ReportMetric(m.windowBytes/m.sourceBytes, "chunk-read/source")
 		for _, l := range m.report() {
 			b.Log(l)
 		}
 	}
-}
-
-// measuredChunks are the benchmark's figures the time-to-publish model
-// starts from (seconds, bytes; one worker of this machine, 2 threads).
-type measuredChunks struct {
-	media, chunks float64 // the source's length and the chunks it was split into
-	whole, serial float64 // wall time whole and chunked, one worker
-	latency       float64 // split to the first chunk's start
-	first, other  float64 // chunk 0's render (with the audio) and the others' mean
-	sourceBytes   float64
-	firstBytes    float64 // chunk 0's reads
-	windowBytes   float64 // another chunk's reads
-	loopback      float64 // bytes/s of ranged reads from MinIO on loopback
-}
-
-// model is the time to publish a title of d seconds with n workers and
-// chunks of l seconds, each worker fetching at bw bytes/s. The parts:
-// the parent fetches and hashes the whole source, then plans; chunk 0
-// renders its window and all of the audio, reading the whole source; the
-// others read the file's index and their window; the per-chunk overhead
-// (queue latency, probe, decode warm-up, putting the result, the last
-// chunk's assembly) is what chunking added to the one-worker run, per
-// chunk. Chunks go to workers in order as they free up.
-func (m measuredChunks) model(d, l float64, n int, bw float64) (wall float64, chunks int) {
-	rate := m.whole / m.media // wall seconds per media second, whole run
-	perChunk := max(0, (m.serial-m.whole)/m.chunks)
-	audio := max(0, m.first-m.other) / m.media // chunk 0's extra per media second
-	bps := m.sourceBytes / m.media
-	chunks = max(1, int(d/l+0.5))
-	cl := d / float64(chunks)
-	plan := bps * d / bw
-	t := make([]float64, chunks)
-	for i := range t {
-		t[i] = perChunk + rate*cl + bps*cl/bw
-	}
-	t[0] += audio*d + bps*(d-cl)/bw
-	free := make([]float64, n)
-	end := 0.0
-	for _, c := range t {
-		k := 0
-		for j := range free {
-			if free[j] < free[k] {
-				k = j
-			}
-		}
-		free[k] += c
-		end = max(end, free[k])
-	}
-	return plan + end, chunks
-}
-
-func (m measuredChunks) report() []string {
-	out := []string{fmt.Sprintf("model inputs: whole %.0f s and chunked %.0f s for %.0f s of media in %.0f chunks (one worker); first-chunk latency %.2f s; chunk 0 %.0f s, others %.0f s; reads: chunk 0 %.0f%%, others %.0f%% of the %.0f MB source; loopback reads %.0f MB/s",
-		m.whole, m.serial, m.media, m.chunks, m.latency, m.first, m.other, 100*m.firstBytes/m.sourceBytes, 100*m.windowBytes/m.sourceBytes, m.sourceBytes/1e6, m.loopback/1e6)}
-	const d = 7200.0
-	bw := 125e6 // 1 Gbit/s to the store per worker
-	whole := m.whole/m.media*d + m.sourceBytes/m.media*d/bw
-	out = append(out, fmt.Sprintf("time to publish a 2 h title (this source's bitrate, %.0f Mbit/s; 1 Gbit/s to the store per worker): one worker whole %.1f h", 8*m.sourceBytes/m.media/1e6, whole/3600))
-	for _, l := range []float64{180, 60} {
-		for _, n := range []int{1, 10, 50} {
-			t, c := m.model(d, l, n, bw)
-			out = append(out, fmt.Sprintf("  %3.0f s chunks (%d), %2d workers: %6.1f min, speed-up %5.1f (%.2f N)", l, c, n, t/60, whole/t, whole/t/float64(n)))
-		}
-	}
-	return out
-}
-
-func mean(v []float64) float64 {
-	s := 0.0
-	for _, x := range v {
-		s += x
-	}
-	return s / float64(len(v))
 }
 
 func fileSize(b *testing.B, path string) int64 {
