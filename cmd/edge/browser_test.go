@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"io"
@@ -115,7 +116,8 @@ func TestBrowserPlayback(t *testing.T) {
 	}
 
 	// A sealed, watermarked asset: 12 s of 1280x720 with audio, one 360p
-	// rung in 1 s segments (11 carry the mark).
+	// rung in 1 s segments (11 carry the mark), processed in chunks: three
+	// 4 s windows and the audio's task, stitched by the manifest.
 	ctx := t.Context()
 	dir := t.TempDir()
 	ingest, err := fs.New(filepath.Join(dir, "ingest"))
@@ -158,9 +160,23 @@ func TestBrowserPlayback(t *testing.T) {
 		WatermarkKey: master,
 		TempDir:      dir,
 		Log:          slog.New(slog.DiscardHandler),
+		ChunkLength:  4 * time.Second,
+	}
+	var tasks []*asset.Job
+	runner.SubmitChunks = func(_ context.Context, ts []*asset.Job) error {
+		tasks = append(tasks, ts...)
+		return nil
 	}
 	if _, err := runner.Run(ctx, &asset.Job{V: 1, JobID: "web-1", AssetID: assetID, Source: asset.Source{Bucket: "ingest", Key: "sample.mp4"}, Profile: "web", CreatedAt: time.Now()}, nil); err != nil {
 		t.Fatal(err)
+	}
+	if len(tasks) != 4 {
+		t.Fatalf("%d chunk tasks, want 3 windows and the audio's", len(tasks))
+	}
+	for _, task := range tasks {
+		if _, err := runner.RunChunk(ctx, task, nil); err != nil {
+			t.Fatal(err)
+		}
 	}
 	m, err := sealed.ReadManifest(ctx, out, assetID)
 	if err != nil {
