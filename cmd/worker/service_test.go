@@ -417,3 +417,28 @@ func TestFleetChunkedJob(t *testing.T) {
 		t.Fatalf("chunk 3's state %+v", cs)
 	}
 }
+
+// TestFleetChunkFailsJob: a permanent error in one chunk fails the job
+// with that chunk's reason. The source is replaced as soon as the job is
+// split, so its chunks find another version than the one planned (or see
+// it change under them). The worker keeps serving: the replacement's own
+// upload event makes a job that is done, and its commit collects the
+// failed run.
+func TestFleetChunkFailsJob(t *testing.T) {
+	f := fleet.New(t)
+	f.StartWorker("w1", "--chunk-length", "4s")
+	job, assetID := f.Upload("uploads/replaced.mp4", testmedia.Clip(t, "sample.mp4"))
+	f.WaitState(job, 2*time.Minute, func(s asset.State) bool { return s.Final() || strings.HasPrefix(s.Stage, "split into") })
+	job2, _ := f.Upload("uploads/replaced.mp4", testmedia.Clip(t, "main.mp4"))
+	st := f.WaitState(job, 4*time.Minute, fleet.Final)
+	if st.Status != asset.StatusFailed || !strings.HasPrefix(st.Reason, "chunk ") || !strings.Contains(st.Reason, "changed") {
+		t.Fatalf("the split job's state: %+v", st)
+	}
+	t.Logf("reason: %s", st.Reason)
+	if st2 := f.WaitState(job2, 4*time.Minute, fleet.Final); st2.Status != asset.StatusDone {
+		t.Fatalf("the replacement's job: %+v", st2)
+	}
+	if m := f.CheckAsset(assetID); m.JobID != job2 {
+		t.Fatalf("the asset is job %s's, want %s's", m.JobID, job2)
+	}
+}
