@@ -353,8 +353,10 @@ func (r *Runner) RunChunk(ctx context.Context, task *asset.Job, progress func(Pr
 		n, reqs, wait := ranged.Fetched()
 		res.BytesIn, res.Stages["fetch"] = n, wait
 		log.Debug("chunk source read in ranges", "bytes", n, "requests", reqs, "of", ranged.Size())
-		if err == nil {
-			err = recheck(ctx)
+		// A source replaced mid-read can look corrupt to the decoder: its
+		// change is the reason, whatever the render said.
+		if cerr := recheck(ctx); err == nil || IsPermanent(cerr) {
+			err = cerr
 		}
 	} else {
 		rr, err = Render(ctx, src.Path, p, ropts, sw)
