@@ -44,6 +44,19 @@ func framesOf(t *testing.T, rig *fenceRig, m *asset.Manifest) string {
 	return strings.ReplaceAll(strings.TrimSpace(string(out)), ",", "")
 }
 
+// chunked is the rig's runner splitting jobs into 4 s windows; the chunk
+// tasks it submits are collected in *tasks.
+func (r *fenceRig) chunked() (*pipeline.Runner, *[]*asset.Job) {
+	tasks := &[]*asset.Job{}
+	chunked := r.runner
+	chunked.ChunkLength = 4 * time.Second
+	chunked.SubmitChunks = func(_ context.Context, ts []*asset.Job) error {
+		*tasks = append(*tasks, ts...)
+		return nil
+	}
+	return &chunked, tasks
+}
+
 // TestChunkedRun: a job split into three chunk tasks, run out of order,
 // one of them twice, gives an asset like the same job run whole: the same
 // segments (numbers, times, durations, watermark positions) per rendition,
@@ -55,14 +68,9 @@ func TestChunkedRun(t *testing.T) {
 	if err != nil || whole.Chunks != 0 {
 		t.Fatalf("%+v %v", whole, err)
 	}
-	var tasks []*asset.Job
-	chunked := rig.runner
-	chunked.ChunkLength = 4 * time.Second
-	chunked.SubmitChunks = func(_ context.Context, ts []*asset.Job) error {
-		tasks = append(tasks, ts...)
-		return nil
-	}
+	chunked, submitted := rig.chunked()
 	res, err := chunked.Run(t.Context(), fenceJob("split", "one.mp4"), nil)
+	tasks := *submitted
 	if err != nil || res.Chunks != 4 || len(tasks) != 4 || res.Manifest != nil {
 		t.Fatalf("split: %+v %v, %d tasks", res, err, len(tasks))
 	}
@@ -133,15 +141,11 @@ func TestChunkedRun(t *testing.T) {
 func TestChunkReadsWindow(t *testing.T) {
 	rig := newFenceRig(t)
 	rig.upload("kf.mp4", testmedia.Clip(t, "chunk-bframes.mp4"))
-	var tasks []*asset.Job
-	chunked := rig.runner
-	chunked.ChunkLength = 4 * time.Second
+	chunked, submitted := rig.chunked()
 	chunked.SourceBlock = 16 << 10
-	chunked.SubmitChunks = func(_ context.Context, ts []*asset.Job) error {
-		tasks = append(tasks, ts...)
-		return nil
-	}
-	if _, err := chunked.Run(t.Context(), fenceJob("kf", "kf.mp4"), nil); err != nil || len(tasks) != 5 || tasks[4].Chunk.Index != 4 {
+	_, err := chunked.Run(t.Context(), fenceJob("kf", "kf.mp4"), nil)
+	tasks := *submitted
+	if err != nil || len(tasks) != 5 || tasks[4].Chunk.Index != 4 {
 		t.Fatalf("split: %v, %d tasks (a silent source has no audio task)", err, len(tasks))
 	}
 	src, err := rig.ingest.Stat(t.Context(), "kf.mp4")
@@ -162,18 +166,14 @@ func TestChunkReadsWindow(t *testing.T) {
 // the chunks that read it with the reason, and nothing of theirs is kept.
 func TestChunkSourceChanged(t *testing.T) {
 	rig := newFenceRig(t)
-	var tasks []*asset.Job
-	chunked := rig.runner
-	chunked.ChunkLength = 4 * time.Second
-	chunked.SubmitChunks = func(_ context.Context, ts []*asset.Job) error {
-		tasks = append(tasks, ts...)
-		return nil
-	}
-	if _, err := chunked.Run(t.Context(), fenceJob("changed", "one.mp4"), nil); err != nil || len(tasks) != 4 {
+	chunked, submitted := rig.chunked()
+	_, err := chunked.Run(t.Context(), fenceJob("changed", "one.mp4"), nil)
+	tasks := *submitted
+	if err != nil || len(tasks) != 4 {
 		t.Fatalf("split: %v, %d tasks", err, len(tasks))
 	}
 	rig.upload("one.mp4", testmedia.Clip(t, "main.mp4"))
-	_, err := chunked.RunChunk(t.Context(), tasks[2], nil)
+	_, err = chunked.RunChunk(t.Context(), tasks[2], nil)
 	if err == nil || !pipeline.IsPermanent(err) || !strings.Contains(err.Error(), "changed since the job was split") {
 		t.Fatalf("chunk of a replaced source: %v (permanent %v)", err, pipeline.IsPermanent(err))
 	}
