@@ -405,7 +405,11 @@ func (r *Runner) fetch(ctx context.Context, s asset.Source, dir string) (*localS
 	}
 	// The bytes read are the version stat saw (its ETag names them) unless
 	// the object was replaced meanwhile.
-	if after, err := st.Stat(ctx, s.Key); err != nil || after.ETag != info.ETag || n != info.Size {
+	after, err := st.Stat(ctx, s.Key)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: source %s after the fetch: %w", s, err)
+	}
+	if after.ETag != info.ETag || n != info.Size {
 		return nil, fmt.Errorf("pipeline: source %s changed while it was fetched", s)
 	}
 	return &localSource{Path: f.Name(), Size: n, SHA256: hex.EncodeToString(h.Sum(nil)), ETag: info.ETag}, nil

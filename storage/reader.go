@@ -119,8 +119,21 @@ func (r *RangeReader) get(b int64) ([]byte, error) {
 // rangeAttempts is how many times one block is tried.
 const rangeAttempts = 4
 
+// ErrReadBudget is matched by ReadAt's error once a reader has fetched
+// more than its budget: a file whose reads jump about (a hostile index
+// pointing back and forth) cannot make one reader fetch the object many
+// times over.
+var ErrReadBudget = errors.New("read budget exhausted")
+
+// budget is how much a reader may fetch: the object three times over
+// plus a few blocks.
+func (r *RangeReader) budget() int64 { return 3*r.info.Size + 4*r.block }
+
 func (r *RangeReader) fetch(b int64) ([]byte, error) {
 	rng := Range{Offset: b * r.block, Length: min(r.block, r.info.Size-b*r.block)}
+	if r.fetched.Load()+rng.Length > r.budget() {
+		return nil, fmt.Errorf("storage: read %s: %w: %d bytes fetched of a %d-byte object", r.info.Key, ErrReadBudget, r.fetched.Load(), r.info.Size)
+	}
 	var err error
 	for attempt := range rangeAttempts {
 		if attempt > 0 {

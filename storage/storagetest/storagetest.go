@@ -79,6 +79,16 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store, opts Options) 
 		if fetched, reqs, _ := rr.Fetched(); reqs != 2 || fetched != 2*block {
 			t.Fatalf("a two-block window made %d requests for %d bytes, want 2 for %d", reqs, fetched, 2*block)
 		}
+		// Reads that jump back and forth past a small cache stop at the
+		// budget (three times the object) with a clear error.
+		hop := storage.NewRangeReader(t.Context(), s, info, block, 1)
+		var hopErr error
+		for i := 0; i < 100 && hopErr == nil; i++ {
+			_, hopErr = hop.ReadAt(make([]byte, 1), int64(i%2)*4*block)
+		}
+		if fetched, _, _ := hop.Fetched(); !errors.Is(hopErr, storage.ErrReadBudget) || fetched > 3*info.Size+4*block {
+			t.Fatalf("hopping reads: %v after %d bytes fetched of %d", hopErr, fetched, info.Size)
+		}
 		// The object shrinks under the reader: a clear error, not short data.
 		put(t, s, "rr/src", bytes.NewReader(data[:block]))
 		if _, err := rr.ReadAt(make([]byte, 10), 4*block+5); err == nil {
