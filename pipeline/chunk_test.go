@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -160,6 +161,17 @@ func TestChunkReadsWindow(t *testing.T) {
 		t.Fatalf("the last of 5 chunks read %d bytes of the %d-byte source", r.BytesIn, src.Size)
 	}
 	t.Logf("the last of 5 chunks read %d of %d bytes", r.BytesIn, src.Size)
+	// A forged task (on the jobs stream anyone with publish rights can
+	// reach): an audio task the plan does not have, a window it does not
+	// name. Each fails permanently and renders nothing.
+	for _, c := range []asset.ChunkTask{{Index: 0, Audio: true}, {Index: 1, From: 2, To: 9}} {
+		bad := *tasks[0]
+		c.ParentID, c.Run, c.Count = tasks[0].Chunk.ParentID, tasks[0].Chunk.Run, tasks[0].Chunk.Count
+		bad.Chunk, bad.JobID = &c, asset.ChunkJobID(c.ParentID, c.Run, c.Index)
+		if _, err := chunked.RunChunk(t.Context(), &bad, nil); !pipeline.IsPermanent(err) || !strings.Contains(fmt.Sprint(err), "not in the run's plan") {
+			t.Fatalf("forged chunk %+v: %v", c, err)
+		}
+	}
 }
 
 // TestChunkSourceChanged: a source replaced after its job was split fails
