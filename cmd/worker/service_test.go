@@ -389,6 +389,10 @@ func TestFleetChunkedJob(t *testing.T) {
 	f := fleet.New(t)
 	ws := []*fleet.Worker{f.StartWorker("w1", "--chunk-length", "4s"), f.StartWorker("w2", "--chunk-length", "4s")}
 	job, assetID := f.Upload("uploads/chunked.mp4", testmedia.Clip(t, "sample.mp4"))
+	// The job's state shows progress across the chunks before it is done.
+	if st := f.WaitState(job, 4*time.Minute, func(s asset.State) bool { return s.Final() || strings.HasPrefix(s.Stage, "chunks: ") }); !strings.HasSuffix(st.Stage, " of 4 done") {
+		t.Fatalf("no progress across chunks in the job's state: %+v", st)
+	}
 	st := f.WaitState(job, 4*time.Minute, fleet.Final)
 	if st.Status != asset.StatusDone || st.Manifest != "assets/"+asset.ManifestKey(assetID) {
 		t.Fatalf("state %+v", st)
